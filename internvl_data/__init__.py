@@ -1,0 +1,18 @@
+"""ivl-data: the InternVL2 data contract, checked before any GPU time."""
+
+from .findings import Finding, Report, Severity
+
+__version__ = "0.1.0"
+
+__all__ = ["Finding", "Report", "Severity", "__version__", "validate"]
+
+
+def validate(meta_path, **options):
+    """Validate a meta file and every annotation it lists; returns a :class:`Report`.
+
+    Options are the keyword forms of the ``ivl-data validate`` flags (``media="header"``, ``jobs=2``,
+    ``select=("IVL2",)``...). See :class:`internvl_data.options.ValidateOptions`.
+    """
+    from .validate import validate as _validate
+
+    return _validate(meta_path, **options)

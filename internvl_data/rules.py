@@ -1,0 +1,74 @@
+"""The rule catalogue: one entry per stable code, with its documentation.
+
+Each check family registers its own rules with :func:`rule` at import time (``checks_meta``, ``checks_lines``,
+``checks_records``, ``checks_media``, ``checks_tokens``). :func:`all_rules` imports every family so that the
+catalogue is complete wherever it is read (``ivl-data rules``, ``ivl-data explain``, docs).
+
+Codes: IVL0xx lines, IVL1xx meta, IVL2xx conversation/record, IVL3xx media, IVL4xx token budgets.
+Codes are never reused or renumbered.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from .findings import Severity
+
+FAMILY_MODULES = (
+    "internvl_data.checks_lines",
+    "internvl_data.checks_meta",
+    "internvl_data.checks_records",
+    "internvl_data.checks_media",
+    "internvl_data.checks_tokens",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str  # "IVL201"
+    name: str  # kebab-case, "unknown-role"
+    severity: Severity  # default severity
+    summary: str  # one line: what it finds
+    why: str  # why it matters for the official trainer
+    example: str  # a minimal offending input
+    fix: str  # how to fix it
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def rule(code: str, name: str, severity: Severity, summary: str, why: str, example: str, fix: str) -> Rule:
+    """Register a rule. Registering the same code twice with different content is a bug."""
+    r = Rule(code, name, severity, summary, why, example, fix)
+    old = _RULES.get(code)
+    if old is not None and old != r:
+        raise RuntimeError(f"rule {code} registered twice with different content")
+    _RULES[code] = r
+    return r
+
+
+def all_rules() -> dict[str, Rule]:
+    for mod in FAMILY_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:  # a family not written yet
+            if exc.name != mod:
+                raise
+    return dict(sorted(_RULES.items()))
+
+
+def get(code: str) -> Rule:
+    rules = all_rules()
+    return rules[code]
+
+
+def selected(code: str, select: tuple[str, ...], ignore: tuple[str, ...]) -> bool:
+    """--select / --ignore by code or prefix ("IVL2", "IVL201"); the longest matching prefix wins."""
+
+    def best(prefixes: tuple[str, ...]) -> int:
+        return max((len(p) for p in prefixes if code.startswith(p)), default=-1)
+
+    s = best(select) if select else 0
+    i = best(ignore)
+    return s >= 0 and s >= i if i >= 0 else s >= 0
