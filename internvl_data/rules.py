@@ -72,3 +72,22 @@ def selected(code: str, select: tuple[str, ...], ignore: tuple[str, ...]) -> boo
     s = best(select) if select else 0
     i = best(ignore)
     return s >= 0 and s >= i if i >= 0 else s >= 0
+
+
+def emit(
+    code: str,
+    path: str,
+    line: int,
+    message: str,
+    *,
+    col: int = 0,
+    json_path: str = "",
+    hint: str = "",
+    dataset: str = "",
+    severity: Severity | None = None,
+) -> "Finding":
+    """Build a Finding for a registered rule (its default severity unless ``severity`` is given)."""
+    from .findings import Finding
+
+    r = _RULES[code]
+    return Finding(code, severity or r.severity, path, line, col, message, json_path, hint or r.fix, dataset)

@@ -1,0 +1,78 @@
+"""`ivl-data`: one dispatcher; each command lives in its own ``cli_<name>`` module.
+
+A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Exit codes:
+0 clean, 1 errors found, 2 usage or internal error. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "validate": "internvl_data.cli_validate",
+    "rules": "internvl_data.cli_rules",
+    "explain": "internvl_data.cli_rules",
+    "schema": "internvl_data.cli_schema",
+    "render": "internvl_data.cli_render",
+    "stats": "internvl_data.cli_stats",
+    "lengths": "internvl_data.cli_lengths",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors exit 2 with one line, never a traceback
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="ivl-data", description="Check and inspect InternVL2 fine-tuning data.")
+    parser.add_argument("--version", action="version", version=f"ivl-data {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, modname in COMMANDS.items():
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name != modname:
+                raise
+            continue
+        p = sub.add_parser(name, help=mod.HELP.get(name, "") if isinstance(mod.HELP, dict) else mod.HELP)
+        mod.add_arguments(p, name) if _takes_name(mod.add_arguments) else mod.add_arguments(p)
+        p.set_defaults(_run=mod.run, _name=name)
+    return parser
+
+
+def _takes_name(fn) -> bool:
+    return fn.__code__.co_argcount >= 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args))
+    except KeyboardInterrupt:
+        print("ivl-data: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # an internal error: one line, exit 2, never a traceback unless asked
+        import os
+        import traceback
+
+        if os.environ.get("IVL_DEBUG"):
+            traceback.print_exc()
+        print(f"ivl-data: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
