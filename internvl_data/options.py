@@ -1,0 +1,69 @@
+"""`ValidateOptions`: every `ivl-data validate` flag as one frozen value (the CLI only fills it in)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+
+MEDIA_MODES = ("off", "exists", "header", "decode")
+FORMATS = ("text", "json", "github", "sarif")
+
+# Fields that cannot change what the checks find; every other field is part of the cache key.
+_NOT_IN_KEY = frozenset({"strict", "jobs", "cache_dir", "manifest", "write_manifest", "format", "output", "progress"})
+
+
+@dataclass(frozen=True)
+class ValidateOptions:
+    """The options of one validation run (keyword names match ``internvl_data.validate(meta, **options)``)."""
+
+    media: str = "header"  # off | exists | header | decode
+    allow_outside_root: bool = False  # media paths may escape the dataset root
+    max_pixels: int = 89_478_485  # decompression-bomb bound (Pillow's default warning limit)
+    min_frames: int = 1  # videos with fewer decodable frames are reported
+    select: tuple[str, ...] = ()  # codes or prefixes to keep (empty: all)
+    ignore: tuple[str, ...] = ()  # codes or prefixes to drop
+    max_per_rule: int | None = None  # keep the first N findings of each code, count the rest
+    strict: bool = False  # warnings count as errors
+    jobs: int = 0  # worker processes; 0 = all cores
+    cache_dir: str | None = None  # per-annotation result cache
+    manifest: str | None = None  # manifest path; None = `<meta stem>.ivl-manifest.json` beside the meta file
+    write_manifest: bool = True  # False for --no-manifest
+    format: str = "text"  # text | json | github | sarif
+    output: str | None = None  # write the report here (atomically) instead of stdout
+    template: str | None = None  # chat template name: decides whether a `system` turn is allowed
+    model_dir: str | None = None  # checkpoint folder for the token-budget rules (IVL4xx)
+    long_line: int = 1 << 20  # bytes; longer lines are reported (IVL0xx)
+    progress: bool | None = None  # None: a bar only on a terminal outside CI
+
+    def __post_init__(self) -> None:
+        if self.media not in MEDIA_MODES:
+            raise ValueError(f"media must be one of {', '.join(MEDIA_MODES)}, not {self.media!r}")
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if self.max_per_rule is not None and self.max_per_rule < 0:
+            raise ValueError("max_per_rule must be >= 0")
+        if self.jobs < 0:
+            raise ValueError("jobs must be >= 0 (0 = all cores)")
+        for name in ("select", "ignore"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, tuple(p for p in value.split(",") if p))
+            else:
+                object.__setattr__(self, name, tuple(value))
+
+    @classmethod
+    def from_kwargs(cls, **options: object) -> "ValidateOptions":
+        """Build from keyword options; an unknown name is a usage error naming the valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        return cls(**options)  # type: ignore[arg-type]
+
+    @property
+    def workers(self) -> int:
+        return self.jobs or os.cpu_count() or 1
+
+    def key_fields(self) -> dict[str, object]:
+        """The options that can change findings (cache key and manifest)."""
+        return {k: v for k, v in asdict(self).items() if k not in _NOT_IN_KEY}
