@@ -1,0 +1,89 @@
+"""InternVL dynamic-resolution tiling (reference §3.4): grid choice, tile counts, pixel-exact tiles.
+
+`find_grid` and `num_tiles` are pure arithmetic (no PIL work) and cached, so the stats engineer can call them
+on millions of header sizes. `dynamic_preprocess` reproduces the official tiles pixel for pixel.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = ["candidate_grids", "dynamic_preprocess", "find_grid", "grid_boxes", "num_tiles"]
+
+
+@lru_cache(maxsize=256)
+def candidate_grids(min_num: int, max_num: int) -> tuple[tuple[int, int], ...]:
+    """Candidate (cols, rows) grids in the official order.
+
+    The official code sorts a Python ``set`` by area with a stable sort, so the order inside one area is
+    CPython's set order. Tuples of small ints hash deterministically (no PYTHONHASHSEED effect), so building
+    the very same set the same way reproduces that order exactly.
+    """
+    grids = {
+        (i, j)
+        for n in range(min_num, max_num + 1)
+        for i in range(1, n + 1)
+        for j in range(1, n + 1)
+        if min_num <= i * j <= max_num
+    }
+    return tuple(sorted(grids, key=lambda g: g[0] * g[1]))
+
+
+@lru_cache(maxsize=1 << 16)
+def find_grid(w: int, h: int, min_num: int, max_num: int, tile: int) -> tuple[int, int]:
+    """Return the official (cols, rows) grid for a ``w`` x ``h`` image (``find_closest_aspect_ratio``).
+
+    Nearest aspect ratio wins; on an exact float tie the later (larger) grid wins only when the image has
+    more than half the pixels of that grid's canvas (``w*h > 0.5*tile*tile*cols*rows``), which makes the
+    choice depend on the tile size. ``min_num > max_num`` gives no candidates and thus (1, 1).
+    """
+    aspect = w / h
+    area = w * h
+    best_diff = float("inf")
+    best = (1, 1)
+    for grid in candidate_grids(min_num, max_num):
+        diff = abs(aspect - grid[0] / grid[1])
+        if diff < best_diff:
+            best_diff = diff
+            best = grid
+        elif diff == best_diff and area > 0.5 * tile * tile * grid[0] * grid[1]:
+            best = grid
+    return best
+
+
+@lru_cache(maxsize=1 << 16)
+def num_tiles(w: int, h: int, min_num: int, max_num: int, tile: int, use_thumbnail: bool) -> int:
+    """Tiles ``dynamic_preprocess`` yields for a ``w`` x ``h`` image: cols*rows, plus 1 thumbnail if > 1."""
+    cols, rows = find_grid(w, h, min_num, max_num, tile)
+    n = cols * rows
+    return n + 1 if use_thumbnail and n != 1 else n
+
+
+def grid_boxes(cols: int, rows: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """Row-major crop boxes of a ``cols`` x ``rows`` grid of ``tile``-pixel squares."""
+    return [
+        ((k % cols) * tile, (k // cols) * tile, (k % cols + 1) * tile, (k // cols + 1) * tile)
+        for k in range(cols * rows)
+    ]
+
+
+def dynamic_preprocess(
+    img: Image.Image, min_num: int, max_num: int, tile: int, use_thumbnail: bool
+) -> list[Image.Image]:
+    """Official tiles of ``img``: bicubic resize of the whole image, row-major crops, thumbnail last if > 1.
+
+    ``img`` should already be RGB (the official loader does ``convert('RGB')``); PIL's default filter for RGB
+    is bicubic and is named explicitly here.
+    """
+    from PIL import Image
+
+    cols, rows = find_grid(img.width, img.height, min_num, max_num, tile)
+    resized = img.resize((tile * cols, tile * rows), Image.Resampling.BICUBIC)
+    tiles = [resized.crop(box) for box in grid_boxes(cols, rows, tile)]
+    if use_thumbnail and len(tiles) != 1:
+        tiles.append(img.resize((tile, tile), Image.Resampling.BICUBIC))
+    return tiles

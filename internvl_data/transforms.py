@@ -1,0 +1,160 @@
+"""Per-tile transform (reference §3.5): RGB, optional seeded JPEG re-encoding, bicubic resize, normalisation.
+
+Outputs are float32 numpy arrays bit-identical to the official torchvision chain
+``Resize(BICUBIC) -> ToTensor -> Normalize``: the same float32 operations in the same order
+(``x / 255``, ``- mean``, ``/ std``), done in place over all tiles of an image at once.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .tiling import find_grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+__all__ = ["JPEG_QUALITIES", "NORMALIZE", "TileTransform", "load_rgb"]
+
+NORMALIZE: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "clip": ((0.4814546, 0.4578275, 0.40821073), (0.2686295, 0.2613025, 0.2757711)),
+    "siglip": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+JPEG_QUALITIES = range(75, 101)  # the official augmentation draws one of these per tile
+DUMMY_SIZE = 224  # the white image the official code tiles for pure-text samples (§3.10)
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Open an image as the official loader does (``Image.open(path).convert('RGB')``), decoded once.
+
+    An image that is already RGB is loaded in place instead of copied: same pixels, one copy less.
+    """
+    from PIL import Image
+
+    img = Image.open(path)
+    if img.mode != "RGB":
+        return img.convert("RGB")
+    img.load()
+    return img
+
+
+def _jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:
+    """Save as JPEG at ``quality`` in memory and decode again (the official ``jpeg_degrade``)."""
+    from PIL import Image
+
+    with io.BytesIO() as buf:
+        img.convert("RGB").save(buf, format="JPEG", quality=quality)
+        buf.seek(0)
+        return Image.open(buf).copy()
+
+
+class TileTransform:
+    """Tile -> float32 ``(3, S, S)`` array; ``image`` / ``stack`` give ``(T, 3, S, S)`` for many tiles.
+
+    With ``augment`` every tile is JPEG re-encoded at a quality drawn from 75..100 by a numpy Generator:
+    the one passed to the call, else the transform's own (seeded by ``seed``).
+    """
+
+    def __init__(self, tile: int, normalize: str = "imagenet", augment: bool = False, seed: int | None = None):
+        if normalize not in NORMALIZE:
+            raise ValueError(f"unknown normalize {normalize!r}; expected one of {sorted(NORMALIZE)}")
+        self.tile = tile
+        self.normalize = normalize
+        self.augment = augment
+        self._rng = np.random.default_rng(seed)
+        mean, std = NORMALIZE[normalize]
+        self._mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
+        self._std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
+        self._dummy: np.ndarray | None = None
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    def __call__(self, pil_tile: Image.Image, rng: np.random.Generator | None = None) -> np.ndarray:
+        """One tile as float32 ``(3, S, S)``."""
+        return self.stack([pil_tile], rng)[0]
+
+    def stack(self, tiles: list[Image.Image], rng: np.random.Generator | None = None) -> np.ndarray:
+        """Transform tiles (e.g. ``dynamic_preprocess`` output or video frames) into ``(T, 3, S, S)``."""
+        out = np.empty((len(tiles), 3, self.tile, self.tile), dtype=np.float32)
+        for k, tile in enumerate(tiles):
+            np.copyto(out[k], self._prepare(tile, rng).transpose(2, 0, 1), casting="unsafe")
+        return self._normalize(out)
+
+    def image(
+        self,
+        img: Image.Image,
+        min_num: int,
+        max_num: int,
+        use_thumbnail: bool,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """``stack(dynamic_preprocess(img, ...))`` without cropping PIL tiles: same values, fewer copies.
+
+        The grid canvas is resized once and its tiles are read as strided views straight into the output.
+        With augmentation each tile must go through JPEG on its own, so that path uses ``stack``.
+        """
+        from PIL import Image
+
+        from .tiling import dynamic_preprocess
+
+        if self.augment:
+            return self.stack(dynamic_preprocess(img, min_num, max_num, self.tile, use_thumbnail), rng)
+        s = self.tile
+        cols, rows = find_grid(img.width, img.height, min_num, max_num, s)
+        n = cols * rows
+        thumb = use_thumbnail and n != 1
+        out = np.empty((n + thumb, 3, s, s), dtype=np.float32)
+        canvas = _rgb_array(img.resize((s * cols, s * rows), Image.Resampling.BICUBIC))
+        grid = canvas.reshape(rows, s, cols, s, 3).transpose(0, 2, 4, 1, 3)
+        np.copyto(out[:n].reshape(rows, cols, 3, s, s), grid, casting="unsafe")
+        if thumb:
+            small = _rgb_array(img.resize((s, s), Image.Resampling.BICUBIC))
+            np.copyto(out[n], small.transpose(2, 0, 1), casting="unsafe")
+        return self._normalize(out)
+
+    def dummy(self) -> np.ndarray:
+        """The pure-text sample's tile (white 224x224 image -> one tile), ``(1, 3, S, S)``, read-only, cached.
+
+        Computed without augmentation: JPEG re-encoding leaves a uniform white image unchanged.
+        """
+        if self._dummy is None:
+            from PIL import Image
+
+            white = Image.new("RGB", (DUMMY_SIZE, DUMMY_SIZE), (255, 255, 255))
+            out = np.empty((1, 3, self.tile, self.tile), dtype=np.float32)
+            resized = white.resize((self.tile, self.tile), Image.Resampling.BICUBIC)
+            np.copyto(out[0], _rgb_array(resized).transpose(2, 0, 1), casting="unsafe")
+            self._dummy = self._normalize(out)
+            self._dummy.flags.writeable = False
+        return self._dummy
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _prepare(self, tile: Image.Image, rng: np.random.Generator | None) -> np.ndarray:
+        """RGB, optional JPEG re-encoding, resize to SxS: the tile as an ``(S, S, 3)`` uint8 array."""
+        from PIL import Image
+
+        if tile.mode != "RGB":
+            tile = tile.convert("RGB")
+        if self.augment:
+            quality = int((rng or self._rng).integers(JPEG_QUALITIES.start, JPEG_QUALITIES.stop))
+            tile = _jpeg_roundtrip(tile, quality)
+        if tile.size != (self.tile, self.tile):
+            tile = tile.resize((self.tile, self.tile), Image.Resampling.BICUBIC)
+        return _rgb_array(tile)
+
+    def _normalize(self, out: np.ndarray) -> np.ndarray:
+        """In place on float32 ``(T, 3, S, S)`` holding 0..255: ``(x / 255 - mean) / std`` in float32."""
+        out /= np.float32(255)
+        out -= self._mean
+        out /= self._std
+        return out
+
+
+def _rgb_array(img: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 view of an RGB image."""
+    return np.asarray(img, dtype=np.uint8)
