@@ -1,0 +1,153 @@
+"""Work planning and the process pool shared by ``stats`` and ``lengths``.
+
+A dataset's annotation file is cut into newline-aligned byte chunks with known first line numbers, stopping
+after the lines the trainer uses (``repeat_time`` < 1 keeps the first ``floor(n * r)`` lines). Chunks run in
+worker processes (fork, initialised once per process) with a progress bar on a terminal only.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .stats_scan import Chunk
+
+READ_BLOCK = 1 << 22
+
+
+@dataclass
+class FilePlan:
+    """Line counts of one annotation file and the chunks that cover the lines in use."""
+
+    lines: int  # lines in the file (as Python's readlines counts them)
+    used_lines: int  # lines the trainer reads before repetition
+    used_bytes: int
+    chunks: list[Chunk]
+
+
+def count_lines(path: str) -> int:
+    """Lines as ``readlines`` counts them: newlines, plus one for a last line without a newline."""
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(READ_BLOCK):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def used_line_count(lines: int, repeat_time: float) -> int:
+    """Lines kept before repetition: all of them, or the first ``int(lines * repeat_time)`` below 1."""
+    return int(lines * repeat_time) if repeat_time < 1 else lines
+
+
+def repeat_factor(repeat_time: float) -> int:
+    """How many times the kept lines are used per epoch (1 below or at 1; the integer above)."""
+    return int(repeat_time) if repeat_time > 1 else 1
+
+
+def plan_file(index: int, path: str, repeat_time: float, chunk_bytes: int) -> FilePlan:
+    """Chunks of about ``chunk_bytes`` over the used lines of ``path``, each starting at a line start."""
+    total = count_lines(path)
+    used = used_line_count(total, repeat_time)
+    chunks: list[Chunk] = []
+    lineno, pos = 0, 0  # lines complete before byte ``pos``
+    with open(path, "rb") as f:
+        while lineno < used:
+            start, first = pos, lineno + 1
+            block = f.read(chunk_bytes)
+            if not block:
+                break
+            nl = block.count(b"\n")
+            if lineno + nl >= used:  # the last used line ends inside this block
+                cut = -1
+                for _ in range(used - lineno):
+                    cut = block.index(b"\n", cut + 1)
+                pos, lineno = pos + cut + 1, used
+            else:
+                pos, lineno = pos + len(block), lineno + nl
+                if not block.endswith(b"\n"):  # finish the line so that chunks end on a line boundary
+                    pos += len(f.readline())
+                    lineno += 1
+            chunks.append(Chunk(index, start, pos, first))
+    return FilePlan(total, used, pos, chunks)
+
+
+def chunk_size(total_bytes: int, jobs: int) -> int:
+    """About 8 chunks per worker for load balance, between 256 KiB and 16 MiB."""
+    return max(1 << 18, min(1 << 24, math.ceil(total_bytes / max(1, jobs * 8))))
+
+
+def run_chunks(
+    chunks: list[Chunk],
+    fn: Callable[[Chunk], Any],
+    init: Callable[..., None],
+    init_args: tuple,
+    jobs: int,
+    progress: bool,
+    label: str,
+) -> Iterator[tuple[Chunk, Any]]:
+    """Yield ``(chunk, fn(chunk))`` as they complete; in-process when ``jobs`` is 1 or there is one chunk."""
+    total = sum(c.end - c.start for c in chunks)
+    bar = _Progress(total, label) if progress else None
+    try:
+        if jobs <= 1 or len(chunks) <= 1:
+            init(*init_args)
+            for c in chunks:
+                out = fn(c)
+                if bar:
+                    bar.advance(c.end - c.start)
+                yield c, out
+            return
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(min(jobs, len(chunks)), initializer=init, initargs=init_args) as pool:
+            by_id = {id(c): c for c in chunks}
+            for cid, out in pool.imap_unordered(_Call(fn), ((id(c), c) for c in chunks)):
+                c = by_id[cid]
+                if bar:
+                    bar.advance(c.end - c.start)
+                yield c, out
+    finally:
+        if bar:
+            bar.close()
+
+
+class _Call:
+    """Picklable wrapper keeping the chunk's identity across the pool."""
+
+    def __init__(self, fn: Callable[[Chunk], Any]):
+        self.fn = fn
+
+    def __call__(self, item: tuple[int, Chunk]) -> tuple[int, Any]:
+        return item[0], self.fn(item[1])
+
+
+def show_progress(requested: bool | None) -> bool:
+    """A bar only on a terminal outside CI unless asked explicitly."""
+    if requested is not None:
+        return requested
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class _Progress:
+    def __init__(self, total: int, label: str):
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), transient=True)
+        self.p.start()
+        self.task = self.p.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        self.p.advance(self.task, n)
+
+    def close(self) -> None:
+        self.p.stop()
+
+
+def flatten(items: Iterable[list[Chunk]]) -> list[Chunk]:
+    return [c for chunk_list in items for c in chunk_list]
