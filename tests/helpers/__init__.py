@@ -1,0 +1,1 @@
+"""Shared test builders (tiny tokenizers, checkpoint directories). Plain modules, no fixtures."""
