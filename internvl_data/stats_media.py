@@ -39,11 +39,11 @@ def save(cache_dir: Path | None, entries: dict[str, list[int]], new: dict[str, l
     if cache_dir is None or not new:
         return
     entries.update(new)
+    from .cache import write_atomic
+
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f".{CACHE_NAME}.{os.getpid()}.tmp"
-        tmp.write_bytes(orjson.dumps(entries))
-        os.replace(tmp, cache_dir / CACHE_NAME)
+        write_atomic(cache_dir / CACHE_NAME, orjson.dumps(entries))
     except OSError:
         pass  # a cache that cannot be written only costs time on the next run
 
