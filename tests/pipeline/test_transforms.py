@@ -1,0 +1,129 @@
+"""Per-tile transform (reference §3.5): exact float32 values, fast path equality, seeded JPEG augmentation."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from internvl_data.tiling import dynamic_preprocess, num_tiles
+from internvl_data.transforms import NORMALIZE, TileTransform, load_rgb
+
+torch = pytest.importorskip("torch")
+
+MEAN, STD = NORMALIZE["imagenet"]
+
+
+def _noise(w: int, h: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    channels = {"RGB": 3, "RGBA": 4}[mode]
+    data = np.random.default_rng(seed).integers(0, 256, size=(h, w, channels), dtype=np.uint8)
+    return Image.fromarray(data, mode)
+
+
+def torch_reference(tile: Image.Image, size: int, mean=MEAN, std=STD) -> np.ndarray:
+    """The official chain written plainly: RGB, PIL bicubic resize, ToTensor (/255), Normalize, in torch."""
+    tile = tile.convert("RGB")
+    if tile.size != (size, size):
+        tile = tile.resize((size, size), Image.BICUBIC)
+    x = torch.from_numpy(np.array(tile, np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div(255)
+    x = x.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
+    return x.numpy()
+
+
+@pytest.mark.parametrize("normalize", sorted(NORMALIZE))
+def test_single_tile_matches_torch_reference(normalize):
+    tile = _noise(64, 64, seed=1)
+    got = TileTransform(64, normalize=normalize)(tile)
+    assert got.dtype == np.float32 and got.shape == (3, 64, 64)
+    assert np.array_equal(got, torch_reference(tile, 64, *NORMALIZE[normalize]))
+
+
+def test_tile_of_other_size_and_mode_is_converted_and_resized():
+    rgba = _noise(50, 30, seed=2, mode="RGBA")
+    got = TileTransform(32)(rgba)
+    assert got.shape == (3, 32, 32)
+    assert np.array_equal(got, torch_reference(rgba, 32))  # alpha dropped, not composited
+    gray = Image.fromarray(np.full((16, 16), 100, np.uint8), "L")
+    assert np.array_equal(TileTransform(16)(gray), torch_reference(gray, 16))
+
+
+@pytest.mark.parametrize(("w", "h"), [(1, 500), (500, 1), (57, 31), (1920, 1080), (640, 480), (100, 100)])
+@pytest.mark.parametrize("thumb", [True, False])
+def test_image_fast_path_equals_tiles_then_reference(w, h, thumb):
+    img = _noise(w, h, seed=w + h)
+    transform = TileTransform(112)
+    fast = transform.image(img, 1, 12, thumb)
+    tiles = dynamic_preprocess(img, 1, 12, 112, thumb)
+    assert fast.shape == (num_tiles(w, h, 1, 12, 112, thumb), 3, 112, 112)
+    assert np.array_equal(fast, transform.stack(tiles))
+    assert np.array_equal(fast, np.stack([torch_reference(t, 112) for t in tiles]))
+
+
+def test_pinned_pixel_values():
+    img = Image.fromarray(
+        np.fromfunction(lambda y, x, c: (x * 3 + y * 5 + c * 70) % 256, (90, 160, 3), dtype=np.int64).astype(np.uint8)
+    )
+    pv = TileTransform(56).image(img, 1, 6, True)  # pins guard against silent changes in PIL or numpy
+    assert pv.shape == (3, 3, 56, 56)  # 160x90 -> 2x1 grid + thumbnail
+    assert pv[0, :, 0, 0].tolist() == pytest.approx([-2.0665297508239746, -0.7577030062675476, 0.6879304647445679])
+    assert hashlib.sha256(pv.tobytes()).hexdigest()[:16] == "32f72e7420f56810"
+
+
+def test_dummy_tile_is_white_normalised_and_read_only():
+    transform = TileTransform(448)
+    dummy = transform.dummy()
+    assert dummy.shape == (1, 3, 448, 448) and dummy.dtype == np.float32
+    white = ((np.float32(255) / np.float32(255)) - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    for c in range(3):
+        assert np.all(dummy[0, c] == white[c])
+    assert not dummy.flags.writeable
+    assert transform.dummy() is dummy
+    reference = torch_reference(dynamic_preprocess(Image.new("RGB", (224, 224), "white"), 1, 1, 448, True)[0], 448)
+    assert np.array_equal(dummy[0], reference)
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def test_augment_is_seeded_jpeg_per_tile():
+    tiles = [_noise(32, 32, seed=s) for s in range(4)]
+    a = TileTransform(32, augment=True, seed=7).stack(tiles)
+    b = TileTransform(32, augment=True, seed=7).stack(tiles)
+    assert np.array_equal(a, b)
+    qualities = np.random.default_rng(7).integers(75, 101, size=4)  # one draw per tile, in tile order
+    assert len(set(qualities.tolist())) > 1
+    for k, q in enumerate(qualities):
+        assert np.array_equal(a[k], torch_reference(_jpeg(tiles[k], int(q)), 32))
+    assert not np.array_equal(a, TileTransform(32).stack(tiles))
+
+
+def test_augment_uses_callers_rng_and_image_path():
+    img = _noise(100, 60, seed=5)
+    t = TileTransform(32, augment=True, seed=0)
+    one = t.image(img, 1, 6, True, rng=np.random.default_rng(3))
+    two = t.image(img, 1, 6, True, rng=np.random.default_rng(3))
+    assert np.array_equal(one, two)
+    tiles = dynamic_preprocess(img, 1, 6, 32, True)
+    qualities = np.random.default_rng(3).integers(75, 101, size=len(tiles))
+    assert np.array_equal(one, np.stack([torch_reference(_jpeg(x, int(q)), 32) for x, q in zip(tiles, qualities)]))
+
+
+def test_unknown_normalize_is_rejected():
+    with pytest.raises(ValueError, match="unknown normalize 'foo'"):
+        TileTransform(448, normalize="foo")
+
+
+def test_load_rgb(tmp_path):
+    src = _noise(20, 10, seed=9, mode="RGBA")
+    src.save(tmp_path / "a.png")
+    _noise(20, 10, seed=9).save(tmp_path / "b.png")
+    a, b = load_rgb(str(tmp_path / "a.png")), load_rgb(str(tmp_path / "b.png"))
+    assert a.mode == b.mode == "RGB"
+    assert np.array_equal(np.asarray(a), np.asarray(src)[..., :3])
+    assert np.array_equal(np.asarray(b), np.asarray(Image.open(tmp_path / "b.png").convert("RGB")))
