@@ -1,0 +1,269 @@
+"""IVL3xx: the media a record points at, checked as the official loader would open it.
+
+``MediaChecker(entry, options).check(obj, ctx)`` looks only at well-typed ``image``, ``video``, ``clip``,
+``width``/``height``, ``width_list``/``height_list`` and ``<box>`` in the conversation; shape errors are
+IVL2xx. Every media file is opened once per process (``_FACTS`` below), however often it is referenced; a
+problem with a file is reported at every line that references it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import media
+from .findings import Finding, Severity
+from .media import ImageInfo, MediaError, VideoInfo
+from .rules import emit, rule
+
+E, W = Severity.ERROR, Severity.WARNING
+
+rule("IVL301", "media-missing", E, "An image or video file does not exist under the dataset root.",
+     "The official loader raises inside __getitem__ and silently trains on a random other record instead.",
+     '{"image": "images/cat.jpg", ...} with no <root>/images/cat.jpg',
+     "Fix the path (it is joined to the meta file's `root` with os.path.join) or add the file.")
+rule("IVL302", "path-escapes-root", E, "A media path leaves the dataset root (`..`, absolute, or a symlink).",
+     "Data that reads files outside its root is not self-contained and may read what it should not.",
+     '{"image": "../../secret.jpg", ...}',
+     "Keep media under `root`, or pass --allow-outside-root if this is intended.")
+rule("IVL303", "absolute-media-path", W, "A media path is absolute, so the dataset root is ignored for it.",
+     "os.path.join(root, '/abs/x.jpg') is '/abs/x.jpg': the data breaks when moved to another machine.",
+     '{"image": "/home/me/data/x.jpg", ...}',
+     "Write the path relative to the dataset `root`.")
+rule("IVL304", "s3-not-checkable", W, "An `s3://` media path cannot be checked locally.",
+     "The official loader reads s3 paths through the internal petrel client, which is not available here.",
+     '{"image": "s3://bucket/x.jpg", ...}',
+     "Check the object store separately, or mirror the files locally and point `root` at them.")
+rule("IVL305", "image-unreadable", E, "An image file cannot be opened or identified as an image.",
+     "Image.open raises in the loader; the record is silently replaced by a random other one.",
+     "images/x.jpg is an HTML error page saved with a .jpg name",
+     "Re-download or re-encode the file (e.g. as JPEG or PNG).")
+rule("IVL306", "image-truncated", E, "An image file ends before its pixel data does (--media decode).",
+     "The loader sets LOAD_TRUNCATED_IMAGES=True: the missing part trains as grey or black pixels.",
+     "a JPEG cut off half-way by an interrupted download",
+     "Re-download or re-encode the file.")
+rule("IVL307", "image-too-large", E, "An image has more pixels than --max-pixels (a decompression bomb).",
+     "The loader disables PIL's bomb limit and decodes everything: one file can exhaust worker memory.",
+     "a 5 KB PNG that declares 40000x40000 pixels",
+     "Downscale the image, or raise --max-pixels if it is genuine.")
+rule("IVL308", "size-mismatch", W, "`width`/`height` (or `width_list`/`height_list`) differ from the file.",
+     "Boxes are normalised with these sizes; wrong sizes mean wrong box coordinates.",
+     '{"image": "a.jpg", "width": 640, "height": 480} where a.jpg is 480x640',
+     "Use the size Pillow reports for the stored file (EXIF orientation is not applied).")
+rule("IVL309", "exif-rotated-boxes", W, "An EXIF-rotated image is used in a record with `<box>` coordinates.",
+     "The loader never applies EXIF orientation: boxes drawn on the rotated view point at the wrong pixels.",
+     "a phone photo with EXIF orientation 6 and <box>[[10, 20, 300, 400]]</box>",
+     "Check that boxes refer to the raw pixel grid, or re-save the image with the rotation applied.")
+rule("IVL310", "alpha-dropped", W, "An image has transparency (RGBA, LA, or P/RGB with a transparency key).",
+     "convert('RGB') drops alpha without compositing: transparent regions show whatever colour is stored.",
+     "a logo PNG whose transparent background is stored as black",
+     "Composite the image onto a background (e.g. white) and save it as RGB.")
+rule("IVL311", "video-unreadable", E, "A video cannot be opened or decoded with decord.",
+     "The loader reads videos with decord; a failure silently replaces the record with a random other one.",
+     "videos/a.mp4 is a zero-byte or truncated file",
+     "Re-encode the video (e.g. H.264 in MP4).")
+rule("IVL312", "too-few-frames", E, "A video (or its clip) has fewer frames than --min-frames.",
+     "The loader samples 8-32 frames by default; a short video repeats its last frame to fill the count.",
+     "a 4-frame video with --min-frames 8",
+     "Use a longer video or clip, or lower --min-frames (and the trainer's --min_num_frame).")
+rule("IVL313", "clip-out-of-range", E, "A `clip` starts at or after its end, before 0, or ends after the video.",
+     "decord is asked for frames that do not exist: the read fails and the record is replaced.",
+     '{"video": "a.mp4", "clip": [5.0, 2.0], ...}',
+     "Give `clip` as [start_seconds, end_seconds] with 0 <= start < end <= the video's duration.")
+rule("IVL314", "video-not-checked", W, "A video was only checked for existence because decord is missing.",
+     "Frame counts, clips and decodability can only be checked with the reader the trainer uses.",
+     "ivl-data validate meta.json on a machine without decord",
+     f"Install the video extra: {media.VIDEO_EXTRA}.")
+
+_ERROR_CODES = {"missing": "IVL301", "unreadable": "IVL305", "truncated": "IVL306", "too-large": "IVL307",
+                "video": "IVL311", "no-decoder": "IVL314"}
+_PROBLEM_CODES = {"escape": "IVL302", "absolute": "IVL303", "s3": "IVL304"}
+_PROBLEM_TEXT = {"escape": "resolves outside the dataset root {root}",
+                 "absolute": "is absolute: the dataset root {root} is ignored for it",
+                 "s3": "is on s3 and cannot be checked locally"}
+_ROTATED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+
+Facts = ImageInfo | VideoInfo | MediaError | None  # None: exists mode found the file
+# Per-process caches (each worker process of the engine has its own); clear_cache() starts a new run.
+_RESOLVED: dict[tuple[str, str, bool], tuple[str, str | None]] = {}
+_FACTS: dict[tuple[str, str, str, int], Facts] = {}
+
+
+def clear_cache() -> None:
+    """Forget every media fact: call at the start of a run so that edited files are opened again."""
+    _RESOLVED.clear()
+    _FACTS.clear()
+
+
+class MediaChecker:
+    """IVL3xx for the records of one dataset entry (``entry.root`` is absolute)."""
+
+    def __init__(self, entry: Any, options: Any) -> None:
+        self.root = str(entry.root)
+        self.mode: str = getattr(options, "media", "header")
+        self.allow_outside = bool(getattr(options, "allow_outside_root", False))
+        self.max_pixels = int(getattr(options, "max_pixels", 0) or media.DEFAULT_MAX_PIXELS)
+        self.min_frames = int(getattr(options, "min_frames", 0) or 0)
+
+    def check(self, obj: dict, ctx: Any) -> list[Finding]:
+        """Findings for one parsed record (dispatch as the loader: a non-empty image wins over video)."""
+        if self.mode == "off":
+            return []
+        image = obj.get("image")
+        if isinstance(image, str) and image:
+            return self._images(obj, ctx, [(image, "$.image", None)])
+        if isinstance(image, list) and image:
+            refs = [(p, f"$.image[{i}]", i) for i, p in enumerate(image) if isinstance(p, str) and p]
+            return self._images(obj, ctx, refs)
+        video = obj.get("video")
+        if not image and isinstance(video, str) and video:
+            return self._video(obj, ctx, video)
+        return []
+
+    # ------------------------------------------------------------------ images
+
+    def _images(self, obj: dict, ctx: Any, refs: list[tuple[str, str, int | None]]) -> list[Finding]:
+        """``refs``: (path, JSON path, index in the image list or None for a single image)."""
+        out: list[Finding] = []
+        has_box = _has_box(obj)
+        for rel, jp, index in refs:
+            facts = self._media(rel, jp, ctx, out, "image")
+            if not isinstance(facts, ImageInfo):
+                continue
+            say = _Say(ctx, rel, jp)
+            if facts.pixels > self.max_pixels:
+                out.append(say("IVL307", f"is {facts.width}x{facts.height} = {facts.pixels} pixels, "
+                                         f"over --max-pixels {self.max_pixels}"))
+            if facts.transparent:
+                out.append(say("IVL310", f"is {facts.mode} with transparency: the loader's convert('RGB') "
+                                         "drops alpha without compositing"))
+            if has_box and facts.exif_orientation != 1:
+                out.append(say("IVL309", f"has EXIF orientation {facts.exif_orientation} and the record has "
+                                         "<box> coordinates: the loader uses the raw, unrotated pixels"))
+            want = _declared_size(obj, index)
+            if want is not None:
+                out.extend(_size_findings(ctx, rel, facts, want))
+        return out
+
+    # ------------------------------------------------------------------ video
+
+    def _video(self, obj: dict, ctx: Any, rel: str) -> list[Finding]:
+        out: list[Finding] = []
+        clip = _clip(obj.get("clip"))
+        say = _Say(ctx, rel, "$.clip")
+        if clip is not None and not 0 <= clip[0] < clip[1]:
+            out.append(say("IVL313", f"clip [{clip[0]}, {clip[1]}] must satisfy 0 <= start < end"))
+            clip = None
+        facts = self._media(rel, "$.video", ctx, out, "video")
+        if not isinstance(facts, VideoInfo):
+            return out
+        frames, where = facts.frames, ""
+        decord_read = facts.fps > 0 and not rel.endswith("/") and not rel.lower().endswith(".gif")
+        if clip is not None and decord_read:  # only the decord reader honours clip
+            slack = 1.0 / facts.fps  # container durations are rounded to about a frame
+            if clip[1] > facts.duration + slack:
+                out.append(say("IVL313", f"clip [{clip[0]}, {clip[1]}] ends after the video "
+                                         f"({facts.duration:.3f} s, {facts.frames} frames at {facts.fps:g} fps)"))
+                return out
+            frames, where = int((clip[1] - clip[0]) * facts.fps), f" in clip [{clip[0]}, {clip[1]}]"
+        if self.min_frames and frames < self.min_frames:
+            out.append(_Say(ctx, rel, "$.video")(
+                "IVL312", f"has {frames} frames{where}, fewer than --min-frames {self.min_frames}"))
+        return out
+
+    # ------------------------------------------------------------------ shared
+
+    def _media(self, rel: str, jp: str, ctx: Any, out: list[Finding], kind: str) -> Facts | MediaError:
+        """Resolve ``rel``, report path problems, and return the file's (cached) facts or its error."""
+        key = (self.root, rel, self.allow_outside)
+        resolved = _RESOLVED.get(key)
+        if resolved is None:
+            resolved = _RESOLVED[key] = media.resolve(self.root, rel, self.allow_outside)
+        path, problem = resolved
+        say = _Say(ctx, rel, jp)
+        if problem is not None:
+            out.append(say(_PROBLEM_CODES[problem], _PROBLEM_TEXT[problem].format(root=self.root)))
+            if problem != "absolute":
+                return MediaError(problem, "")
+        fkey = (path, kind, self.mode, self.max_pixels)
+        if fkey in _FACTS:
+            facts = _FACTS[fkey]
+        else:
+            facts = _FACTS[fkey] = self._open(path, kind)
+        if isinstance(facts, MediaError):
+            where = f" (looked for {path})" if facts.kind == "missing" else ""
+            out.append(say(_ERROR_CODES[facts.kind], f"{facts}{where}"))
+        return facts
+
+    def _open(self, path: str, kind: str) -> Facts:
+        try:
+            if kind == "video":
+                if self.mode == "exists":
+                    return media.stat_media(path, folder=path.endswith("/"))
+                return media.video_info(path, decode=self.mode == "decode")
+            if self.mode == "exists":
+                return media.stat_media(path)
+            if self.mode == "decode":
+                return media.decode_image(path, self.max_pixels)
+            return media.image_header(path)
+        except MediaError as err:
+            if err.kind == "no-decoder":  # fall back to a plain existence check, and say so
+                try:
+                    media.stat_media(path)
+                except MediaError as missing:
+                    return missing
+            return err
+
+
+class _Say:
+    """Builds findings at the record's line that name the media path as the user wrote it."""
+
+    __slots__ = ("ctx", "rel", "jp")
+
+    def __init__(self, ctx: Any, rel: str, jp: str) -> None:
+        self.ctx, self.rel, self.jp = ctx, rel, jp
+
+    def __call__(self, code: str, what: str) -> Finding:
+        msg = f"'{self.rel}' {what}"
+        return emit(code, self.ctx.path, self.ctx.line, msg, json_path=self.jp, dataset=self.ctx.dataset)
+
+
+def _has_box(obj: dict) -> bool:
+    conv = obj.get("conversations")
+    if not isinstance(conv, list):
+        return False
+    return any(isinstance(t, dict) and isinstance(t.get("value"), str) and "<box>" in t["value"] for t in conv)
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _declared_size(obj: dict, index: int | None) -> tuple[int | None, int | None, str, str] | None:
+    """(width, height, width key, height key) the record declares for one image, or None."""
+    if index is None:
+        w, h, wk, hk = obj.get("width"), obj.get("height"), "width", "height"
+    else:
+        wl, hl = obj.get("width_list"), obj.get("height_list")
+        w = wl[index] if isinstance(wl, list) and index < len(wl) else None
+        h = hl[index] if isinstance(hl, list) and index < len(hl) else None
+        wk, hk = f"width_list[{index}]", f"height_list[{index}]"
+    w, h = _int(w), _int(h)
+    return None if w is None and h is None else (w, h, wk, hk)
+
+
+def _size_findings(ctx: Any, rel: str, facts: ImageInfo, want: tuple) -> list[Finding]:
+    w, h, wk, hk = want
+    if (w is None or w == facts.width) and (h is None or h == facts.height):
+        return []
+    rotated = facts.exif_orientation in _ROTATED and (w, h) == (facts.height, facts.width)
+    note = " (that is the EXIF-rotated view; the loader ignores EXIF)" if rotated else ""
+    declared = f"{wk}={w}, {hk}={h}".replace("=None", " absent")
+    say = _Say(ctx, rel, "$." + (wk if w is not None and w != facts.width else hk))
+    return [say("IVL308", f"is {facts.width}x{facts.height} but the record says {declared}{note}")]
+
+
+def _clip(v: Any) -> tuple[float, float] | None:
+    ok = isinstance(v, (list, tuple)) and len(v) == 2
+    if not ok or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return None
+    return float(v[0]), float(v[1])

@@ -1,0 +1,243 @@
+"""Opening media files for validation: path resolution, image headers, bounded decoding, video facts.
+
+This is the only module that opens images and videos for validation. Every helper either returns facts
+(:class:`ImageInfo`, :class:`VideoInfo`) or raises :class:`MediaError` with a ``kind`` the checks map to a
+rule code; nothing here prints, caches or knows about findings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# PIL's own hard limit (twice Image.MAX_IMAGE_PIXELS): the default for --max-pixels.
+DEFAULT_MAX_PIXELS = 178_956_970
+VIDEO_EXTRA = "pip install 'ivl-kit[video]'"
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_ORIENTATION_TAG = 0x0112
+
+
+class MediaError(Exception):
+    """A media file that cannot be used as the official loader would use it.
+
+    ``kind``: ``missing``, ``unreadable``, ``truncated``, ``too-large``, ``video`` (not decodable) or
+    ``no-decoder`` (decord is not installed). ``str(err)`` says what is wrong, without the path.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the file header says (``transparent``: an alpha channel or a transparency key; after a full
+    decode, only when some pixel is actually not opaque). ``exif_orientation`` is 1 when absent."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+    exif_orientation: int = 1
+    transparent: bool = False
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    """Frame count, average fps and duration in seconds (fps and duration are 0 for frame folders)."""
+
+    frames: int
+    fps: float
+    duration: float
+
+
+def resolve(root: str, rel: str, allow_outside_root: bool = False) -> tuple[str, str | None]:
+    """Join ``rel`` to ``root`` as the official loader does and say what is wrong with the result.
+
+    Returns ``(path, problem)`` with ``problem`` one of ``None``, ``"s3"`` (not checkable), ``"absolute"``
+    (``rel`` is absolute and overrides ``root``: a warning) or ``"escape"`` (``..``, an absolute path or a
+    symlink that resolves outside ``root``; reported only when ``allow_outside_root`` is false).
+    """
+    if rel.startswith("s3://"):
+        return root + rel, "s3"  # the loader concatenates for s3 paths
+    path = os.path.join(root, rel)
+    if path.startswith("s3://"):
+        return path, "s3"
+    try:
+        outside = not _inside(os.path.realpath(path), os.path.realpath(root))
+    except (OSError, ValueError):  # e.g. a NUL byte in the path: opening it reports the problem
+        outside = False
+    if outside and not allow_outside_root:
+        return path, "escape"
+    return path, "absolute" if os.path.isabs(rel) else None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def stat_media(path: str, folder: bool = False) -> None:
+    """``--media exists``: the file (or, for a frame folder, the directory) is there; raises otherwise."""
+    try:
+        is_dir = os.path.isdir(path)
+        exists = is_dir or os.path.exists(path)
+    except (OSError, ValueError) as exc:  # ValueError: embedded NUL in the path
+        raise MediaError("unreadable", f"cannot be checked: {exc}") from None
+    if not exists:
+        raise MediaError("missing", "does not exist")
+    if is_dir != folder:
+        raise MediaError("unreadable", "is a directory" if is_dir else "is not a directory")
+
+
+@contextlib.contextmanager
+def _pil_settings(load_truncated: bool) -> Iterator[Any]:
+    """Our own pixel bound replaces PIL's global one; truncated files must fail, whatever others set."""
+    from PIL import Image, ImageFile
+
+    old = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, load_truncated
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield Image
+    finally:
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+def _open(image_mod: Any, path: str) -> Any:
+    try:
+        return image_mod.open(path)
+    except FileNotFoundError:
+        raise MediaError("missing", "does not exist") from None
+    except IsADirectoryError:
+        raise MediaError("unreadable", "is a directory") from None
+    except image_mod.UnidentifiedImageError:
+        raise MediaError("unreadable", "is not an image Pillow can identify") from None
+    except Exception as exc:  # untrusted bytes: Pillow's parsers raise OSError, SyntaxError, struct.error...
+        raise MediaError(_kind(exc), f"cannot be opened: {exc}") from None
+
+
+def _kind(exc: Exception) -> str:
+    return "truncated" if "truncated" in str(exc).lower() else "unreadable"
+
+
+def _info(im: Any, transparent: bool) -> ImageInfo:
+    w, h = im.size
+    return ImageInfo(w, h, im.format or "", im.mode, _orientation(im), transparent)
+
+
+def _orientation(im: Any) -> int:
+    """EXIF orientation without decoding pixels (PNG's getexif would load the image: use the header chunk)."""
+    from PIL import Image
+
+    try:
+        raw = im.info.get("exif")
+        if raw is None and im.format == "PNG":
+            return 1
+        exif = im.getexif() if raw is None else Image.Exif()
+        if raw is not None:
+            exif.load(raw)
+        value = exif.get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block is not our finding: the loader ignores EXIF
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def image_header(path: str) -> ImageInfo:
+    """Open the header only (size, format, mode, EXIF orientation); never decodes pixel data."""
+    with _pil_settings(load_truncated=False) as image_mod:
+        im = _open(image_mod, path)
+        with im:
+            transparent = im.mode in _ALPHA_MODES or "transparency" in im.info
+            return _info(im, transparent)
+
+
+def decode_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Decode every pixel, refusing files above ``max_pixels`` before any decoding (decompression bombs)."""
+    with _pil_settings(load_truncated=False) as image_mod:
+        im = _open(image_mod, path)
+        with im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise MediaError("too-large", f"is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+            try:
+                im.load()
+            except Exception as exc:  # untrusted bytes, see _open
+                raise MediaError(_kind(exc), f"cannot be decoded: {exc}") from None
+            return _info(im, _has_transparent_pixels(im))
+
+
+def _has_transparent_pixels(im: Any) -> bool:
+    if im.mode in _ALPHA_MODES:
+        return bool(im.getchannel("A").getextrema()[0] < 255)
+    if "transparency" in im.info:
+        return bool(im.convert("RGBA").getchannel("A").getextrema()[0] < 255)
+    return False
+
+
+def video_info(path: str, decode: bool = False) -> VideoInfo:
+    """Frames, fps and duration as the official reader sees them (decord; GIFs and ``dir/`` frame folders
+    as the loader reads them). With ``decode``, also decodes the first, middle and last frames."""
+    if path.endswith("/"):
+        stat_media(path, folder=True)
+        return VideoInfo(len(os.listdir(path)), 0.0, 0.0)
+    if path.lower().endswith(".gif"):
+        return _gif_info(path)
+    stat_media(path)
+    decord = _decord()
+    try:
+        with _native_stderr_silenced():
+            reader = decord.VideoReader(path, num_threads=1)
+            frames, fps = len(reader), float(reader.get_avg_fps())
+            if frames and decode:
+                reader.get_batch(sorted({0, frames // 2, frames - 1})).asnumpy()
+    except Exception as exc:  # decord raises its own DECORDError and RuntimeErrors
+        raise MediaError("video", f"cannot be decoded by decord: {str(exc).splitlines()[0][:200]}") from None
+    if frames <= 0 or fps <= 0:
+        raise MediaError("video", f"has no decodable frames (decord reports {frames} frames at {fps} fps)")
+    return VideoInfo(frames, fps, frames / fps)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """decord's C++ side logs every failed open to fd 2 whatever its log level; the finding says it once."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (a daemon): nothing to silence
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _gif_info(path: str) -> VideoInfo:
+    with _pil_settings(load_truncated=False) as image_mod:
+        im = _open(image_mod, path)
+        with im:
+            frames = int(getattr(im, "n_frames", 1))
+            ms = im.info.get("duration") or 0
+    fps = 1000.0 / ms if ms else 0.0
+    return VideoInfo(frames, fps, frames / fps if fps else 0.0)
+
+
+def _decord() -> Any:
+    try:
+        import decord
+    except ImportError:
+        raise MediaError("no-decoder", f"decord is not installed ({VIDEO_EXTRA})") from None
+    decord.logging.set_level(decord.logging.QUIET)
+    return decord
