@@ -109,7 +109,7 @@ def render_segments(template: Template, turns: list[tuple[str, str]], system: st
     rest = template.sep[len(end):] if template.sep.startswith(end) else ""
     for k, (role, msg) in enumerate(turns):
         header = template.user if role == HUMAN else template.assistant
-        if not msg:
+        if not msg and template.preprocess != "internvl2_5":  # preprocess_internvl2_5 builds its own blocks
             segs.append(Segment(header, False, k))
         elif role == HUMAN:
             segs.append(Segment(header + msg + template.sep, False, k))

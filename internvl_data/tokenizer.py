@@ -61,14 +61,19 @@ def load_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False, us
             )
     else:
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if use_fast is not None:
             kwargs["use_fast"] = use_fast
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # AutoTokenizer reads config.json and warns about internvl_chat
         try:
             tok = AutoTokenizer.from_pretrained(str(model_dir), **kwargs)
         except (OSError, ValueError, KeyError) as exc:
             raise TokenizerLoadError(f"{model_dir}: cannot load the tokenizer ({exc})") from None
+        finally:
+            hf_logging.set_verbosity(level)
     missing = [t for t in INTERNVL_TOKENS if t not in tok.get_vocab()]
     if missing:  # the official trainer adds them (a no-op for released checkpoints)
         tok.add_tokens(list(INTERNVL_TOKENS), special_tokens=True)
@@ -143,3 +148,40 @@ def _native_internlm2(model_dir: Path, cfg: dict[str, Any]):
         model_max_length=int(cfg.get("model_max_length", 1_000_000_000_000)),
         clean_up_tokenization_spaces=False,
     )
+
+
+class TokenCodec:
+    """Fast encoding for sample building: the tokenizer's Rust backend, ids of the tokens we splice.
+
+    ``encode(text)`` equals ``tokenizer(text).input_ids`` (special tokens added as the checkpoint does) and
+    also returns character offsets; truncation and padding are off (we truncate ourselves).
+    """
+
+    def __init__(self, tokenizer: Any):
+        from tokenizers import Tokenizer
+
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise TokenizerLoadError(
+                f"{type(tokenizer).__name__} has no fast (Rust) backend; load the checkpoint with use_fast unset"
+            )
+        self.tokenizer = tokenizer
+        self.backend = Tokenizer.from_str(backend.to_str())  # our own copy: no truncation/padding state shared
+        self.backend.no_truncation()
+        self.backend.no_padding()
+        vocab = tokenizer.get_vocab()
+        self.img_start, self.img_end, self.img_context = (vocab[t] for t in (IMG_START, IMG_END, IMG_CONTEXT))
+        self.pad_id = tokenizer.pad_token_id
+        self.endoftext_id = vocab.get("<|endoftext|>")
+        self.prefix = self.backend.encode("").ids  # what the tokenizer puts before any text (BOS or nothing)
+        self.bos_token = tokenizer.bos_token if self.prefix else None
+
+    def encode(self, text: str):
+        """A ``tokenizers.Encoding`` (``.ids``, ``.offsets``)."""
+        return self.backend.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> list:
+        return self.backend.encode_batch(texts)
+
+    def ids(self, text: str) -> list[int]:
+        return self.backend.encode(text).ids

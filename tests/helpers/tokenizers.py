@@ -104,9 +104,13 @@ def _write_config(out: Path, tok, cfg: dict) -> None:
     (out / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": decoder, **cfg}, indent=1))
 
 
-@functools.lru_cache(maxsize=1)
-def spm_model_bytes() -> bytes:
-    """A tiny SentencePiece BPE model (byte fallback, dummy prefix, identity normalisation)."""
+@functools.lru_cache(maxsize=2)
+def spm_model_bytes(add_dummy_prefix: bool = True) -> bytes:
+    """A tiny SentencePiece BPE model (byte fallback, identity normalisation).
+
+    InternLM2-style models have no dummy prefix (``add_dummy_prefix=False``, as the official segment
+    arithmetic assumes); Llama/Phi-3-style ones prepend ``▁`` to every chunk of text.
+    """
     import sentencepiece as spm
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +125,7 @@ def spm_model_bytes() -> bytes:
             character_coverage=1.0,
             normalization_rule_name="identity",
             remove_extra_whitespaces=False,
-            add_dummy_prefix=True,
+            add_dummy_prefix=add_dummy_prefix,
             split_digits=True,
             allow_whitespace_only_pieces=True,
             unk_id=0,
@@ -139,7 +143,7 @@ _INTERNLM2_STUB = '''raise RuntimeError("test stub: the checkpoint's tokenizer c
 def _internlm2(out: Path) -> None:
     import sentencepiece as spm
 
-    data = spm_model_bytes()
+    data = spm_model_bytes(add_dummy_prefix=False)
     (out / "tokenizer.model").write_bytes(data)
     (out / "tokenization_internlm2.py").write_text(_INTERNLM2_STUB)
     n = spm.SentencePieceProcessor(model_proto=data).get_piece_size()

@@ -1,0 +1,325 @@
+"""One record -> one training sample, as the official ``LazySupervisedDataset.__getitem__`` builds it.
+
+Dispatch (reference §1.2), placeholder insertion and expansion (§1.5-1.7, §3.7), pixels through ``tiling`` /
+``transforms`` / ``video``, text through ``templates`` + ``tokenizer`` + ``labels``. The conversation is
+tokenized once with a single ``<IMG_CONTEXT>`` per image; the runs of ``tokens_per_tile x tiles`` ids are
+spliced in afterwards (added special tokens never merge with their neighbours, so the ids are the same).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import labels as lab
+from .modelinfo import ModelInfo
+from .models import record_kind
+from .templates import GPT, HUMAN, ConversationError, Template, conversation_turns, get_template, render_segments
+from .tokenizer import IMG_CONTEXT, IMG_END, IMG_START, TokenCodec
+
+MARKER = IMG_START + IMG_CONTEXT + IMG_END  # one image in the text we tokenize
+
+
+class SampleError(ValueError):
+    """A record the official trainer cannot build (it would be dropped and replaced). ``code`` is a rule code."""
+
+    def __init__(self, code: str, message: str, **details: Any):
+        super().__init__(message)
+        self.code = code
+        self.details = details
+
+
+class TruncatedImageError(SampleError):
+    """Truncation at ``max_seq_length`` would cut through image tokens (``details``: length, max, image)."""
+
+
+@dataclass(slots=True)
+class Sample:
+    input_ids: np.ndarray  # int64 (L,)
+    labels: np.ndarray  # int64 (L,), -100 = ignored
+    attention_mask: np.ndarray  # int64 (L,)
+    pixel_values: np.ndarray  # float32 (T, 3, S, S)
+    image_flags: np.ndarray  # int64 (T,)
+    num_tiles: list[int]  # per image / frame
+    official_labels: np.ndarray  # what the official preprocessor would produce
+    official_mismatch: bool  # the official arithmetic falls back to "tokenization mismatch": nothing learned
+    truncated: bool  # the text was cut at max_seq_length (after the last image)
+    full_length: int  # tokens before truncation
+    kind: str  # text | single | multi | video
+    warnings: list[str] = field(default_factory=list)
+
+
+class SampleBuilder:
+    """Builds :class:`Sample` objects for one checkpoint (tokenizer + ``ModelInfo``) and template."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        info: ModelInfo,
+        template: str | Template | None = None,
+        max_seq_length: int = 8192,
+        *,
+        min_num_frame: int = 8,
+        max_num_frame: int = 32,
+        num_frames: int | None = None,
+        sampling: str = "rand",
+        normalize: str = "imagenet",
+    ):
+        from .transforms import TileTransform
+
+        self.template = template if isinstance(template, Template) else get_template(template or info.require_template())
+        self.info = info
+        self.codec = TokenCodec(tokenizer)
+        self.n = lab.counter(self.codec.ids)
+        self.max_seq_length = max_seq_length
+        self.min_num_frame, self.max_num_frame, self.num_frames = min_num_frame, max_num_frame, num_frames
+        self.sampling = sampling
+        self.transforms = {aug: TileTransform(info.tile_size, normalize, augment=aug) for aug in (False, True)}
+        tpt = info.tokens_per_tile
+        self.tokens_per_tile = tpt
+        self._image_ids = np.asarray([self.codec.img_start, self.codec.img_end, self.codec.img_context])
+
+    # -- record -> pixels + conversation ---------------------------------------------------------------------
+
+    def build(
+        self,
+        record: dict[str, Any],
+        entry: Any = None,
+        index: int = 0,
+        rng: np.random.Generator | int | None = None,
+        augment: bool | None = None,
+    ) -> Sample:
+        """The sample of ``record`` from dataset ``entry`` (a ``meta.MetaEntry``: root, max_dynamic_patch,
+        data_augment). ``rng`` (a Generator or a seed) drives augmentation and video frame sampling."""
+        raw = getattr(entry, "raw", None) or {}
+        root = getattr(entry, "root_path", None) or raw.get("root", "")
+        mdp = int(raw.get("max_dynamic_patch") or self.info.max_dynamic_patch)
+        aug = bool(raw.get("data_augment", False)) if augment is None else augment
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        convs = record.get("conversations")
+        if not isinstance(convs, list) or not convs or not all(isinstance(c, dict) for c in convs):
+            raise SampleError("IVL201", "`conversations` is missing, empty or not a list of objects")
+        convs = [dict(c) for c in convs]
+        kind = record_kind(record)
+        warnings: list[str] = []
+        transform = self.transforms[aug]
+        if kind == "single":
+            _prepend_if_missing(convs, "<image>")
+            pixels = [transform.image(self._open(root, record["image"]), self.info.min_dynamic_patch, mdp,
+                                      self.info.use_thumbnail, gen) if self.info.dynamic_image_size
+                      else transform.stack([self._open(root, record["image"])], gen)]
+        elif kind == "multi":
+            paths = record["image"]
+            budget = max(1, mdp // len(paths))
+            pixels = [transform.image(self._open(root, p), self.info.min_dynamic_patch, budget,
+                                      self.info.use_thumbnail, gen) if self.info.dynamic_image_size
+                      else transform.stack([self._open(root, p)], gen) for p in paths]
+        elif kind == "video":
+            frames = self._frames(root, record, gen)
+            _prepend_if_missing(convs, "<video>")
+            first = _value(convs[0], 0)
+            lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(len(frames)))
+            if "<video>\n" not in first:
+                warnings.append("IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and "
+                                "the official forward zeroes the loss of the whole micro-batch")
+            convs[0]["value"] = first.replace("<video>\n", lines + "\n")
+            pixels = [transform.stack(frames, gen)]
+        else:
+            pixels = [transform.dummy()]
+        if kind == "video":
+            num_tiles = [1] * len(pixels[0])
+        elif kind == "text":
+            num_tiles = []
+        else:
+            num_tiles = [len(p) for p in pixels]
+        pixel_values = pixels[0] if len(pixels) == 1 else np.concatenate(pixels)
+        flags = np.full(len(pixel_values), 0 if kind == "text" else 1, dtype=np.int64)
+        return self.build_text(convs, kind, num_tiles, pixel_values, flags, warnings)
+
+    def _open(self, root: str, rel: Any) -> Any:
+        from PIL import Image, UnidentifiedImageError
+
+        from .transforms import load_rgb
+
+        path = _join(root, rel)
+        try:
+            return load_rgb(path)
+        except FileNotFoundError:
+            raise SampleError("IVL301", f"{path}: image not found", path=path) from None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+            raise SampleError("IVL305", f"{path}: cannot read the image ({exc})", path=path) from None
+
+    def _frames(self, root: str, record: dict[str, Any], gen: np.random.Generator) -> list[Any]:
+        from .video import VideoError, choose_num_frames, read_frames
+
+        path = _join(root, record["video"])
+        n = self.num_frames or choose_num_frames(self.min_num_frame, self.max_num_frame, gen)
+        clip = record.get("clip")
+        try:
+            return read_frames(path, n, self.sampling, tuple(clip) if clip else None, gen)
+        except FileNotFoundError:
+            raise SampleError("IVL301", f"{path}: video not found", path=path) from None
+        except (VideoError, OSError, RuntimeError) as exc:
+            raise SampleError("IVL311", f"{path}: cannot read the video ({exc})", path=path) from None
+
+    # -- conversation -> ids and labels ----------------------------------------------------------------------
+
+    def build_text(
+        self,
+        convs: list[dict[str, Any]],
+        kind: str,
+        num_tiles: list[int],
+        pixel_values: np.ndarray,
+        image_flags: np.ndarray,
+        warnings: list[str] | None = None,
+    ) -> Sample:
+        """Tokens and labels for ``convs`` (placeholders already inserted) with ``num_tiles`` images/frames."""
+        t = self.template
+        try:
+            system, turns = conversation_turns(t, convs)
+        except ConversationError as exc:
+            code = "IVL209" if "alternate" in str(exc) else "IVL207"
+            raise SampleError(code, f"conversations: {exc}") from None
+        except (KeyError, AttributeError, TypeError):
+            raise SampleError("IVL202", "conversations: a turn lacks a string `value`") from None
+        runs = [self.tokens_per_tile * k for k in num_tiles]
+        segs, placed = _expand(t, render_segments(t, turns, system), len(runs) if kind != "text" else 0)
+        if placed < len(runs) and kind in ("single", "multi"):
+            raise SampleError("IVL217", f"{len(runs)} image(s) but only {placed} `<image>` placeholder(s): the "
+                                        "official `</img>` count assertion drops this record")
+        runs = runs[:placed]
+        if t.preprocess == "internvl2_5":
+            ids, offsets, spans, official = self._blocks(segs, runs)
+        else:
+            text = "".join(s.text for s, _ in segs)
+            enc = self.codec.encode(text)
+            ids, offsets = enc.ids, enc.offsets
+            spans = _spans(segs)
+            official = None
+        ids = np.asarray(ids, dtype=np.int64)
+        sem = lab.semantic_labels(ids, offsets, spans)
+        ctx = np.flatnonzero(ids == self.codec.img_context)
+        if len(ctx) != len(runs) or int((ids == self.codec.img_end).sum()) != len(runs):
+            raise SampleError("IVL213", "a value contains a literal `<img>`, `</img>` or `<IMG_CONTEXT>`: image "
+                                        "token counts no longer match the images")
+        reps = np.ones(len(ids), dtype=np.int64)
+        reps[ctx] = runs
+        full_ids = np.repeat(ids, reps)
+        sem[np.isin(ids, self._image_ids)] = lab.IGNORE
+        sem = np.repeat(sem, reps)
+        full = len(full_ids)
+        L = self.max_seq_length
+        if full > L and len(runs):
+            last = int(np.flatnonzero(np.isin(full_ids, self._image_ids))[-1])
+            if last >= L:
+                raise TruncatedImageError(
+                    "IVL401",
+                    f"{full} tokens with the images but max_seq_length is {L}: truncation would cut image tokens "
+                    f"(last image token at position {last + 1})",
+                    length=full, max_seq_length=L, last_image_token=last,
+                )
+        ids_t, sem_t = full_ids[:L], sem[:L]
+        if official is None:
+            official, mismatch = lab.official_labels(t, _official_text(segs, runs), ids_t, self.n, L,
+                                                     self.codec.pad_id, self.codec.endoftext_id)
+        else:
+            official, mismatch = official[:L], False
+        return Sample(
+            input_ids=ids_t, labels=sem_t, attention_mask=np.ones(len(ids_t), dtype=np.int64),
+            pixel_values=pixel_values, image_flags=image_flags, num_tiles=num_tiles, official_labels=official,
+            official_mismatch=bool(mismatch), truncated=full > L, full_length=full, kind=kind,
+            warnings=list(warnings or []),
+        )
+
+    def _blocks(self, segs: list, runs: list[int]) -> tuple[list[int], list[tuple[int, int]], list, np.ndarray]:
+        """``internvl2_5``: every turn tokenized on its own (official ``preprocess_internvl2_5``)."""
+        blocks: dict[int, list] = {}
+        for seg, img in segs:
+            blocks.setdefault(seg.turn, []).append((seg, img))
+        order = list(blocks.values())
+        texts = ["".join(s.text for s, _ in b) for b in order]
+        bos = self.codec.bos_token
+        if bos:
+            texts[0] = bos + texts[0]
+        encs = self.codec.encode_batch(texts)
+        drop = 1 if bos else 0
+        head = len(self.codec.ids(self.template.assistant)) - drop
+        ids, offsets, spans, per_block, roles = [], [], [], [], []
+        base = 0
+        for b, text, enc in zip(order, texts, encs):
+            block_ids = enc.ids[drop:]
+            shift = len(bos) if bos and b is order[0] else 0
+            per_block.append(block_ids)
+            roles.append(GPT if any(s.trained for s, _ in b) else HUMAN)
+            ids.extend(block_ids)
+            offsets.extend((a + base, c + base) for a, c in enc.offsets[drop:])
+            spans.extend((a + base + shift, c + base + shift) for a, c in _spans(b))
+            base += len(text) + 1  # +1 keeps spans of different blocks apart
+        official = lab.block_labels(self.template, roles, per_block, head)
+        ctx = np.flatnonzero(np.asarray(ids) == self.codec.img_context)
+        if len(ctx) and len(ctx) == len(runs):
+            reps = np.ones(len(ids), dtype=np.int64)
+            reps[ctx] = runs[: len(ctx)]
+            official = np.repeat(official, reps)
+        return ids, offsets, spans, official
+
+
+def _value(turn: dict[str, Any], k: int) -> str:
+    v = turn.get("value")
+    if not isinstance(v, str):
+        raise SampleError("IVL202", f"conversations[{k}] has no string `value`")
+    return v
+
+
+def _prepend_if_missing(convs: list[dict[str, Any]], placeholder: str) -> None:
+    """The loader's auto-insertion: only turn 0 is looked at (reference §1.5, §1.7)."""
+    first = _value(convs[0], 0)
+    if placeholder not in first:
+        convs[0]["value"] = placeholder + "\n" + first
+
+
+def _join(root: str, rel: Any) -> str:
+    if not isinstance(rel, str):
+        raise SampleError("IVL205", f"media path {rel!r} is not a string")
+    return root + rel if root.startswith("s3://") else os.path.join(root, rel)
+
+
+def _expand(t: Template, segs: list, num_image: int) -> tuple[list[tuple[Any, list[int]]], int]:
+    """Replace the first ``num_image`` ``<image>`` (whole string; human turns only for internvl2_5) by MARKER.
+
+    Returns ``[(segment, [image indices placed in it]), ...]`` and the number placed.
+    """
+    from .templates import Segment
+
+    out, placed = [], 0
+    for seg in segs:
+        text, here = seg.text, []
+        eligible = t.preprocess != "internvl2_5" or (seg.turn >= 0 and not seg.trained and text.startswith(t.user))
+        while placed < num_image and eligible and "<image>" in text:
+            text = text.replace("<image>", MARKER, 1)
+            here.append(placed)
+            placed += 1
+        out.append((Segment(text, seg.trained, seg.turn) if here else seg, here))
+    return out, placed
+
+
+def _spans(segs: list[tuple[Any, list[int]]]) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for seg, _ in segs:
+        if seg.trained:
+            spans.append((pos, pos + len(seg.text)))
+        pos += len(seg.text)
+    return spans
+
+
+def _official_text(segs: list[tuple[Any, list[int]]], runs: list[int]) -> str:
+    """The rendered string with every image fully expanded, as the official code tokenizes it."""
+    parts = "".join(s.text for s, _ in segs).split(MARKER)
+    out = [parts[0]]
+    for k, rest in enumerate(parts[1:]):
+        out.append(IMG_START + IMG_CONTEXT * runs[k] + IMG_END)
+        out.append(rest)
+    return "".join(out)
