@@ -1,0 +1,141 @@
+"""`load_pretrained`: an InternVL2 checkpoint (original or native layout) -> `InternVLForConditionalGeneration`.
+
+Original checkpoints are streamed: the model is built on the meta device and each converted tensor is assigned
+as it is read, so host memory peaks near the model size (see benchmarks/load_memory.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+from . import configmap
+from .errors import CheckpointError
+from .families import SUPPORTED
+from .keymap import KeyMap, QKVShape
+from .shards import iter_tensors
+
+
+def load_pretrained(
+    path: str | Path, *, dtype: torch.dtype | str | None = None, trust_remote_code: bool = False
+) -> tuple[InternVLForConditionalGeneration, Any]:
+    """Load ``path`` as (model, tokenizer); ``dtype`` None keeps the stored dtype."""
+    path = Path(path)
+    cfg = read_config(path)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    image_token_id = image_token_id_of(tokenizer, path)
+    torch_dtype = resolve_dtype(dtype)
+    if configmap.is_original(cfg):
+        native, fam = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
+        model = build_empty(native)
+        text = native.text_config
+        qkv = QKVShape(text.num_attention_heads, text.num_key_value_heads, text.hidden_size // text.num_attention_heads)
+        assign_tensors(model, KeyMap(fam.name, qkv), iter_tensors(path), torch_dtype)
+    elif cfg.get("model_type") == "internvl":
+        model = InternVLForConditionalGeneration.from_pretrained(str(path), dtype=torch_dtype or "auto")
+        model.config.image_token_id = image_token_id
+    else:
+        raise CheckpointError(
+            f"{path / 'config.json'}: not an InternVL2 checkpoint (architectures {cfg.get('architectures')!r}, "
+            f"model_type {cfg.get('model_type')!r}); supported: original InternVLChatModel with an LLM among "
+            f"{SUPPORTED}, "
+            "or native InternVLForConditionalGeneration (model_type 'internvl')"
+        )
+    model.eval()
+    return model, tokenizer
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """config.json as a dict, with a clear error when it is missing or invalid."""
+    file = path / "config.json"
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing; point at a checkpoint directory (config.json + weights + tokenizer)")
+    try:
+        cfg = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise CheckpointError(f"{file}: invalid JSON ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{file}: expected a JSON object at the top level")
+    return cfg
+
+
+def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
+    """The checkpoint's tokenizer, through the data pipeline's loader when it is available."""
+    try:
+        from internvl_data.tokenizer import load_tokenizer as data_load_tokenizer
+    except ImportError:
+        data_load_tokenizer = None
+    try:
+        if data_load_tokenizer is not None:
+            return data_load_tokenizer(path, trust_remote_code=trust_remote_code)
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        hint = "" if trust_remote_code else " (if it ships custom tokenizer code, pass trust_remote_code / --trust-remote-code)"
+        raise CheckpointError(f"{path}: cannot load the tokenizer: {exc}{hint}") from exc
+
+
+def image_token_id_of(tokenizer: Any, path: Path) -> int:
+    """The id of ``<IMG_CONTEXT>`` (config.json does not store it, reference §5.2)."""
+    vocab = tokenizer.get_vocab()
+    if configmap.IMG_CONTEXT not in vocab:
+        raise CheckpointError(f"{path}: the tokenizer has no {configmap.IMG_CONTEXT} token; InternVL2 tokenizers "
+                              "carry the 9 special tokens <img> </img> <IMG_CONTEXT> ... (add them and retry)")
+    return int(vocab[configmap.IMG_CONTEXT])
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """'bfloat16' | torch.bfloat16 | None -> torch.dtype | None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise CheckpointError(f"unknown dtype {dtype!r}; use bfloat16, float16 or float32")
+    return value
+
+
+def build_empty(config: InternVLConfig) -> InternVLForConditionalGeneration:
+    """The native model with parameters on the meta device (buffers such as rotary frequencies are real)."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        return InternVLForConditionalGeneration(config)
+
+
+def assign_tensors(
+    model: nn.Module, keymap: KeyMap, tensors: Iterable[tuple[str, torch.Tensor]], dtype: torch.dtype | None
+) -> None:
+    """Convert and assign each original tensor in turn; every native parameter must be filled exactly once."""
+    params = dict(model.named_parameters())
+    done: set[str] = set()
+    seen_dtype: torch.dtype | None = None
+    for key, tensor in tensors:
+        for name, value in keymap.to_native(key, tensor):
+            if name not in params:
+                raise CheckpointError(f"tensor {key!r} -> {name!r}: the model built from config.json has no such "
+                                      "parameter; config.json and the weights disagree")
+            if name in done:
+                raise CheckpointError(f"tensor {key!r}: {name!r} is given twice in the weights")
+            target = params[name]
+            if tuple(value.shape) != tuple(target.shape):
+                raise CheckpointError(f"tensor {key!r} -> {name!r}: shape {tuple(value.shape)} but config.json "
+                                      f"implies {tuple(target.shape)}")
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            seen_dtype = seen_dtype or value.dtype
+            module_name, _, attr = name.rpartition(".")
+            model.get_submodule(module_name)._parameters[attr] = nn.Parameter(value, requires_grad=target.requires_grad)
+            done.add(name)
+    missing = sorted(set(params) - done)
+    if missing:
+        shown = ", ".join(keymap.original_name(m) for m in missing[:5])
+        raise CheckpointError(f"{len(missing)} tensor(s) missing from the weights, e.g. {shown}")
+    if seen_dtype is not None:
+        model.config.dtype = seen_dtype
