@@ -1,0 +1,81 @@
+"""A small mixture built per test session: 3 datasets, all four record kinds, known image sizes, one video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+IMAGES = {"a.jpg": (800, 600), "b.png": (1920, 1080), "c.jpg": (448, 448), "d.jpg": (3000, 500)}
+VIDEO = ("v.mp4", 20, 10)  # name, frames, fps
+
+
+def _conv(*values: str) -> list[dict]:
+    return [{"from": "human" if k % 2 == 0 else "gpt", "value": v} for k, v in enumerate(values)]
+
+
+CAPTIONS = [
+    {"id": 1, "conversations": _conv("Hello there", "Hi!")},
+    {"id": 2, "image": "a.jpg", "conversations": _conv("<image>\nWhat is this?", "A cat.")},
+    {"id": 3, "image": "b.png", "conversations": _conv("Describe the picture.", "A wide street.")},
+    {"id": 4, "image": ["a.jpg", "d.jpg"], "conversations": _conv("<image>\n<image>\nCompare.", "Left is taller.")},
+]
+CHAT = [
+    {"id": 10, "conversations": _conv("one", "two", "three", "four")},
+    {"id": 11, "conversations": _conv("How are you?", "Fine, thanks.")},
+    {"id": 12, "conversations": _conv("x", "y")},
+    {"id": 13, "conversations": _conv("dropped by repeat_time", "yes")},
+]
+VIDEOS = [
+    {"id": 20, "video": "v.mp4", "conversations": _conv("<video>\nWhat happens?", "Nothing.")},
+    {"id": 21, "video": "v.mp4", "clip": [0.0, 1.5], "conversations": _conv("<video>\nAnd here?", "Still nothing.")},
+    {"id": 22, "image": "c.jpg", "conversations": _conv("<image>\nSquare?", "Yes.")},
+]
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def _write_video(path: Path, frames: int, fps: int) -> None:
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for k in range(frames):
+            img = np.full((48, 64, 3), k * 10 % 255, dtype=np.uint8)
+            for packet in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in s.encode():
+            out.mux(packet)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("media")
+    for name, (w, h) in IMAGES.items():
+        Image.new("RGB", (w, h), (200, 100, 50)).save(root / name)
+    _write_video(root / VIDEO[0], VIDEO[1], VIDEO[2])
+    return root
+
+
+@pytest.fixture()
+def mixture(tmp_path: Path, media_dir: Path) -> Path:
+    """meta.json with captions (repeat 2), chat (repeat 0.5, 2 of 4 lines used) and videos (repeat 1)."""
+    for name, recs in (("captions", CAPTIONS), ("chat", CHAT), ("videos", VIDEOS)):
+        write_jsonl(tmp_path / f"{name}.jsonl", recs)
+    meta = {
+        "captions": {"root": str(media_dir), "annotation": "captions.jsonl", "data_augment": False, "repeat_time": 2},
+        "chat": {"root": str(media_dir), "annotation": "chat.jsonl", "data_augment": False, "repeat_time": 0.5,
+                 "length": 4},
+        "videos": {"root": str(media_dir), "annotation": "videos.jsonl", "data_augment": False, "repeat_time": 1,
+                   "max_dynamic_patch": 12},
+    }
+    path = tmp_path / "meta.json"
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    return path
