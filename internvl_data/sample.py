@@ -50,6 +50,8 @@ class Sample:
     full_length: int  # tokens before truncation
     kind: str  # text | single | multi | video
     warnings: list[str] = field(default_factory=list)
+    grids: list[tuple[int, int, bool]] = field(default_factory=list)  # per image: cols, rows, thumbnail
+    image_sizes: list[tuple[int, int]] = field(default_factory=list)  # per image / frame: width, height
 
 
 class SampleBuilder:
@@ -95,7 +97,7 @@ class SampleBuilder:
         """The sample of ``record`` from dataset ``entry`` (a ``meta.MetaEntry``: root, max_dynamic_patch,
         data_augment). ``rng`` (a Generator or a seed) drives augmentation and video frame sampling."""
         raw = getattr(entry, "raw", None) or {}
-        root = getattr(entry, "root_path", None) or raw.get("root", "")
+        root = getattr(entry, "root", None) or getattr(entry, "root_path", None) or raw.get("root", "")
         mdp = int(raw.get("max_dynamic_patch") or self.info.max_dynamic_patch)
         aug = bool(raw.get("data_augment", False)) if augment is None else augment
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -106,19 +108,20 @@ class SampleBuilder:
         kind = record_kind(record)
         warnings: list[str] = []
         transform = self.transforms[aug]
-        if kind == "single":
-            _prepend_if_missing(convs, "<image>")
-            pixels = [transform.image(self._open(root, record["image"]), self.info.min_dynamic_patch, mdp,
-                                      self.info.use_thumbnail, gen) if self.info.dynamic_image_size
-                      else transform.stack([self._open(root, record["image"])], gen)]
-        elif kind == "multi":
-            paths = record["image"]
-            budget = max(1, mdp // len(paths))
-            pixels = [transform.image(self._open(root, p), self.info.min_dynamic_patch, budget,
-                                      self.info.use_thumbnail, gen) if self.info.dynamic_image_size
-                      else transform.stack([self._open(root, p)], gen) for p in paths]
+        sizes: list[tuple[int, int]] = []
+        grids: list[tuple[int, int, bool]] = []
+        if kind in ("single", "multi"):
+            if kind == "single":
+                _prepend_if_missing(convs, "<image>")
+                paths, budget = [record["image"]], mdp
+            else:
+                paths = record["image"]
+                budget = max(1, mdp // len(paths))
+            pixels = [self._tiles(self._open(root, p), budget, gen, transform, sizes, grids) for p in paths]
         elif kind == "video":
             frames = self._frames(root, record, gen)
+            sizes = [f.size for f in frames]
+            grids = [(1, 1, False)] * len(frames)
             _prepend_if_missing(convs, "<video>")
             first = _value(convs[0], 0)
             lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(len(frames)))
@@ -137,7 +140,22 @@ class SampleBuilder:
             num_tiles = [len(p) for p in pixels]
         pixel_values = pixels[0] if len(pixels) == 1 else np.concatenate(pixels)
         flags = np.full(len(pixel_values), 0 if kind == "text" else 1, dtype=np.int64)
-        return self.build_text(convs, kind, num_tiles, pixel_values, flags, warnings)
+        sample = self.build_text(convs, kind, num_tiles, pixel_values, flags, warnings)
+        sample.grids, sample.image_sizes = grids, sizes
+        return sample
+
+    def _tiles(self, img: Any, budget: int, gen: np.random.Generator, transform: Any,
+               sizes: list[tuple[int, int]], grids: list[tuple[int, int, bool]]) -> np.ndarray:
+        """One image -> its tiles (dynamic tiling, or one whole-image tile when dynamic_image_size is off)."""
+        from .tiling import find_grid
+
+        sizes.append(img.size)
+        if not self.info.dynamic_image_size:
+            grids.append((1, 1, False))
+            return transform.stack([img], gen)
+        cols, rows = find_grid(img.width, img.height, self.info.min_dynamic_patch, budget, self.info.tile_size)
+        grids.append((cols, rows, self.info.use_thumbnail and cols * rows != 1))
+        return transform.image(img, self.info.min_dynamic_patch, budget, self.info.use_thumbnail, gen)
 
     def _open(self, root: str, rel: Any) -> Any:
         from PIL import Image, UnidentifiedImageError
@@ -216,7 +234,7 @@ class SampleBuilder:
             last = int(np.flatnonzero(np.isin(full_ids, self._image_ids))[-1])
             if last >= L:
                 raise TruncatedImageError(
-                    "IVL401",
+                    "IVL402",
                     f"{full} tokens with the images but max_seq_length is {L}: truncation would cut image tokens "
                     f"(last image token at position {last + 1})",
                     length=full, max_seq_length=L, last_image_token=last,
