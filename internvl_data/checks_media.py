@@ -95,14 +95,19 @@ def clear_cache() -> None:
 
 
 class MediaChecker:
-    """IVL3xx for the records of one dataset entry (``entry.root`` is absolute)."""
+    """IVL3xx for the records of one dataset (``entry``: a ``meta.MetaEntry`` with ``root_path``, or anything
+    with an absolute ``root``; ``options``: a ``ValidateOptions``).
+
+    ``media_paths`` collects every media path looked at (for the engine's cache, which re-checks their stat).
+    """
 
     def __init__(self, entry: Any, options: Any) -> None:
-        self.root = str(entry.root)
-        self.mode: str = getattr(options, "media", "header")
-        self.allow_outside = bool(getattr(options, "allow_outside_root", False))
-        self.max_pixels = int(getattr(options, "max_pixels", 0) or media.DEFAULT_MAX_PIXELS)
-        self.min_frames = int(getattr(options, "min_frames", 0) or 0)
+        self.root = str(getattr(entry, "root_path", None) or entry.root)
+        self.mode: str = options.media
+        self.allow_outside: bool = options.allow_outside_root
+        self.max_pixels: int = options.max_pixels
+        self.min_frames: int = options.min_frames
+        self.media_paths: set[str] = set()
 
     def check(self, obj: dict, ctx: Any) -> list[Finding]:
         """Findings for one parsed record (dispatch as the loader: a non-empty image wins over video)."""
@@ -184,6 +189,7 @@ class MediaChecker:
             out.append(say(_PROBLEM_CODES[problem], _PROBLEM_TEXT[problem].format(root=self.root)))
             if problem != "absolute":
                 return MediaError(problem, "")
+        self.media_paths.add(path)
         fkey = (path, kind, self.mode, self.max_pixels)
         if fkey in _FACTS:
             facts = _FACTS[fkey]

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# PIL's own hard limit (twice Image.MAX_IMAGE_PIXELS): the default for --max-pixels.
-DEFAULT_MAX_PIXELS = 178_956_970
 VIDEO_EXTRA = "pip install 'ivl-kit[video]'"
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _ORIENTATION_TAG = 0x0112
@@ -160,7 +158,7 @@ def image_header(path: str) -> ImageInfo:
             return _info(im, transparent)
 
 
-def decode_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def decode_image(path: str, max_pixels: int) -> ImageInfo:
     """Decode every pixel, refusing files above ``max_pixels`` before any decoding (decompression bombs)."""
     with _pil_settings(load_truncated=False) as image_mod:
         im = _open(image_mod, path)
