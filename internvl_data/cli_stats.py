@@ -105,12 +105,11 @@ def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
     problems = []
     out = []
     for e in result.entries:
-        if e.entry is None:
-            problems.append(f"{meta_path}:{e.line}: dataset {e.name!r} is unusable; run `ivl-data validate "
-                            f"{meta_path}` and fix the errors it reports")
-        elif not os.path.isfile(e.annotation_path):
-            problems.append(f"{meta_path}:{e.line}: dataset {e.name!r}: annotation {e.annotation_path} does not "
-                            "exist; fix its 'annotation' path (relative to the meta file's folder)")
+        errors = [f for f in result.findings if f.dataset == e.name and f.severity.value == "error"]
+        if e.entry is None or errors:
+            problems += [f"{f.path}:{f.line}: {f.code} {f.message}" + (f" ({f.hint})" if f.hint else "")
+                         for f in errors] or [f"{meta_path}:{e.line}: dataset {e.name!r} is unusable; run "
+                                              f"`ivl-data validate {meta_path}` and fix what it reports"]
         else:
             mdp = e.entry.max_dynamic_patch
             out.append((Dataset(e.name, e.annotation_path, e.root_path, mdp), float(e.entry.repeat_time)))

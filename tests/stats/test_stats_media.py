@@ -158,4 +158,4 @@ def test_cli_bad_meta_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     meta.write_text(json.dumps({"d": {"root": ".", "annotation": "gone.jsonl", "data_augment": False,
                                       "repeat_time": 1}}))
     code, _out, err = _run(["stats", str(meta), "--no-cache"], capsys)
-    assert code == 1 and f"{meta}:2: dataset 'd': annotation" in err and "does not exist" in err
+    assert code == 1 and f"{meta}:1: IVL107 dataset 'd': annotation file 'gone.jsonl' not found" in err
