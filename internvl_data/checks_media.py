@@ -37,7 +37,7 @@ rule("IVL305", "image-unreadable", E, "An image file cannot be opened or identif
      "Image.open raises in the loader; the record is silently replaced by a random other one.",
      "images/x.jpg is an HTML error page saved with a .jpg name",
      "Re-download or re-encode the file (e.g. as JPEG or PNG).")
-rule("IVL306", "image-truncated", E, "An image file ends before its pixel data does (--media decode).",
+rule("IVL306", "image-truncated", E, "An image file is cut short (its pixel data: --media decode; its header: any mode).",
      "The loader sets LOAD_TRUNCATED_IMAGES=True: the missing part trains as grey or black pixels.",
      "a JPEG cut off half-way by an interrupted download",
      "Re-download or re-encode the file.")
