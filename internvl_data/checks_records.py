@@ -237,7 +237,7 @@ def _findings(obj: dict[str, Any], ctx: Any) -> list[Finding]:
     _check_fields(obj, out)
     kind = _check_media_fields(obj, out)
     turns = _check_turns(obj, out, getattr(ctx, "template", None))
-    if kind is not None:
+    if kind is not None and turns:  # placeholder counts only mean something when every turn is well-formed
         _check_placeholders(obj, kind, turns, out)
     return out
 
@@ -302,7 +302,8 @@ def _check_media_fields(obj: dict[str, Any], out: _Out) -> str | None:
 
 
 def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[tuple[int, str, str]]:
-    """Shape, roles, alternation, values. Returns the well-formed turns as (index, role, value)."""
+    """Shape, roles, alternation, values. Returns the turns as (index, role, value); [] unless all are
+    well-formed."""
     conv = obj.get("conversations", _MISSING)
     if conv is _MISSING:
         out.add("IVL201", "`conversations` is missing", "$.conversations")
@@ -330,8 +331,9 @@ def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[t
         if type(role) is str and type(value) is str:
             turns.append((n, role, value))
             _check_value(n, value, out)
-    if len(turns) == len(conv):
-        _check_roles(turns, out, template)
+    if len(turns) != len(conv):
+        return []
+    _check_roles(turns, out, template)
     return turns
 
 
