@@ -1,0 +1,39 @@
+"""Fixtures of the checkpoint-bridge tests: tiny random InternVL2 checkpoints in the original layout, per session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+for p in (ROOT, Path(__file__).resolve().parent):  # `tests.helpers` and `reference` importable under plain pytest
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+from internvl_train.tiny import write_tiny_checkpoint  # noqa: E402
+
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+LLMS = ("qwen2", "internlm2", "phi3", "llama")
+VITS = ("300m", "6b")
+COMBOS = [(llm, vit) for llm in LLMS for vit in VITS]
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """``tiny_ckpt(llm, vit, **kw) -> Path``: a cached original-layout checkpoint (do not modify it)."""
+    cache: dict[tuple, Path] = {}
+
+    def make(llm: str, vit: str, **kw) -> Path:
+        key = (llm, vit, tuple(sorted(kw.items())))
+        if key not in cache:
+            name = f"{llm}-{vit}-{len(cache)}"
+            cache[key] = write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / name, llm, vit, **kw)
+        return cache[key]
+
+    return make
