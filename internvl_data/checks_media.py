@@ -37,7 +37,8 @@ rule("IVL305", "image-unreadable", E, "An image file cannot be opened or identif
      "Image.open raises in the loader; the record is silently replaced by a random other one.",
      "images/x.jpg is an HTML error page saved with a .jpg name",
      "Re-download or re-encode the file (e.g. as JPEG or PNG).")
-rule("IVL306", "image-truncated", E, "An image file is cut short (its pixel data: --media decode; its header: any mode).",
+rule("IVL306", "image-truncated", E,
+     "An image file is cut short (its pixel data: --media decode; its header: any mode).",
      "The loader sets LOAD_TRUNCATED_IMAGES=True: the missing part trains as grey or black pixels.",
      "a JPEG cut off half-way by an interrupted download",
      "Re-download or re-encode the file.")
@@ -129,34 +130,36 @@ class MediaChecker:
     def _images(self, obj: dict, ctx: Any, refs: list[tuple[str, str, int | None]]) -> list[Finding]:
         """``refs``: (path, JSON path, index in the image list or None for a single image)."""
         out: list[Finding] = []
-        has_box = _has_box(obj)
         for rel, jp, index in refs:
             facts = self._media(rel, jp, ctx, out, "image")
-            if not isinstance(facts, ImageInfo):
-                continue
-            say = _Say(ctx, rel, jp)
-            if facts.pixels > self.max_pixels:
-                out.append(say("IVL307", f"is {facts.width}x{facts.height} = {facts.pixels} pixels, "
-                                         f"over --max-pixels {self.max_pixels}"))
-            if facts.transparent:
-                out.append(say("IVL310", f"is {facts.mode} with transparency: the loader's convert('RGB') "
-                                         "drops alpha without compositing"))
-            if has_box and facts.exif_orientation != 1:
-                out.append(say("IVL309", f"has EXIF orientation {facts.exif_orientation} and the record has "
-                                         "<box> coordinates: the loader uses the raw, unrotated pixels"))
-            want = _declared_size(obj, index)
-            if want is not None:
-                out.extend(_size_findings(ctx, rel, facts, want))
+            if isinstance(facts, ImageInfo):
+                self._image_facts(obj, ctx, rel, jp, index, facts, out)
         return out
+
+    def _image_facts(self, obj: dict, ctx: Any, rel: str, jp: str, index: int | None, facts: ImageInfo,
+                     out: list[Finding]) -> None:
+        if facts.pixels > self.max_pixels:
+            out.append(_say(ctx, rel, jp, "IVL307", f"is {facts.width}x{facts.height} = {facts.pixels} pixels, "
+                                                    f"over --max-pixels {self.max_pixels}"))
+        if facts.transparent:
+            out.append(_say(ctx, rel, jp, "IVL310", f"is {facts.mode} with transparency: the loader's "
+                                                    "convert('RGB') drops alpha without compositing"))
+        if facts.exif_orientation != 1 and _has_box(obj):
+            out.append(_say(ctx, rel, jp, "IVL309", f"has EXIF orientation {facts.exif_orientation} and the "
+                                                    "record has <box> coordinates: the loader uses the raw, "
+                                                    "unrotated pixels"))
+        want = _declared_size(obj, index)
+        if want is not None:
+            out.extend(_size_findings(ctx, rel, facts, want))
 
     # ------------------------------------------------------------------ video
 
     def _video(self, obj: dict, ctx: Any, rel: str) -> list[Finding]:
         out: list[Finding] = []
         clip = _clip(obj.get("clip"))
-        say = _Say(ctx, rel, "$.clip")
         if clip is not None and not 0 <= clip[0] < clip[1]:
-            out.append(say("IVL313", f"clip [{clip[0]}, {clip[1]}] must satisfy 0 <= start < end"))
+            what = f"clip [{clip[0]}, {clip[1]}] must satisfy 0 <= start < end"
+            out.append(_say(ctx, rel, "$.clip", "IVL313", what))
             clip = None
         facts = self._media(rel, "$.video", ctx, out, "video")
         if not isinstance(facts, VideoInfo):
@@ -166,13 +169,13 @@ class MediaChecker:
         if clip is not None and decord_read:  # only the decord reader honours clip
             slack = 1.0 / facts.fps  # container durations are rounded to about a frame
             if clip[1] > facts.duration + slack:
-                out.append(say("IVL313", f"clip [{clip[0]}, {clip[1]}] ends after the video "
-                                         f"({facts.duration:.3f} s, {facts.frames} frames at {facts.fps:g} fps)"))
+                out.append(_say(ctx, rel, "$.clip", "IVL313", f"clip [{clip[0]}, {clip[1]}] ends after the video "
+                                f"({facts.duration:.3f} s, {facts.frames} frames at {facts.fps:g} fps)"))
                 return out
             frames, where = int((clip[1] - clip[0]) * facts.fps), f" in clip [{clip[0]}, {clip[1]}]"
         if self.min_frames and frames < self.min_frames:
-            out.append(_Say(ctx, rel, "$.video")(
-                "IVL312", f"has {frames} frames{where}, fewer than --min-frames {self.min_frames}"))
+            out.append(_say(ctx, rel, "$.video", "IVL312",
+                            f"has {frames} frames{where}, fewer than --min-frames {self.min_frames}"))
         return out
 
     # ------------------------------------------------------------------ shared
@@ -184,9 +187,9 @@ class MediaChecker:
         if resolved is None:
             resolved = _RESOLVED[key] = media.resolve(self.root, rel, self.allow_outside)
         path, problem = resolved
-        say = _Say(ctx, rel, jp)
         if problem is not None:
-            out.append(say(_PROBLEM_CODES[problem], _PROBLEM_TEXT[problem].format(root=self.root)))
+            what = _PROBLEM_TEXT[problem].format(root=self.root)
+            out.append(_say(ctx, rel, jp, _PROBLEM_CODES[problem], what))
             if problem != "absolute":
                 return MediaError(problem, "")
         self.media_paths.add(path)
@@ -197,7 +200,7 @@ class MediaChecker:
             facts = _FACTS[fkey] = self._open(path, kind)
         if isinstance(facts, MediaError):
             where = f" (looked for {path})" if facts.kind == "missing" else ""
-            out.append(say(_ERROR_CODES[facts.kind], f"{facts}{where}"))
+            out.append(_say(ctx, rel, jp, _ERROR_CODES[facts.kind], f"{facts}{where}"))
         return facts
 
     def _open(self, path: str, kind: str) -> Facts:
@@ -220,17 +223,9 @@ class MediaChecker:
             return err
 
 
-class _Say:
-    """Builds findings at the record's line that name the media path as the user wrote it."""
-
-    __slots__ = ("ctx", "rel", "jp")
-
-    def __init__(self, ctx: Any, rel: str, jp: str) -> None:
-        self.ctx, self.rel, self.jp = ctx, rel, jp
-
-    def __call__(self, code: str, what: str) -> Finding:
-        msg = f"'{self.rel}' {what}"
-        return emit(code, self.ctx.path, self.ctx.line, msg, json_path=self.jp, dataset=self.ctx.dataset)
+def _say(ctx: Any, rel: str, jp: str, code: str, what: str) -> Finding:
+    """A finding at the record's line that names the media path as the user wrote it."""
+    return emit(code, ctx.path, ctx.line, f"'{rel}' {what}", json_path=jp, dataset=ctx.dataset)
 
 
 def _has_box(obj: dict) -> bool:
@@ -246,6 +241,8 @@ def _int(v: Any) -> int | None:
 
 def _declared_size(obj: dict, index: int | None) -> tuple[int | None, int | None, str, str] | None:
     """(width, height, width key, height key) the record declares for one image, or None."""
+    if index is None and "width" not in obj and "height" not in obj:
+        return None
     if index is None:
         w, h, wk, hk = obj.get("width"), obj.get("height"), "width", "height"
     else:
@@ -264,8 +261,8 @@ def _size_findings(ctx: Any, rel: str, facts: ImageInfo, want: tuple) -> list[Fi
     rotated = facts.exif_orientation in _ROTATED and (w, h) == (facts.height, facts.width)
     note = " (that is the EXIF-rotated view; the loader ignores EXIF)" if rotated else ""
     declared = f"{wk}={w}, {hk}={h}".replace("=None", " absent")
-    say = _Say(ctx, rel, "$." + (wk if w is not None and w != facts.width else hk))
-    return [say("IVL308", f"is {facts.width}x{facts.height} but the record says {declared}{note}")]
+    jp = "$." + (wk if w is not None and w != facts.width else hk)
+    return [_say(ctx, rel, jp, "IVL308", f"is {facts.width}x{facts.height} but the record says {declared}{note}")]
 
 
 def _clip(v: Any) -> tuple[float, float] | None:
