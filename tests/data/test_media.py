@@ -256,9 +256,11 @@ def test_video_clip_and_frames(tmp_path: Path) -> None:
     (f,) = check_one(tmp_path, base | {"clip": [0.5, 1.2]}, min_frames=8)
     assert (f.code, f.json_path, f.message) == ("IVL312", "$.video",
                                                 "'v.mp4' has 7 frames in clip [0.5, 1.2], fewer than --min-frames 8")
-    (f,) = check_one(tmp_path, base | {"clip": [-1, 1]}, media="exists")
-    assert (f.code, f.json_path) == ("IVL313", "$.clip")
-    for bad in ([1], [0, "2"], [True, 2], "0-2", None):  # shape errors are IVL2xx, not ours
+    (f,) = check_one(tmp_path, base | {"clip": [1.9, 2.5]})
+    assert (f.code, f.json_path, f.message) == (
+        "IVL313", "$.clip", "'v.mp4' clip [1.9, 2.5] ends after the video (2.000 s, 20 frames at 10 fps)")
+    assert check_one(tmp_path, base | {"clip": [1.9, 2.5]}, media="exists") == []  # needs the header
+    for bad in ([1], [0, "2"], [True, 2], "0-2", None, [2, 1], [-1, 1]):  # IVL225 (records), not ours
         assert check_one(tmp_path, base | {"clip": bad}) == []
 
 
