@@ -42,13 +42,15 @@ def _default_severity(code: str) -> Severity:
     return r.severity if r else Severity.ERROR
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 or word == "info" else "s")
+
+
 def summary_line(report: Report) -> str:
     """`Found N problems (E errors, W warnings, I info) in F files, R records, in S s.`"""
     c = severity_counts(report)
-    total = sum(c.values())
-    files = f"{report.files} file" + ("" if report.files == 1 else "s")
     return (
-        f"Found {total} problem{'' if total == 1 else 's'} ({c[Severity.ERROR]} errors, "
-        f"{c[Severity.WARNING]} warnings, {c[Severity.INFO]} info) in {files}, "
-        f"{report.records} records, in {report.seconds:.2f}s."
+        f"Found {_n(sum(c.values()), 'problem')} ({_n(c[Severity.ERROR], 'error')}, "
+        f"{_n(c[Severity.WARNING], 'warning')}, {_n(c[Severity.INFO], 'info')}) in {_n(report.files, 'file')}, "
+        f"{_n(report.records, 'record')}, in {report.seconds:.2f}s."
     )

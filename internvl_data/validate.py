@@ -1,0 +1,394 @@
+"""`validate(meta_path, **options) -> Report`: meta -> annotation files, checked in parallel -> merged findings.
+
+Work unit: one 4 MiB block of one annotation file (:data:`cache.BLOCK`). A block owns the lines that start in
+it; it hashes exactly its bytes (the content hash is the digest of the block digests), checks its lines with
+line numbers counted from 1, and returns findings, counts, id digests and the media paths it looked at. The
+parent re-bases line numbers, finds duplicate ids across blocks, applies --max-per-rule, caches per file and
+writes the manifest. Memory is bounded by the block size times the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from array import array
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Iterator
+
+from . import __version__, cache, manifest
+from .checks_lines import LineCtx, check_line
+from .checks_media import MediaChecker, clear_cache
+from .checks_meta import check_declared_length
+from .checks_records import IdTracker, check_record
+from .findings import Finding, Report, Severity
+from .meta import MetaEntry, MetaResult, load_meta
+from .options import ValidateOptions
+from .rules import emit, selected
+
+SMALL = 8 << 20  # total annotation bytes below which no worker process is started
+_ID_TYPES = (int, str, float)
+
+
+@dataclass
+class BlockResult:
+    """What one worker returns for one block (line numbers are 1-based within the block)."""
+
+    digest: bytes
+    lines: int
+    records: int
+    findings: list[Finding]
+    suppressed: dict[str, int]
+    id_keys: array
+    id_lines: array
+    media_paths: set[str]
+
+
+@dataclass
+class FileResult:
+    """One annotation file's outcome (what the cache stores)."""
+
+    content_hash: str
+    lines: int
+    records: int
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: dict[str, int] = field(default_factory=dict)
+    media_paths: list[str] = field(default_factory=list)
+
+
+class Keeper:
+    """--select/--ignore and --max-per-rule: keeps the first N findings of each code, counts the rest."""
+
+    def __init__(self, opts: ValidateOptions) -> None:
+        self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
+        self.kept: list[Finding] = []
+        self.seen: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
+        self._ok: dict[str, bool] = {}
+
+    def wants(self, code: str) -> bool:
+        ok = self._ok.get(code)
+        if ok is None:
+            ok = self._ok[code] = selected(code, self.select, self.ignore)
+        return ok
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            if not self.wants(f.code):
+                continue
+            n = self.seen[f.code] = self.seen.get(f.code, 0) + 1
+            if self.cap is None or n <= self.cap:
+                self.kept.append(f)
+            else:
+                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
+
+    def count(self, suppressed: dict[str, int]) -> None:
+        for code, n in suppressed.items():
+            if self.wants(code):
+                self.seen[code] = self.seen.get(code, 0) + n
+                self.suppressed[code] = self.suppressed.get(code, 0) + n
+
+
+# --------------------------------------------------------------------------------------------- worker side
+
+_STATE: dict[str, Any] = {}
+
+
+def _init(entries: list[MetaEntry], opts: ValidateOptions) -> None:
+    """Worker initializer (also used in-process): the run's entries and options, fresh media caches."""
+    clear_cache()
+    _STATE.clear()
+    _STATE.update(entries=entries, opts=opts, media={})
+
+
+def read_block(path: str, index: int, size: int) -> tuple[bytes, list[bytes]]:
+    """Digest of block ``index`` and the lines that start in it (without their ``\\n``; a last line may lack one)."""
+    start = index * cache.BLOCK
+    end = min(size, start + cache.BLOCK)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, start - 1))
+        data = fh.read(end - start + (start > 0))
+        digest = cache.block_digest(memoryview(data)[start > 0 :])
+        pos = 0
+        if start > 0:  # a line starts here only if the byte before the block is a newline
+            pos = data.find(b"\n") + 1
+            if pos == 0:
+                return digest, []
+        if end < size and not data.endswith(b"\n"):  # finish the last line from the next block
+            tail = [data[pos:]]
+            while chunk := fh.read(1 << 16):
+                cut = chunk.find(b"\n")
+                if cut >= 0:
+                    tail.append(chunk[: cut + 1])
+                    break
+                tail.append(chunk)
+            body = b"".join(tail)
+        else:
+            body = data[pos:] if pos else data
+    lines = body.split(b"\n")
+    if body.endswith(b"\n") or not body:
+        lines.pop()
+    return digest, lines
+
+
+def scan_block(job: tuple[int, int, int]) -> BlockResult:
+    """Check the lines of one block of dataset ``job[0]``: IVL0xx, IVL2xx and (per the media mode) IVL3xx."""
+    ds, index, size = job
+    entries: list[MetaEntry] = _STATE["entries"]
+    opts: ValidateOptions = _STATE["opts"]
+    me = entries[ds]
+    digest, lines = read_block(me.annotation_path, index, size)
+    ctx = LineCtx(path=me.annotation_path, dataset=me.name, entry=me, template=opts.template, long_line=opts.long_line)
+    media = None
+    if opts.media != "off" and me.root_path:
+        media = _STATE["media"].get(ds) or _STATE["media"].setdefault(ds, MediaChecker(me, opts))
+        media.media_paths = set()
+    keep = Keeper(opts)
+    id_keys, id_lines = array("Q"), array("Q")
+    digest_id = IdTracker.digest
+    records = 0
+    lineno = 0
+    for lineno, raw in enumerate(lines, 1):
+        ctx.line = lineno
+        obj, found = check_line(raw, ctx)
+        if found:
+            keep.add(found)
+        if obj is None:
+            continue
+        records += 1
+        found = check_record(obj, ctx)
+        if found:
+            keep.add(found)
+        if media is not None:
+            found = media.check(obj, ctx)
+            if found:
+                keep.add(found)
+        rid = obj.get("id")
+        if rid is not None and type(rid) in _ID_TYPES:
+            id_keys.append(digest_id(rid))
+            id_lines.append(lineno)
+    paths = media.media_paths if media is not None else set()
+    return BlockResult(digest, lineno, records, keep.kept, keep.suppressed, id_keys, id_lines, paths)
+
+
+# --------------------------------------------------------------------------------------------- parent side
+
+
+def _plan(entries: list[MetaEntry], todo: list[int]) -> list[list[tuple[int, int, int]]]:
+    """Per file to check, its jobs ``(dataset index, block index, file size)``."""
+    plan = []
+    for ds in todo:
+        size = os.path.getsize(entries[ds].annotation_path)
+        plan.append([(ds, i, size) for i in range(max(1, -(-size // cache.BLOCK)))])
+    return plan
+
+
+def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions, jobs: list[tuple[int, int, int]]) -> Iterator[BlockResult]:
+    """Results in job order: in this process for small inputs or one worker, else in a process pool."""
+    workers = min(opts.workers, len(jobs))
+    if workers <= 1 or sum(size for _, i, size in jobs if i == 0) < SMALL:
+        _init(entries, opts)
+        yield from map(scan_block, jobs)
+        return
+    import multiprocessing as mp
+
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with mp.get_context(method).Pool(workers, initializer=_init, initargs=(entries, opts)) as pool:
+        yield from pool.imap(scan_block, jobs)
+
+
+def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions) -> FileResult:
+    """Join the blocks of one file: global line numbers, cross-block duplicate ids, per-file --max-per-rule."""
+    keep = Keeper(opts)
+    base = lines = records = 0
+    keys, where = [], []
+    media: set[str] = set()
+    for b in blocks:
+        keep.add(f if f.line <= 0 else replace(f, line=f.line + base) for f in b.findings)
+        keep.count(b.suppressed)
+        keys.append(b.id_keys)
+        where.append((b.id_lines, base))
+        media |= b.media_paths
+        base += b.lines
+        records += b.records
+    lines = base
+    if keep.wants("IVL224"):
+        keep.add(_duplicate_ids(me, keys, where, opts.max_per_rule))
+    keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
+    return FileResult(cache.combine([b.digest for b in blocks]), lines, records, keep.kept, keep.suppressed,
+                      sorted(media))
+
+
+def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, int]], cap: int | None) -> list[Finding]:
+    """IVL224 for every id seen before in the file (vectorised: one stable sort of 8-byte digests)."""
+    import numpy as np
+
+    k = np.concatenate([np.frombuffer(a, dtype=np.uint64) for a in keys]) if keys else np.zeros(0, np.uint64)
+    if len(k) < 2:
+        return []
+    ln = np.concatenate([np.frombuffer(a, dtype=np.uint64) + np.uint64(b) for a, b in where])
+    order = np.argsort(k, kind="stable")
+    ks, ls = k[order], ln[order]
+    dup = np.flatnonzero(ks[1:] == ks[:-1]) + 1
+    if not len(dup):
+        return []
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    first = ls[starts[np.searchsorted(starts, dup, side="right") - 1]]
+    at = np.argsort(ls[dup], kind="stable")
+    if cap is not None:
+        at = at[: cap + 1]  # the Keeper counts what is over the cap
+    return [
+        emit("IVL224", me.annotation_path, int(ls[dup][i]), f"duplicate id (first used at line {int(first[i])})",
+             json_path="$.id", dataset=me.name)
+        for i in at
+    ]
+
+
+def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:
+    return cache.key_of(content_hash, me.name, me.raw, me.annotation_path, me.root_path, opts.key_fields(),
+                        __version__, cache.BLOCK)
+
+
+def _to_payload(r: FileResult, media_stats: bool) -> dict:
+    return {
+        "content_hash": r.content_hash, "lines": r.lines, "records": r.records, "suppressed": r.suppressed,
+        "findings": [[f.code, f.severity.value, f.path, f.line, f.col, f.message, f.json_path, f.hint, f.dataset]
+                     for f in r.findings],
+        "media_paths": r.media_paths,
+        "media_stats": [[p, cache.stat_signature(p)] for p in r.media_paths] if media_stats else [],
+    }
+
+
+def _from_payload(p: dict) -> FileResult:
+    found = [Finding(c, Severity(s), *rest) for c, s, *rest in p["findings"]]
+    return FileResult(p["content_hash"], p["lines"], p["records"], found, p["suppressed"], p["media_paths"])
+
+
+def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = None, **kwargs: Any) -> Report:
+    """Check a meta file and every annotation file it lists; findings come back as data in a :class:`Report`.
+
+    Keyword options are the fields of :class:`ValidateOptions`. On a clean run (and unless
+    ``write_manifest=False``) the manifest is written (default: beside the meta file).
+    """
+    t0 = time.perf_counter()
+    opts = options or ValidateOptions.from_kwargs(**kwargs)
+    meta = load_meta(os.fspath(meta_path))
+    report, done = _check(meta, opts)
+    report.seconds = time.perf_counter() - t0
+    if opts.write_manifest and done and not _has_errors(report):
+        manifest.write(meta_path, opts, done)
+    return report
+
+
+def validate_jsonl(paths: list[str], options: ValidateOptions | None = None, **kwargs: Any) -> Report:
+    """Check JSONL files directly, without a meta file (IVL0xx and IVL2xx; no media root, so no IVL3xx)."""
+    t0 = time.perf_counter()
+    opts = options or ValidateOptions.from_kwargs(**kwargs)
+    meta = MetaResult()
+    for path in paths:
+        if os.path.isfile(path):
+            meta.entries.append(MetaEntry(path, None, {}, path, "", 0))
+        else:
+            meta.findings.append(emit("IVL107", path, 0, f"annotation file {path} not found or not a file"))
+    report, _ = _check(meta, opts)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[MetaEntry, FileResult]]]:
+    """Check every readable annotation file of ``meta`` (cache first); the report and (entry, result) pairs."""
+    store = cache.Cache(opts.cache_dir) if opts.cache_dir else None
+    todo = [i for i, me in enumerate(meta.entries) if me.annotation_path and os.path.isfile(me.annotation_path)]
+    results: dict[int, FileResult] = {}
+    hashes: dict[int, str] = {}
+    if store is not None:
+        for ds in todo:
+            hashes[ds] = store.file_hash(meta.entries[ds].annotation_path)
+            hit = store.load(_cache_key(meta.entries[ds], hashes[ds], opts))
+            if hit is not None:
+                results[ds] = _from_payload(hit)
+    results.update(_scan(meta, [ds for ds in todo if ds not in results], opts, store, hashes))
+    return _report(meta, todo, results, opts), [(meta.entries[ds], results[ds]) for ds in todo]
+
+
+def _scan(meta: MetaResult, todo: list[int], opts: ValidateOptions, store: cache.Cache | None,
+          hashes: dict[int, str]) -> dict[int, FileResult]:
+    """Check the files ``todo`` (dataset indexes); block results are joined per file as they arrive."""
+    plan = _plan(meta.entries, todo)
+    results = _run_blocks(meta.entries, opts, [job for jobs in plan for job in jobs])
+    bar = None
+    out: dict[int, FileResult] = {}
+    try:
+        for ds, jobs in zip(todo, plan):
+            blocks = []
+            for _ in jobs:
+                blocks.append(next(results))
+                if bar is None:  # started after the first result: the worker processes exist by then
+                    bar = _progress(opts, sum(map(len, plan)))
+                if bar:
+                    bar.advance(bar.task_ids[0])
+            out[ds] = _finish(meta.entries[ds], blocks, opts, store, hashes.get(ds))
+    finally:
+        results.close()
+        if bar:
+            bar.stop()
+    return out
+
+
+def _finish(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions, store: cache.Cache | None,
+            known_hash: str | None) -> FileResult:
+    r = _merge_file(me, blocks, opts)
+    if store is not None and (known_hash is None or known_hash == r.content_hash):
+        store.store(_cache_key(me, r.content_hash, opts), _to_payload(r, opts.media != "off"))
+    return r
+
+
+def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], opts: ValidateOptions) -> Report:
+    keep = Keeper(opts)
+    keep.add(meta.findings)
+    for ds in todo:
+        keep.add(check_declared_length(meta.entries[ds], results[ds].lines))
+    for ds in todo:
+        keep.add(results[ds].findings)
+        keep.count(results[ds].suppressed)
+    found = keep.kept
+    if opts.strict:
+        found = [replace(f, severity=Severity.ERROR) if f.severity is Severity.WARNING else f for f in found]
+    report = Report(found, keep.suppressed, len(todo), sum(results[ds].records for ds in todo))
+    report.datasets = [me.name for me in meta.entries]
+    return report
+
+
+def _has_errors(report: Report) -> bool:
+    from .report import severity_counts
+
+    return severity_counts(report)[Severity.ERROR] > 0
+
+
+def meta_unusable(report: Report) -> bool:
+    """True when no dataset could be read from the meta file (missing, a folder, not JSON, not an object)."""
+    return not report.datasets and report.errors > 0
+
+
+def exit_code(report: Report, strict: bool = False) -> int:
+    """0 clean (warnings allowed unless strict), 1 errors, 2 unusable meta file."""
+    from .report import severity_counts
+
+    if meta_unusable(report):
+        return 2
+    counts = severity_counts(report)
+    return 1 if counts[Severity.ERROR] or (strict and counts[Severity.WARNING]) else 0
+
+
+def _progress(opts: ValidateOptions, total: int) -> Any:
+    """A rich progress bar on stderr, only on a terminal outside CI (or when forced with progress=True)."""
+    show = opts.progress if opts.progress is not None else sys.stderr.isatty() and not os.environ.get("CI")
+    if not show or total < 2:
+        return False
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    bar.add_task("validating", total=total)
+    bar.start()
+    return bar
