@@ -101,18 +101,12 @@ class SampleBuilder:
         mdp = int(raw.get("max_dynamic_patch") or self.info.max_dynamic_patch)
         aug = bool(raw.get("data_augment", False)) if augment is None else augment
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        convs = record.get("conversations")
-        if not isinstance(convs, list) or not convs or not all(isinstance(c, dict) for c in convs):
-            raise SampleError("IVL201", "`conversations` is missing, empty or not a list of objects")
-        convs = [dict(c) for c in convs]
         kind = record_kind(record)
-        warnings: list[str] = []
         transform = self.transforms[aug]
         sizes: list[tuple[int, int]] = []
         grids: list[tuple[int, int, bool]] = []
         if kind in ("single", "multi"):
             if kind == "single":
-                _prepend_if_missing(convs, "<image>")
                 paths, budget = [record["image"]], mdp
             else:
                 paths = record["image"]
@@ -122,13 +116,6 @@ class SampleBuilder:
             frames = self._frames(root, record, gen)
             sizes = [f.size for f in frames]
             grids = [(1, 1, False)] * len(frames)
-            _prepend_if_missing(convs, "<video>")
-            first = _value(convs[0], 0)
-            lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(len(frames)))
-            if "<video>\n" not in first:
-                warnings.append("IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and "
-                                "the official forward zeroes the loss of the whole micro-batch")
-            convs[0]["value"] = first.replace("<video>\n", lines + "\n")
             pixels = [transform.stack(frames, gen)]
         else:
             pixels = [transform.dummy()]
@@ -140,6 +127,7 @@ class SampleBuilder:
             num_tiles = [len(p) for p in pixels]
         pixel_values = pixels[0] if len(pixels) == 1 else np.concatenate(pixels)
         flags = np.full(len(pixel_values), 0 if kind == "text" else 1, dtype=np.int64)
+        convs, warnings = prepare_conversations(record, kind, len(num_tiles))
         sample = self.build_text(convs, kind, num_tiles, pixel_values, flags, warnings)
         sample.grids, sample.image_sizes = grids, sizes
         return sample
@@ -283,6 +271,30 @@ class SampleBuilder:
             reps[ctx] = runs[: len(ctx)]
             official = np.repeat(official, reps)
         return ids, offsets, spans, official
+
+
+def prepare_conversations(record: dict[str, Any], kind: str, num_frames: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
+    """A copy of the record's turns with the loader's placeholder edits, and warnings.
+
+    Single image: ``"<image>\\n"`` prepended to turn 0 when it has no ``<image>``. Video: ``"<video>\\n"``
+    likewise, then every ``"<video>\\n"`` of turn 0 becomes ``Frame-1: <image>\\n...Frame-N: <image>\\n``.
+    """
+    convs = record.get("conversations")
+    if not isinstance(convs, list) or not convs or not all(isinstance(c, dict) for c in convs):
+        raise SampleError("IVL201", "`conversations` is missing, empty or not a list of objects")
+    convs = [dict(c) for c in convs]
+    warnings = []
+    if kind == "single":
+        _prepend_if_missing(convs, "<image>")
+    elif kind == "video":
+        _prepend_if_missing(convs, "<video>")
+        first = _value(convs[0], 0)
+        if "<video>\n" not in first:
+            warnings.append("IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and the "
+                            "official forward zeroes the loss of the whole micro-batch")
+        lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(num_frames))
+        convs[0]["value"] = first.replace("<video>\n", lines + "\n")
+    return convs, warnings
 
 
 def _value(turn: dict[str, Any], k: int) -> str:

@@ -30,8 +30,9 @@ QWEN2_REGEX = (
 LLAMA3_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-# Which template each kind is paired with in the released InternVL2 sizes.
-TEMPLATE_OF_KIND = {"qwen2": "Hermes-2", "llama3": "internlm2-chat", "internlm2": "internlm2-chat", "phi3": "phi3-chat"}
+# The released pairings: each template with the tokenizer kinds it expects.
+PAIRS = [("Hermes-2", "qwen2"), ("internlm2-chat", "internlm2"), ("internlm2-chat", "llama3"),
+         ("phi3-chat", "phi3"), ("internvl2_5", "qwen2"), ("internvl2_5", "internlm2")]
 
 _EN = (
     "The cat sits on the mat. A dog runs in the park while the children play near the river. "
@@ -60,6 +61,8 @@ def corpus() -> list[str]:
         lines.append(_ZH[k % 40 :] + _ZH[: k % 40])
     lines.append(_EN)
     lines.append(_ZH)
+    # role headers and whitespace runs, so that merges such as "assistant" and "\n\n\n" exist
+    lines += ["system\nuser\nassistant\n\n\nYes.\n\nNo.\n\n\n  indent  two\n"] * 40
     return lines
 
 
