@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 
 CHUNK = 1 << 22  # bytes read at a time
+MIN_RANGE = 1 << 16  # split_ranges never cuts ranges smaller than this
 
 
 def iter_lines(
@@ -48,7 +49,7 @@ def split_ranges(path: str | os.PathLike[str], n: int) -> list[tuple[int, int, i
     Ranges are contiguous and cover the whole file; the line numbers come from counting newlines per range.
     """
     size = os.path.getsize(path)
-    n = max(1, min(n, size // (1 << 16) or 1))  # tiny files are one range
+    n = max(1, min(n, size // MIN_RANGE or 1))  # tiny files are one range
     cuts = [0]
     with open(path, "rb") as f:
         for k in range(1, n):
