@@ -140,9 +140,9 @@ class MediaChecker:
                      out: list[Finding]) -> None:
         if facts.pixels > self.max_pixels:
             out.append(_say(ctx, rel, jp, "IVL307", f"is {facts.width}x{facts.height} = {facts.pixels} pixels, "
-                                                    f"over --max-pixels {self.max_pixels}"))
+                                                    f"over the limit of {self.max_pixels}"))
         if facts.transparent:
-            out.append(_say(ctx, rel, jp, "IVL310", f"is {facts.mode} with transparency: the loader's "
+            out.append(_say(ctx, rel, jp, "IVL310", f"is a {facts.mode} image with transparency: the loader's "
                                                     "convert('RGB') drops alpha without compositing"))
         if facts.exif_orientation != 1 and _has_box(obj):
             out.append(_say(ctx, rel, jp, "IVL309", f"has EXIF orientation {facts.exif_orientation} and the "

@@ -8,7 +8,9 @@ rule code; nothing here prints, caches or knows about findings.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,39 +71,44 @@ def resolve(root: str, rel: str, allow_outside_root: bool = False) -> tuple[str,
     path = os.path.join(root, rel)
     if path.startswith("s3://"):
         return path, "s3"
-    try:
-        outside = not _inside(os.path.realpath(path), os.path.realpath(root))
-    except (OSError, ValueError):  # e.g. a NUL byte in the path: opening it reports the problem
-        outside = False
-    if outside and not allow_outside_root:
+    if not allow_outside_root and not _inside(path, root):
         return path, "escape"
     return path, "absolute" if os.path.isabs(rel) else None
 
 
 def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+    """Whether ``path`` resolves (symlinks and ``..`` followed, as the kernel does) to ``root`` or below it."""
+    try:
+        real, base = os.path.realpath(path), _realpath(root)
+    except (OSError, ValueError):  # e.g. a NUL byte in the path: opening it reports the problem
+        return True
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=64)
+def _realpath(root: str) -> str:
+    return os.path.realpath(root)
 
 
 def stat_media(path: str, folder: bool = False) -> None:
     """``--media exists``: the file (or, for a frame folder, the directory) is there; raises otherwise."""
     try:
-        is_dir = os.path.isdir(path)
-        exists = is_dir or os.path.exists(path)
+        is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        raise MediaError("missing", "does not exist") from None
     except (OSError, ValueError) as exc:  # ValueError: embedded NUL in the path
         raise MediaError("unreadable", f"cannot be checked: {exc}") from None
-    if not exists:
-        raise MediaError("missing", "does not exist")
     if is_dir != folder:
         raise MediaError("unreadable", "is a directory" if is_dir else "is not a directory")
 
 
 @contextlib.contextmanager
-def _pil_settings(load_truncated: bool) -> Iterator[Any]:
+def _pil_settings() -> Iterator[Any]:
     """Our own pixel bound replaces PIL's global one; truncated files must fail, whatever others set."""
     from PIL import Image, ImageFile
 
     old = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
-    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, load_truncated
+    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -151,7 +158,7 @@ def _orientation(im: Any) -> int:
 
 def image_header(path: str) -> ImageInfo:
     """Open the header only (size, format, mode, EXIF orientation); never decodes pixel data."""
-    with _pil_settings(load_truncated=False) as image_mod:
+    with _pil_settings() as image_mod:
         im = _open(image_mod, path)
         with im:
             transparent = im.mode in _ALPHA_MODES or "transparency" in im.info
@@ -160,7 +167,7 @@ def image_header(path: str) -> ImageInfo:
 
 def decode_image(path: str, max_pixels: int) -> ImageInfo:
     """Decode every pixel, refusing files above ``max_pixels`` before any decoding (decompression bombs)."""
-    with _pil_settings(load_truncated=False) as image_mod:
+    with _pil_settings() as image_mod:
         im = _open(image_mod, path)
         with im:
             w, h = im.size
@@ -198,7 +205,8 @@ def video_info(path: str, decode: bool = False) -> VideoInfo:
             if frames and decode:
                 reader.get_batch(sorted({0, frames // 2, frames - 1})).asnumpy()
     except Exception as exc:  # decord raises its own DECORDError and RuntimeErrors
-        raise MediaError("video", f"cannot be decoded by decord: {str(exc).splitlines()[0][:200]}") from None
+        why = (str(exc).splitlines() or [type(exc).__name__])[0].replace(path, "the file")[:200]
+        raise MediaError("video", f"cannot be decoded by decord: {why}") from None
     if frames <= 0 or fps <= 0:
         raise MediaError("video", f"has no decodable frames (decord reports {frames} frames at {fps} fps)")
     return VideoInfo(frames, fps, frames / fps)
@@ -223,7 +231,7 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 def _gif_info(path: str) -> VideoInfo:
-    with _pil_settings(load_truncated=False) as image_mod:
+    with _pil_settings() as image_mod:
         im = _open(image_mod, path)
         with im:
             frames = int(getattr(im, "n_frames", 1))

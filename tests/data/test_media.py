@@ -310,3 +310,17 @@ def test_dispatch_follows_the_loader(tmp_path: Path) -> None:
 def test_malformed_records_never_raise(tmp_path: Path, record: dict) -> None:
     (tmp_path / "a.jpg").write_bytes(OK_IMAGE.read_bytes())
     assert check_one(tmp_path, record) == []
+
+
+def test_pixel_limit_and_broken_video_messages(tmp_path: Path) -> None:
+    case = FIXTURES / "invalid"
+    (tmp_path / "bomb.png").write_bytes((case / "ivl307-image-too-large" / "bomb.png").read_bytes())
+    (tmp_path / "broken.mp4").write_bytes((case / "ivl311-video-unreadable" / "broken.mp4").read_bytes())
+    want = "'bomb.png' is 4000x4000 = 16000000 pixels, over the limit of 1000000"
+    for mode in ("header", "decode"):  # the header alone is enough; decode never starts
+        (f,) = check_one(tmp_path, {"image": "bomb.png", "conversations": conv("<image>", "x")},
+                         media=mode, max_pixels=1_000_000)
+        assert (f.code, f.message) == ("IVL307", want)
+    (f,) = check_one(tmp_path, {"video": "broken.mp4", "conversations": conv("<video>\nx", "y")})
+    assert f.code == "IVL311" and f.message.startswith("'broken.mp4' cannot be decoded by decord: ")
+    assert str(tmp_path) not in f.message  # decord's text names the file; the finding already does
