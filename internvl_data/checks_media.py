@@ -265,5 +265,8 @@ def _clip(v: Any) -> tuple[float, float] | None:
     ok = isinstance(v, (list, tuple)) and len(v) == 2
     if not ok or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         return None
-    start, end = float(v[0]), float(v[1])
+    try:
+        start, end = float(v[0]), float(v[1])
+    except OverflowError:  # an integer too large for a float (json.loads keeps big ints)
+        return None
     return (start, end) if 0 <= start < end else None

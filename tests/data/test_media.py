@@ -260,7 +260,9 @@ def test_video_clip_and_frames(tmp_path: Path) -> None:
     assert (f.code, f.json_path, f.message) == (
         "IVL313", "$.clip", "'v.mp4' clip [1.9, 2.5] ends after the video (2.000 s, 20 frames at 10 fps)")
     assert check_one(tmp_path, base | {"clip": [1.9, 2.5]}, media="exists") == []  # needs the header
-    for bad in ([1], [0, "2"], [True, 2], "0-2", None, [2, 1], [-1, 1]):  # IVL225 (records), not ours
+    assert codes(check_one(tmp_path, base | {"clip": [0, float("inf")]})) == [("IVL313", 7)]
+    # shape and order errors are IVL225 (records), not ours
+    for bad in ([1], [0, "2"], [True, 2], "0-2", None, [2, 1], [-1, 1], [0, 10**400], [float("nan"), 1]):
         assert check_one(tmp_path, base | {"clip": bad}) == []
 
 
