@@ -125,8 +125,9 @@ def _entry(name: str, value: JObject, line: int, text: str, meta_path: str, meta
     own += check_paths(name, raw, entry.annotation_path, entry.root_path, meta_path, entry.line_of)
     findings.extend(own)
     if not any(f.severity.value == "error" for f in own):
+        usable = {k: v for k, v in raw.items() if k != "length" or (type(v) is int and v >= 0)}  # IVL112: a warning
         try:
-            entry.entry = DatasetEntry.model_validate(raw)
+            entry.entry = DatasetEntry.model_validate(usable)
         except ValidationError:  # the raw checks above are stricter; keep None rather than fail
             entry.entry = None
     return entry
