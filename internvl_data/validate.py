@@ -345,9 +345,8 @@ def _finish(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions, sto
 
 def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], opts: ValidateOptions) -> Report:
     keep = Keeper(opts)
-    keep.add(meta.findings)
-    for ds in todo:
-        keep.add(check_declared_length(meta.entries[ds], results[ds].lines))
+    declared = [f for ds in todo for f in check_declared_length(meta.entries[ds], results[ds].lines)]
+    keep.add(sorted(meta.findings + declared, key=Finding.sort_key))
     for ds in todo:
         keep.add(results[ds].findings)
         keep.count(results[ds].suppressed)

@@ -1,0 +1,166 @@
+"""`ivl-data validate`: exit codes, select/ignore, max-per-rule, strict, --jsonl, --output, parallel blocks."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import clean, turn, write_jsonl
+
+from internvl_data import cache
+
+engine = importlib.import_module("internvl_data.validate")
+NO_IMAGE = {"id": "w", "image": "a.jpg", "conversations": [turn("human", "What is it?"), turn("gpt", "A cat.")]}
+
+
+def test_clean_dataset_exits_0_with_summary(make_meta, run_cli) -> None:
+    meta = make_meta(d=[clean(1), clean(2)])
+    code, out, err = run_cli("validate", meta, "--media", "off", "--no-manifest")
+    assert code == 0
+    assert out.startswith("Found 0 problems (0 errors, 0 warnings, 0 info) in 1 file, 2 records, in ")
+    assert err == ""
+
+
+def test_broken_line_exits_1_with_location(make_meta, run_cli, tmp_path: Path) -> None:
+    meta = make_meta(d=[clean(1), '{"id": 2, "conversations": [}', clean(3)])
+    code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest")
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0] == f"{tmp_path / 'd.jsonl'}:2:29: IVL001 invalid JSON: Expecting value at column 29"
+    assert lines[-1].startswith("Found 1 problem (1 error, 0 warnings, 0 info) in 1 file, 2 records")
+
+
+@pytest.mark.parametrize("content", [None, "not json {", "[1, 2]", "dir"])
+def test_unusable_meta_exits_2(tmp_path: Path, run_cli, content: str | None) -> None:
+    meta = tmp_path / "meta.json"
+    if content == "dir":
+        meta.mkdir()
+    elif content is not None:
+        meta.write_text(content)
+    code, out, _ = run_cli("validate", meta)
+    assert code == 2
+    assert f"{meta}:" in out and ("IVL101" in out or "IVL102" in out)
+    assert not (tmp_path / "meta.ivl-manifest.json").exists()
+
+
+def test_usage_errors_exit_2(make_meta, run_cli) -> None:
+    meta = make_meta(d=[clean(1)])
+    assert run_cli("validate", meta, "--media", "sometimes")[0] == 2
+    code, _, err = run_cli("validate", meta, "--max-per-rule", "-1")
+    assert code == 2 and "--max-per-rule must be >= 0" in err
+    assert run_cli("validate")[0] == 2
+
+
+def test_no_traceback_in_a_subprocess(tmp_path: Path) -> None:
+    (tmp_path / "meta.json").write_text('{"d": {"root": 1, "annotation": [], "repeat_time": "x"}}')
+    for args in ([str(tmp_path / "meta.json")], [str(tmp_path / "missing.json")], ["--jsonl", str(tmp_path)]):
+        proc = subprocess.run([sys.executable, "-m", "internvl_data", "validate", *args], capture_output=True, text=True)
+        assert proc.returncode in (1, 2)
+        assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_warnings_pass_unless_strict(make_meta, run_cli) -> None:
+    meta = make_meta(d=[NO_IMAGE])
+    code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest")
+    assert code == 0 and ":1:0: IVL214 " in out
+    code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest", "--strict", "--format", "json")
+    assert code == 1
+    assert [(f["code"], f["severity"]) for f in json.loads(out)["findings"]] == [("IVL214", "error")]
+
+
+def test_select_and_ignore_by_prefix(make_meta, run_cli) -> None:
+    meta = make_meta(d=[NO_IMAGE, "{bad", {"id": 3}])
+    base = ("validate", meta, "--media", "off", "--no-manifest", "--format", "json")
+
+    def codes(*extra: str) -> list[str]:
+        return [f["code"] for f in json.loads(run_cli(*base, *extra)[1])["findings"]]
+
+    assert codes() == ["IVL214", "IVL001", "IVL201"]
+    assert codes("--select", "IVL0") == ["IVL001"]
+    assert codes("--ignore", "IVL2") == ["IVL001"]
+    assert codes("--select", "IVL2", "--ignore", "IVL201") == ["IVL214"]
+    assert codes("--select", "ivl0,IVL201") == ["IVL001", "IVL201"]
+    assert run_cli(*base, "--ignore", "IVL0,IVL201")[0] == 0
+
+
+def test_max_per_rule_keeps_first_and_counts_rest(make_meta, run_cli) -> None:
+    meta = make_meta(d=[{"id": i} for i in range(5)] + ["{"])
+    code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest", "--max-per-rule", "2")
+    assert code == 1
+    lines = out.splitlines()
+    assert [ln.split(": ")[1].split()[0] for ln in lines[:3]] == ["IVL201", "IVL201", "IVL001"]
+    assert [ln.split(":")[1] for ln in lines[:3]] == ["1", "2", "6"]
+    assert lines[3] == "Not shown (--max-per-rule): IVL201 x3"
+    assert lines[4].startswith("Found 6 problems (6 errors, 0 warnings, 0 info)")
+    code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest", "--max-per-rule", "0", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["findings"] == [] and doc["summary"]["suppressed"] == {"IVL001": 1, "IVL201": 5}
+    assert doc["summary"]["errors"] == 6
+
+
+def test_jsonl_mode_and_exit_zero(tmp_path: Path, run_cli) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", [clean(1)])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [clean(1), "[]"])
+    assert run_cli("validate", "--jsonl", good)[0] == 0
+    code, out, _ = run_cli("validate", "--jsonl", good, bad)
+    assert code == 1 and f"{bad}:2:0: IVL006 line is a JSON array, not an object" in out
+    assert run_cli("validate", "--jsonl", bad, "--exit-zero")[0] == 0
+    assert not list(tmp_path.glob("*manifest*"))
+
+
+def test_output_file_replaces_stdout(make_meta, run_cli, tmp_path: Path) -> None:
+    meta = make_meta(d=[clean(1)])
+    target = tmp_path / "report.json"
+    code, out, _ = run_cli("validate", meta, "--media", "off", "--format", "json", "-o", target)
+    assert code == 0 and out == ""
+    assert json.loads(target.read_text())["summary"]["records"] == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    code, _, err = run_cli("validate", meta, "-o", tmp_path / "no" / "such" / "dir.json")
+    assert code == 2 and "cannot write" in err
+
+
+def _rows() -> list:
+    rows: list = [clean(i) for i in range(400)]
+    rows[7] = "{broken"
+    rows[150] = {"id": 3, "conversations": [turn("human", "x" * 3000), turn("gpt", "y")]}  # duplicate id, long line
+    rows[151] = ""
+    rows[398] = {"id": 398}
+    return rows
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_blocks_in_a_pool_match_one_pass(tmp_path: Path, monkeypatch, final_newline: bool) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", _rows())
+    if not final_newline:
+        path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    whole = engine.validate_jsonl([str(path)], jobs=1, long_line=2000)
+    monkeypatch.setattr(cache, "BLOCK", 1000)  # ~22 blocks; lines cross block ends; the 3 kB line spans 3
+    monkeypatch.setattr(engine, "SMALL", 0)
+    parts = engine.validate_jsonl([str(path)], jobs=2, long_line=2000)
+    assert parts.findings == whole.findings
+    assert [(f.code, f.line) for f in parts.findings] == [
+        ("IVL001", 8), ("IVL007", 151), ("IVL224", 151), ("IVL002", 152), ("IVL201", 399)]
+    assert "first used at line 4)" in parts.findings[2].message
+    assert (parts.records, parts.files) == (whole.records, whole.files) == (398, 1)
+
+
+@pytest.mark.parametrize("data", [b"", b"\n", b"a", b"a\n", b"\n\n", b"ab\ncd", b"abc\n" * 7, b"x" * 9 + b"\ny\n"])
+def test_read_block_splits_lines_exactly_once(tmp_path: Path, monkeypatch, data: bytes) -> None:
+    monkeypatch.setattr(cache, "BLOCK", 4)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    got, digests = [], []
+    for i in range(max(1, -(-len(data) // 4))):
+        digest, lines = engine.read_block(str(path), i, len(data))
+        got += lines
+        digests.append(digest)
+    want = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        want.pop()
+    assert got == want
+    assert cache.combine(digests) == cache.content_hash(path)
