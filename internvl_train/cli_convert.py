@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 HELP = "convert an InternVL2 checkpoint between the original (remote-code) layout and the native transformers one"
@@ -22,13 +23,14 @@ def run(args: argparse.Namespace) -> int:
     from .errors import CheckpointError
 
     try:
-        _quiet_transformers()
-        from .loading import load_pretrained
-        from .saving import save_pretrained
+        with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
+            _quiet_transformers()
+            from .loading import load_pretrained
+            from .saving import save_pretrained
 
-        model, tokenizer = load_pretrained(args.src, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-        save_pretrained(model, tokenizer, args.dst, layout=args.to, base=args.base,
-                        max_shard_bytes=args.max_shard_size * 1024**3)
+            model, tokenizer = load_pretrained(args.src, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+            save_pretrained(model, tokenizer, args.dst, layout=args.to, base=args.base,
+                            max_shard_bytes=args.max_shard_size * 1024**3)
     except CheckpointError as exc:
         print(f"ivl-train convert: error: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
 """config.json: the original `InternVLChatConfig` schema (reference §5.7, §5.8) <-> `transformers.InternVLConfig`.
 
-Fields the native config has no slot for (template, image tiling settings, LoRA ranks, auto_map, unmapped
-llm/vision fields) live in the native config under one namespaced attribute, ``internvl_chat`` (a dict), and are
-written back when saving in the original layout. The data pipeline reads them from there in a native config.json.
+The image settings the data pipeline needs (``IMAGE_SETTINGS``: template, force_image_size, dynamic_image_size,
+use_thumbnail, min/max_dynamic_patch) are stored as top-level fields of the native config.json, under their
+original names, where `internvl_data.modelinfo.ModelInfo.from_dir` reads them. Everything else the native config
+has no slot for (LoRA ranks, auto_map, the LLM family, a record of the original layout) lives under one namespaced
+attribute, ``internvl_chat`` (a dict). Both are written back when saving in the original layout.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _AUTO_MAP = {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
              "AutoModel": "modeling_internvl_chat.InternVLChatModel",
              "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel"}
 _LAYOUT = "original_layout"
+IMAGE_SETTINGS = ("template", "force_image_size", "dynamic_image_size", "use_thumbnail", "min_dynamic_patch",
+                  "max_dynamic_patch")
 _TOP_CONSUMED = ("vision_config", "llm_config", "downsample_ratio", "select_layer", "hidden_size",
                  "tie_word_embeddings", "ps_version", "architectures", "model_type")
 
@@ -56,8 +60,9 @@ def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> tuple[Int
     vision: dict[str, Any] = {"use_mean_pooling": True, "use_absolute_position_embeddings": True, "use_mask_token": False}
     vision.update({k: v for k, v in vis.items() if k in _VISION_FIELDS})
     vision.update({nat: vis[orig] for orig, nat in _VISION_RENAMES.items() if orig in vis})
-    space = {k: v for k, v in cfg.items() if k not in _TOP_CONSUMED}
+    space = {k: v for k, v in cfg.items() if k not in _TOP_CONSUMED and k not in IMAGE_SETTINGS}
     space["llm_family"] = fam.name
+    settings = {k: cfg[k] for k in IMAGE_SETTINGS if k in cfg}
     ratio = float(cfg.get("downsample_ratio", 0.5))
     tile = int(cfg.get("force_image_size") or vis.get("image_size", 448))
     native = InternVLConfig(
@@ -70,6 +75,7 @@ def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> tuple[Int
         vision_feature_select_strategy="default",
         projector_hidden_act="gelu",
         tie_word_embeddings=False,
+        **settings,
         **{NAMESPACE: space},
     )
     generated = _generate(native)
@@ -113,6 +119,7 @@ def _generate(native: InternVLConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"architectures": ["InternVLChatModel"], "model_type": "internvl_chat", "auto_map": _AUTO_MAP}
     out.update(CHECKPOINT_DEFAULTS)
     out.update(template=DEFAULT_TEMPLATE.get(fam.name), force_image_size=vision["image_size"])
+    out.update({k: getattr(native, k) for k in IMAGE_SETTINGS if hasattr(native, k)})
     out.update(space)
     out.update(
         vision_config=vision,

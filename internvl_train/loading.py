@@ -31,6 +31,10 @@ def load_pretrained(
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     image_token_id = image_token_id_of(tokenizer, path)
     torch_dtype = resolve_dtype(dtype)
+    vocab_size = (cfg.get("llm_config") or cfg.get("text_config") or {}).get("vocab_size")
+    if isinstance(vocab_size, int) and image_token_id >= vocab_size:
+        raise CheckpointError(f"{path}: the tokenizer's {configmap.IMG_CONTEXT} has id {image_token_id}, outside the "
+                              f"model's vocabulary (vocab_size {vocab_size}); the tokenizer does not belong to these weights")
     if configmap.is_original(cfg):
         native, fam = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
         model = build_empty(native)
@@ -67,8 +71,12 @@ def read_config(path: Path) -> dict[str, Any]:
 
 def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
     """The checkpoint's tokenizer, through the data pipeline's loader when it is available."""
+    errors: tuple[type[Exception], ...] = (OSError, ValueError)
     try:
+        from internvl_data.tokenizer import TokenizerLoadError
         from internvl_data.tokenizer import load_tokenizer as data_load_tokenizer
+
+        errors += (TokenizerLoadError,)
     except ImportError:
         data_load_tokenizer = None
     try:
@@ -77,7 +85,7 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
+    except errors as exc:
         hint = "" if trust_remote_code else " (if it ships custom tokenizer code, pass trust_remote_code / --trust-remote-code)"
         raise CheckpointError(f"{path}: cannot load the tokenizer: {exc}{hint}") from exc
 
