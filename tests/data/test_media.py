@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from internvl_data import checks_media, media
@@ -326,3 +328,46 @@ def test_pixel_limit_and_broken_video_messages(tmp_path: Path) -> None:
     (f,) = check_one(tmp_path, {"video": "broken.mp4", "conversations": conv("<video>\nx", "y")})
     assert f.code == "IVL311" and f.message.startswith("'broken.mp4' cannot be decoded by decord: ")
     assert str(tmp_path) not in f.message  # decord's text names the file; the finding already does
+
+
+# ----------------------------------------------------------------------------- untrusted bytes
+
+MUTABLE = [FIXTURES / "valid" / "images" / n for n in ("photo_640x480.jpg", "chart_320x200.png")] + [
+    FIXTURES / "invalid" / "ivl309-exif-rotated-boxes" / "rotated.jpg",
+    FIXTURES / "invalid" / "ivl310-alpha-dropped" / "palette.png"]
+
+
+def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
+    out = bytearray(data[: max(1, int(len(data) * cut))])
+    for where, value in flips:
+        out[int(where * (len(out) - 1))] = value
+    return bytes(out)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(MUTABLE), st.floats(0.0, 1.0),
+       st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=8))
+def test_damaged_images_only_raise_media_errors(tmp_path: Path, source: Path, cut: float, flips: list) -> None:
+    path = tmp_path / f"x{source.suffix}"
+    path.write_bytes(_mutate(source.read_bytes(), cut, flips))
+    for read in (media.image_header, lambda p: media.decode_image(p, 10**7)):
+        try:
+            info = read(str(path))
+        except media.MediaError as err:
+            assert err.kind in ("unreadable", "truncated", "too-large") and str(err)
+        else:
+            assert info.width > 0 and info.height > 0
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.floats(0.0, 1.0), st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=8))
+def test_damaged_videos_only_raise_media_errors(tmp_path: Path, cut: float, flips: list) -> None:
+    path = tmp_path / "x.mp4"
+    path.write_bytes(_mutate(OK_VIDEO.read_bytes(), cut, flips))
+    for decode in (False, True):
+        try:
+            info = media.video_info(str(path), decode=decode)
+        except media.MediaError as err:
+            assert err.kind == "video" and str(err)
+        else:
+            assert info.frames > 0 and info.fps > 0
