@@ -1,7 +1,7 @@
 """Content hashes, atomic writes and the `--cache DIR` result store.
 
 Layout under DIR: ``stat/<path hash>.json`` maps a file's (size, mtime_ns, inode) to its content hash, like git's
-index, so an unchanged file is not even re-read; ``results/<key>.json`` holds one annotation file's outcome
+index (plus ctime), so an unchanged file is not even re-read; ``results/<key>.json`` holds one annotation file's outcome
 under key = hash(content hash, dataset entry, options that affect findings, tool version). Results that depend
 on media files carry the stat of every referenced media file and are rejected when one of them changed.
 """
@@ -70,12 +70,16 @@ def content_hash(path: str | os.PathLike) -> str:
 
 
 def stat_signature(path: str) -> list[int] | None:
-    """(size, mtime_ns, inode) of a file, or None when it cannot be stat-ed."""
+    """(size, mtime_ns, inode, ctime_ns) of a file, or None when it cannot be stat-ed.
+
+    ctime cannot be set back by ``touch -d``/``os.utime``, so an in-place rewrite that keeps size and mtime
+    still changes the signature (git's index compares it too).
+    """
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
 def key_of(*parts: object) -> str:
