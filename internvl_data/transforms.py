@@ -8,6 +8,8 @@ Outputs are float32 numpy arrays bit-identical to the official torchvision chain
 from __future__ import annotations
 
 import io
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +19,7 @@ from .tiling import find_grid
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["JPEG_QUALITIES", "NORMALIZE", "TileTransform", "load_rgb"]
+__all__ = ["JPEG_QUALITIES", "NORMALIZE", "TileTransform", "load_rgb", "set_num_threads"]
 
 NORMALIZE: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -26,6 +28,28 @@ NORMALIZE: dict[str, tuple[tuple[float, float, float], tuple[float, float, float
 }
 JPEG_QUALITIES = range(75, 101)  # the official augmentation draws one of these per tile
 DUMMY_SIZE = 224  # the white image the official code tiles for pure-text samples (§3.10)
+
+_threads = 1
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked DataLoader worker makes its own
+
+
+def set_num_threads(n: int) -> None:
+    """Threads ``TileTransform.image`` may use (like ``torch.set_num_threads``); default 1.
+
+    With 2 or more, an image's thumbnail is resized and normalised on a helper thread while the grid canvas
+    is resized on the calling one (PIL and numpy release the GIL there). Values are the same either way.
+    """
+    global _threads
+    _threads = max(1, int(n))
+
+
+def _helper() -> ThreadPoolExecutor | None:
+    global _pool
+    if _threads < 2:
+        return None
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="ivl-tiles"))
+    return _pool[1]
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -94,8 +118,9 @@ class TileTransform:
     ) -> np.ndarray:
         """``stack(dynamic_preprocess(img, ...))`` without cropping PIL tiles: same values, fewer copies.
 
-        The grid canvas is resized once and its tiles are read as strided views straight into the output.
-        With augmentation each tile must go through JPEG on its own, so that path uses ``stack``.
+        The grid canvas is resized once and its tiles are read as strided views straight into the output;
+        the thumbnail runs on a helper thread when ``set_num_threads(n >= 2)``. With augmentation each tile
+        must go through JPEG on its own, so that path uses ``stack``.
         """
         from PIL import Image
 
@@ -108,13 +133,25 @@ class TileTransform:
         n = cols * rows
         thumb = use_thumbnail and n != 1
         out = np.empty((n + thumb, 3, s, s), dtype=np.float32)
+        helper = _helper() if thumb else None
+        job: Future | None = helper.submit(self._thumbnail_into, img, out[n:]) if helper else None
         canvas = _rgb_array(img.resize((s * cols, s * rows), Image.Resampling.BICUBIC))
         grid = canvas.reshape(rows, s, cols, s, 3).transpose(0, 2, 4, 1, 3)
         np.copyto(out[:n].reshape(rows, cols, 3, s, s), grid, casting="unsafe")
-        if thumb:
-            small = _rgb_array(img.resize((s, s), Image.Resampling.BICUBIC))
-            np.copyto(out[n], small.transpose(2, 0, 1), casting="unsafe")
-        return self._normalize(out)
+        self._normalize(out[:n])
+        if job is not None:
+            job.result()
+        elif thumb:
+            self._thumbnail_into(img, out[n:])
+        return out
+
+    def _thumbnail_into(self, img: Image.Image, out: np.ndarray) -> None:
+        """Whole image resized to one tile, normalised into ``out`` of shape ``(1, 3, S, S)``."""
+        from PIL import Image
+
+        small = _rgb_array(img.resize((self.tile, self.tile), Image.Resampling.BICUBIC))
+        np.copyto(out[0], small.transpose(2, 0, 1), casting="unsafe")
+        self._normalize(out)
 
     def dummy(self) -> np.ndarray:
         """The pure-text sample's tile (white 224x224 image -> one tile), ``(1, 3, S, S)``, read-only, cached.

@@ -127,3 +127,17 @@ def test_load_rgb(tmp_path):
     assert a.mode == b.mode == "RGB"
     assert np.array_equal(np.asarray(a), np.asarray(src)[..., :3])
     assert np.array_equal(np.asarray(b), np.asarray(Image.open(tmp_path / "b.png").convert("RGB")))
+
+
+def test_helper_thread_gives_the_same_values():
+    from internvl_data import transforms
+
+    img = _noise(300, 170, seed=11)
+    single = TileTransform(64).image(img, 1, 12, True)
+    transforms.set_num_threads(2)
+    try:
+        threaded = [TileTransform(64).image(img, 1, 12, True) for _ in range(3)]
+    finally:
+        transforms.set_num_threads(1)
+    assert single.shape == (num_tiles(300, 170, 1, 12, 64, True), 3, 64, 64)
+    assert all(np.array_equal(single, t) for t in threaded)
