@@ -187,7 +187,7 @@ class SampleBuilder:
         try:
             system, turns = conversation_turns(t, convs)
         except ConversationError as exc:
-            code = "IVL209" if "alternate" in str(exc) else "IVL207"
+            code = "IVL209" if "alternate" in str(exc) else "IVL208" if "'system'" in str(exc) else "IVL207"
             raise SampleError(code, f"conversations: {exc}") from None
         except (KeyError, AttributeError, TypeError):
             raise SampleError("IVL202", "conversations: a turn lacks a string `value`") from None

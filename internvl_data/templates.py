@@ -85,6 +85,8 @@ def conversation_turns(template: Template, conversations: list[dict[str, Any]]) 
             system = str(convs[0]["value"])
             convs = convs[1:]
     elif convs and convs[0].get("from") != HUMAN:
+        if convs[0].get("from") != GPT:  # the official role map raises KeyError before dropping
+            raise ConversationError(f"turn 0: role {convs[0].get('from')!r} is not human/gpt")
         convs = convs[1:]
     turns = []
     for j, c in enumerate(convs):

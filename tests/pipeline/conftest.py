@@ -78,3 +78,14 @@ def write_meta(folder: Path, records: dict[str, list[dict]], root: Path) -> Path
     path = folder / "meta.json"
     path.write_text(json.dumps(meta), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def Entry_():
+    """The ``Entry`` stand-in class (test modules cannot import conftest)."""
+    return Entry
+
+
+@pytest.fixture(scope="session")
+def meta_writer():
+    return write_meta
