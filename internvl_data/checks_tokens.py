@@ -79,3 +79,51 @@ def findings_for(counts: Any, ctx: Any, max_seq_length: int, min_frames_total: i
         out.append(emit("IVL404", path, line, f"the official {counts.template} arithmetic would mask the whole "
                         "record (tokenization mismatch): the official trainer learns nothing from it", dataset=ds))
     return out
+
+
+_COUNTERS: dict[tuple, Any] = {}  # one tokenizer per process and model settings
+_SIZES: Any = None  # image sizes read once per process
+
+
+class TokenChecker:
+    """Per dataset: ``check(obj, ctx)`` -> IVL4xx findings for one parsed record (``validate --model DIR``).
+
+    Reads ``model_dir``, ``template``, ``max_seq_length`` (default 4096) and ``trust_remote_code`` (default
+    off) from the validate options.
+    """
+
+    def __init__(self, entry: Any, options: Any):
+        from .stats_scan import Dataset, Settings
+        from .stats_tokens import TokenCounter, model_settings
+
+        global _SIZES
+        self.L = int(getattr(options, "max_seq_length", None) or 4096)
+        key = (options.model_dir, getattr(options, "template", None), self.L,
+               bool(getattr(options, "trust_remote_code", False)))
+        counter = _COUNTERS.get(key)
+        if counter is None:
+            base = Settings(max_seq_length=self.L, trust_remote_code=key[3])
+            counter = _COUNTERS[key] = TokenCounter.load(model_settings(key[0], base, template=key[1]))
+        self.counter = counter
+        model = getattr(entry, "entry", None)
+        mdp = getattr(model, "max_dynamic_patch", None) if model is not None else None
+        self.dataset = Dataset(getattr(entry, "name", ""), getattr(entry, "annotation_path", ""),
+                               getattr(entry, "root_path", ""), mdp)
+        if _SIZES is None:
+            from .stats_media import MediaSizes
+
+            _SIZES = MediaSizes({})
+        self.sizes = _SIZES
+
+    def check(self, obj: Any, ctx: Any) -> list[Finding]:
+        from .stats_hist import Tally
+        from .stats_scan import scan_record
+
+        rec = scan_record(obj, self.dataset, self.counter.settings, self.sizes, Tally())
+        if rec is None or any(n == 0 for n in rec.tiles):  # shape or media problems: IVL2xx / IVL3xx report them
+            return []
+        counts = self.counter.count_batch([rec])[0]
+        fewest = None
+        if rec.kind == "video" and counts.total > self.L:
+            fewest = self.counter.video_min_total(rec)
+        return findings_for(counts, ctx, self.L, fewest)

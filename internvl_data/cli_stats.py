@@ -77,9 +77,12 @@ def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
         cache_dir=None if args.no_cache else (args.cache or str(_default_cache())),
     )
     if args.model:
-        from .stats_tokens import model_settings
+        from .stats_tokens import ModelError, model_settings
 
-        settings = model_settings(args.model, settings, template=args.template)
+        try:
+            settings = model_settings(args.model, settings, template=args.template)
+        except ModelError as exc:
+            raise UsageError(str(exc)) from None
     override = getattr(args, "max_dynamic_patch", None)
     if override is not None:
         if override < 1:

@@ -23,16 +23,25 @@ if TYPE_CHECKING:
 
 OVERVIEW = ("dataset", "repeat_time", "lines", "effective_records", "share", "text", "single", "multi", "video",
             "images_total", "tiles_total")
-OVERVIEW_MODEL = ("tokens_total", "supervised_tokens_total", "over_length", "truncated_image", "zero_supervised",
-                  "official_mismatch", "video_cannot_fit", "steps_per_epoch")
+BUDGET = ("dataset", "tokens_total", "supervised_tokens_total", "over_length", "truncated_image", "zero_supervised",
+          "official_mismatch", "video_cannot_fit", "steps_per_epoch")
+LABELS = {"repeat_time": "repeat", "effective_records": "effective", "images_total": "images", "tiles_total": "tiles",
+          "tokens_total": "tokens", "supervised_tokens_total": "supervised", "over_length": "over max_seq_length",
+          "truncated_image": "image cut", "zero_supervised": "nothing trained", "official_mismatch": "official mismatch",
+          "video_cannot_fit": "video cannot fit", "steps_per_epoch": "steps/epoch"}
 PLOT_METRICS = ("tiles_per_image", "tiles_per_record")
 PLOT_METRICS_MODEL = ("total_tokens", "supervised_tokens")
 
 
-def overview(result: StatsResult) -> "pd.DataFrame":
-    """The per-dataset counts table (a subset of the summary's columns)."""
-    cols = OVERVIEW + (OVERVIEW_MODEL if result.with_model else ())
-    return result.summary()[list(cols)]
+def tables(result: StatsResult) -> list[tuple[str, "pd.DataFrame"]]:
+    """The report's tables with display headers: mixture, token budget (with a model), distributions."""
+    summary = result.summary()
+    out = [("Mixture (effective records after repeat_time)", summary[list(OVERVIEW)])]
+    if result.with_model:
+        out.append(("Token budget (max_seq_length %d)" % result.settings.max_seq_length, summary[list(BUDGET)]))
+    out.append(("Distributions (per record; per image for image_* and tiles_per_image; per video for video_frames)",
+                result.distributions()))
+    return [(title, df.rename(columns=LABELS)) for title, df in out]
 
 
 def to_json(result: StatsResult) -> bytes:
@@ -77,12 +86,15 @@ def print_tables(result: StatsResult, file: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file, width=None if file is None else 200)
-    for title, df in (("Mixture", overview(result)), ("Distributions (per record; per image for image_*, "
-                                                        "tiles_per_image)", result.distributions())):
+    import sys
+
+    wide = file is not None or not sys.stdout.isatty()  # files and pipes get whole tables
+    console = Console(file=file, width=240 if wide else None)
+    for title, df in tables(result):
         table = Table(title=title, title_justify="left")
         for col in df.columns:
-            table.add_column(str(col), justify="left" if col in ("dataset", "metric") else "right")
+            table.add_column(str(col), justify="left" if col in ("dataset", "metric") else "right",
+                             min_width=min(len(str(col)), 12))
         for row in df.itertuples(index=False):
             table.add_row(*(fmt(_py(v)) for v in row))
         console.print(table)
@@ -139,15 +151,14 @@ def to_html(result: StatsResult, pngs: dict[str, bytes] | None = None) -> str:
         f'<h3>{html.escape(m)}</h3><img alt="{html.escape(m)}" src="data:image/png;base64,'
         f'{base64.b64encode(data).decode()}">' for m, data in pngs.items()
     )
-    tables = "".join(
-        f"<h2>{title}</h2>" + df.map(lambda v: fmt(_py(v))).to_html(index=False, classes=cls, escape=True)
-        for title, cls, df in (("Mixture", "overview", overview(result)),
-                               ("Distributions", "distributions", result.distributions()))
+    body = "".join(
+        f"<h2>{html.escape(title)}</h2>" + df.map(lambda v: fmt(_py(v))).to_html(index=False, escape=True)
+        for title, df in tables(result)
     )
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ivl-data stats</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
-        f"<h1>ivl-data stats: {html.escape(result.meta)}</h1><ul>{settings}</ul>{tables}"
+        f"<h1>ivl-data stats: {html.escape(result.meta)}</h1><ul>{settings}</ul>{body}"
         f"<h2>Histograms</h2>{images}</body></html>\n"
     )

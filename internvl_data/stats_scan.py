@@ -42,6 +42,8 @@ class Settings:
     model_dir: str | None = None
     max_seq_length: int = 4096
     num_frames: int = 32  # frames counted per video record (the trainer draws between min and max)
+    min_num_frame: int = 8  # the fewest frames the trainer draws (IVL405)
+    template: str | None = None
     trust_remote_code: bool = False
     cache_dir: str | None = None
 
@@ -111,16 +113,17 @@ def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
 
 def scan_line(raw: bytes, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally) -> Record | None:
     """Count one line into ``tally``; the parsed record, or None for a line that is not a usable record."""
-    if not raw.strip():
-        tally.counts["skipped_lines"] += 1
-        return None
     try:
-        obj = orjson.loads(raw)
+        obj = orjson.loads(raw) if raw.strip() else None
     except orjson.JSONDecodeError:
-        tally.counts["skipped_lines"] += 1
-        return None
+        obj = None
+    return scan_record(obj, ds, settings, sizes, tally)
+
+
+def scan_record(obj: object, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally) -> Record | None:
+    """Count one parsed record into ``tally`` (kind, turns, characters, images, tiles, frames)."""
     convs = obj.get("conversations") if isinstance(obj, dict) else None
-    if not isinstance(convs, list):
+    if not isinstance(obj, dict) or not isinstance(convs, list):
         tally.counts["skipped_lines"] += 1
         return None
     kind = record_kind(obj)

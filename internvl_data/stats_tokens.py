@@ -1,0 +1,248 @@
+"""Exact token counts per record without pixels: the token-only fast path of ``SampleBuilder.build_text``.
+
+Image token counts come from header sizes through ``tiling.num_tiles`` (:mod:`stats_scan`); the text goes
+through the same template rendering, placeholder expansion, tokenizer backend, semantic labels and official
+arithmetic as :class:`sample.SampleBuilder`, but a batch of records is tokenized in one ``encode_batch`` call,
+each image stays a single ``<IMG_CONTEXT>`` (its run length is added arithmetically) and the labels are counted
+with numpy instead of being materialised. Anything unusual (a record the builder rejects, the block-wise
+``internvl2_5`` template) goes through ``SampleBuilder.build_text`` itself, so both paths agree by
+construction there; a test checks that they agree everywhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .stats_hist import Tally
+from .stats_scan import Record, Settings
+
+
+CHECK_RECORDS = 64  # per process: piece-wise encoding verified against the tokenizer on this many records
+
+
+class ModelError(ValueError):
+    """The checkpoint cannot be used for token counts; the message names the fix."""
+
+
+@dataclass(slots=True)
+class Counts:
+    """Token facts of one record (``total`` before truncation; ``supervised`` after it)."""
+
+    kind: str
+    template: str
+    total: int = 0
+    image: int = 0
+    text: int = 0
+    supervised: int = 0
+    mismatch: bool = False
+    truncated_image: bool = False
+    last_image_end: int = 0  # 1-based position of the last image token
+    frames: int = 0
+    error: str = ""  # "IVL2xx: message" for a record the trainer cannot build
+
+
+def model_settings(model_dir: str, settings: Settings, template: str | None = None) -> Settings:
+    """``settings`` with the checkpoint's tiling and template; fails early when the model is unusable."""
+    from .modelinfo import ModelInfo, ModelInfoError
+    from .templates import get_template
+    from .tokenizer import TokenizerLoadError, load_tokenizer
+
+    try:
+        info = ModelInfo.from_dir(model_dir, template)
+        name = info.require_template()
+        get_template(name)
+        load_tokenizer(model_dir, trust_remote_code=settings.trust_remote_code)
+    except (ModelInfoError, TokenizerLoadError, ValueError) as exc:
+        raise ModelError(str(exc)) from None
+    return dataclasses.replace(
+        settings, model_dir=str(model_dir), template=name, tile=info.tile_size,
+        min_dynamic_patch=info.min_dynamic_patch, max_dynamic_patch=info.max_dynamic_patch,
+        use_thumbnail=info.use_thumbnail, dynamic_image_size=info.dynamic_image_size,
+    )
+
+
+class TokenCounter:
+    """Counts tokens for batches of :class:`stats_scan.Record` with one checkpoint's tokenizer and template."""
+
+    def __init__(self, builder: Any, settings: Settings):
+        self.b = builder
+        self.settings = settings
+        self.L = builder.max_seq_length
+        from . import labels as lab
+        from .stats_pieces import PieceCodec
+
+        codec = builder.codec
+        self.image_ids = np.asarray([codec.img_start, codec.img_end, codec.img_context])
+        self.pieces = PieceCodec(codec)
+        self.n = lab.counter(lambda text: range(self.pieces.count(text))) if self.pieces.ok else builder.n
+        self.checks_left = CHECK_RECORDS  # records whose piece-wise encoding is compared with the tokenizer's
+
+    @classmethod
+    def load(cls, settings: Settings) -> "TokenCounter":
+        from .modelinfo import ModelInfo
+        from .sample import SampleBuilder
+        from .tokenizer import load_tokenizer
+
+        assert settings.model_dir is not None
+        tok = load_tokenizer(settings.model_dir, trust_remote_code=settings.trust_remote_code)
+        info = ModelInfo.from_dir(settings.model_dir, settings.template)
+        builder = SampleBuilder(tok, info, settings.template, settings.max_seq_length,
+                                min_num_frame=settings.min_num_frame, num_frames=settings.num_frames)
+        return cls(builder, settings)
+
+    # -- batches -----------------------------------------------------------------------------------------------
+
+    def count_batch(self, records: list[Record]) -> list[Counts]:
+        """Counts for each record, in order."""
+        from .sample import SampleError, _expand
+        from .templates import conversation_turns, render_segments
+
+        t = self.b.template
+        out: list[Counts | None] = [None] * len(records)
+        fast: list[tuple[int, list, list[int]]] = []
+        for i, rec in enumerate(records):
+            if t.preprocess == "internvl2_5":
+                out[i] = self._slow(rec)
+                continue
+            try:
+                convs = prepare(rec)
+                system, turns = conversation_turns(t, convs)
+                runs = [self.b.tokens_per_tile * k for k in rec.tiles]
+                segs, placed = _expand(t, render_segments(t, turns, system), len(runs) if rec.kind != "text" else 0)
+            except (SampleError, ValueError, KeyError, AttributeError, TypeError):
+                out[i] = self._slow(rec)
+                continue
+            if placed != len(runs):  # too few placeholders (an error) or frames without one: the builder decides
+                out[i] = self._slow(rec)
+                continue
+            fast.append((i, segs, runs))
+        for i, segs, runs in fast:
+            out[i] = self._count(records[i], segs, runs, self._encode("".join(s.text for s, _ in segs)))
+        return [c for c in out if c is not None]
+
+    def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, starts, ends) through the piece cache when it is exact for this tokenizer."""
+        if self.pieces.ok and self.checks_left > 0:
+            self.checks_left -= 1
+            self.pieces.ok = self.pieces.agrees(text)
+            if not self.pieces.ok:
+                self.n = self.b.n
+        if self.pieces.ok:
+            return self.pieces.encode(text)
+        enc = self.b.codec.encode(text)
+        offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        return np.asarray(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1]
+
+    def _count(self, rec: Record, segs: list, runs: list[int], enc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counts:
+        from . import labels as lab
+        from .sample import _official_text, _spans
+
+        codec = self.b.codec
+        ids, starts, ends = enc
+        ctx = np.flatnonzero(ids == codec.img_context)
+        if len(ctx) != len(runs) or int((ids == codec.img_end).sum()) != len(runs):
+            return self._slow(rec)  # a literal image token in the text: the builder names the problem
+        reps = np.ones(len(ids), dtype=np.int64)
+        reps[ctx] = runs
+        after = np.cumsum(reps)  # full position (1-based) of each token's last id
+        full = int(after[-1]) if len(ids) else 0
+        image = sum(runs) + 2 * len(runs)
+        c = Counts(rec.kind, self.b.template.name, full, image, full - image, frames=len(runs) * (rec.kind == "video"))
+        is_image = np.isin(ids, self.image_ids)
+        if runs:
+            c.last_image_end = int(after[is_image][-1])
+            c.truncated_image = c.last_image_end > self.L
+        if c.truncated_image:
+            return c
+        spans = np.asarray(_spans(segs), dtype=np.int64).reshape(-1, 2)
+        j = np.searchsorted(spans[:, 0], starts, side="right") - 1
+        inside = (j >= 0) & (starts < spans[np.maximum(j, 0), 1]) if len(spans) else np.zeros(len(ids), bool)
+        trained = inside & (ends > starts) & ~is_image & (after <= self.L)
+        c.supervised = int(trained.sum())
+        full_ids = np.repeat(ids, reps)[: self.L]
+        try:
+            _labels, mismatch = lab.official_labels(self.b.template, _official_text(segs, runs), full_ids, self.n,
+                                                    self.L, codec.pad_id, codec.endoftext_id)
+        except ValueError:
+            return self._slow(rec)
+        c.mismatch = bool(mismatch)
+        return c
+
+    def _slow(self, rec: Record) -> Counts:
+        """Through ``SampleBuilder.build_text`` (no pixels): exact by construction, one record at a time."""
+        from .sample import SampleError, TruncatedImageError
+
+        c = Counts(rec.kind, self.b.template.name, frames=len(rec.tiles) * (rec.kind == "video"))
+        try:
+            convs = prepare(rec)
+            s = self.b.build_text(convs, rec.kind, rec.tiles, np.zeros((0, 3, 1, 1), np.float32),
+                                  np.zeros(0, np.int64))
+        except TruncatedImageError as exc:
+            c.total = int(exc.details["length"])
+            c.last_image_end = int(exc.details["last_image_token"]) + 1
+            c.image = sum(self.b.tokens_per_tile * k + 2 for k in rec.tiles)
+            c.text = c.total - c.image
+            c.truncated_image = True
+            return c
+        except SampleError as exc:
+            c.error = f"{exc.code}: {exc}"
+            return c
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # the official preprocessor raises too
+            c.error = f"IVL201: the record cannot be built ({exc})"
+            return c
+        c.total = s.full_length
+        where = np.flatnonzero(np.isin(s.input_ids, self.image_ids))  # never truncated: that raises above
+        c.image = len(where)
+        c.last_image_end = int(where[-1]) + 1 if len(where) else 0
+        c.text = c.total - c.image
+        c.supervised = int((s.labels != -100).sum())
+        c.mismatch = bool(s.official_mismatch)
+        return c
+
+    # -- into a tally ------------------------------------------------------------------------------------------
+
+    def add_batch(self, records: list[Record], tally: Tally) -> list[Counts]:
+        """Count ``records`` into ``tally``; returns the counts (``lengths`` writes ``total``)."""
+        counts = self.count_batch(records)
+        L = self.L
+        for rec, c in zip(records, counts):
+            if c.error:
+                tally.counts["build_errors"] += 1
+                continue
+            tally.add("text_tokens", c.text)
+            tally.add("image_tokens", c.image)
+            tally.add("total_tokens", c.total)
+            if c.total > L:
+                tally.counts["over_length"] += 1
+                if rec.kind == "video" and self.video_min_total(rec) > L:
+                    tally.counts["video_cannot_fit"] += 1
+            if c.truncated_image:
+                tally.counts["truncated_image"] += 1
+                continue
+            tally.add("supervised_tokens", c.supervised)
+            tally.counts["zero_supervised"] += c.supervised == 0
+            tally.counts["official_mismatch"] += c.mismatch
+        return counts
+
+    def video_min_total(self, rec: Record) -> int:
+        """Total tokens of a video record with the fewest frames the trainer draws (``min_num_frame``)."""
+        fewer = Record(rec.obj, rec.kind, [1] * self.settings.min_num_frame, rec.lineno)
+        return self.count_batch([fewer])[0].total
+
+
+def prepare(rec: Record) -> list[dict]:
+    """The conversation with the loader's placeholder edits: ``<image>`` auto-insert, video frame lines."""
+    from .sample import _prepend_if_missing, _value
+
+    convs = [dict(c) for c in rec.obj["conversations"]]
+    if rec.kind == "single":
+        _prepend_if_missing(convs, "<image>")
+    elif rec.kind == "video":
+        _prepend_if_missing(convs, "<video>")
+        lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(len(rec.tiles)))
+        convs[0]["value"] = _value(convs[0], 0).replace("<video>\n", lines + "\n")
+    return convs
