@@ -519,7 +519,7 @@ class IdTracker:
         """Record ``rid`` seen at ``ctx.line``; a Finding (IVL224) when it was seen before."""
         if type(rid) is int and -_BIG <= rid < _BIG:
             h = ((rid * _MIX) & _MASK64) or 1
-        elif type(rid) is str or type(rid) is float:
+        elif type(rid) is str or type(rid) is float or type(rid) is int:
             h = self.digest(rid)
         else:
             return None

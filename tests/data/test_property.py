@@ -1,0 +1,164 @@
+"""Property tests (hypothesis): mutated lines, records and meta files never raise, and every finding is located.
+
+Also: the record schema and the fast checks agree on arbitrary JSON records in both directions for structure.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from internvl_data import lines
+from internvl_data.checks_lines import LineCtx, check_line
+from internvl_data.checks_records import IdTracker, check_record
+from internvl_data.findings import Finding, Severity
+from internvl_data.meta import load_meta
+from internvl_data.rules import all_rules
+from internvl_data.schema import record_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+CODES = set(all_rules())
+RECORD = jsonschema.Draft202012Validator(record_schema())
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Error codes that mean "structurally invalid" in the schema's sense.
+STRUCTURAL = {"IVL201", "IVL202", "IVL203", "IVL204", "IVL205", "IVL207", "IVL211", "IVL223", "IVL225"}
+
+BASE_LINES = [raw for p in sorted((ROOT / "fixtures" / "valid").glob("*.jsonl"))
+              for _, _, raw in lines.iter_lines(p)]
+BASE_META = (ROOT / "fixtures" / "valid" / "meta.json").read_bytes()
+
+
+def assert_located(findings: list[Finding], path: str, line: int | None) -> None:
+    for f in findings:
+        assert f.code in CODES and isinstance(f.severity, Severity)
+        assert f.path == path and isinstance(f.line, int) and f.line >= 0
+        if line is not None:
+            assert f.line == line
+        assert f.message
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: list[bytes]) -> bytes:
+    data = bytearray(draw(st.sampled_from(base)))
+    for _ in range(draw(st.integers(1, 4))):
+        pos = draw(st.integers(0, len(data)))
+        op = draw(st.sampled_from(["insert", "delete", "replace", "truncate"]))
+        chunk = draw(st.binary(min_size=1, max_size=4) | st.sampled_from(
+            [b'"', b"{", b"}", b",", b":", b"\\", b"\xff", b"\xef\xbb\xbf", b"\r", b"<image>", b"null", b"[]"]))
+        if op == "insert":
+            data[pos:pos] = chunk
+        elif op == "delete":
+            del data[pos:pos + len(chunk)]
+        elif op == "replace":
+            data[pos:pos + len(chunk)] = chunk
+        else:
+            del data[pos:]
+    return bytes(data).replace(b"\n", b" ")
+
+
+@SETTINGS
+@given(raw=mutated(BASE_LINES), template=st.sampled_from([None, "internvl2_5", "Hermes-2"]))
+def test_mutated_lines_never_raise(raw: bytes, template: str | None) -> None:
+    ctx = LineCtx("d.jsonl", line=3, dataset="ds", template=template, long_line=400)
+    obj, found = check_line(raw, ctx)
+    assert_located(found, "d.jsonl", 3)
+    if obj is not None:
+        assert isinstance(obj, dict)
+        assert_located(check_record(obj, ctx), "d.jsonl", 3)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2000) | st.floats(-2, 2000, allow_nan=False)
+    | st.sampled_from(["", " ", "a.jpg", "<image>\n", "<video>\n", "<video>", "<img>", "<box>[[1, 2, 3, 4]]</box>",
+                       "<ref>x</ref>", "hi"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["from", "value", "text"]),
+                                                                       children, max_size=3),
+    max_leaves=8,
+)
+TURN = st.fixed_dictionaries({}, optional={"from": st.sampled_from(["human", "gpt", "system", "user"]) | JSON,
+                                           "value": st.text(alphabet="ab <>\n/imagevdo", max_size=20) | JSON,
+                                           "text": st.just("x")})
+RECORD_ST = st.fixed_dictionaries({}, optional={
+    "id": JSON, "conversations": st.lists(TURN, max_size=5) | JSON, "image": JSON | st.lists(st.just("a.jpg"),
+                                                                                            max_size=3),
+    "video": JSON, "clip": JSON, "width": JSON, "height": JSON, "width_list": JSON, "height_list": JSON,
+    "length": JSON, "other": JSON,
+})
+
+
+@SETTINGS
+@given(rec=RECORD_ST, template=st.sampled_from([None, "internvl2_5", "phi3-chat"]))
+def test_arbitrary_records_never_raise_and_agree_with_the_schema(rec: dict, template: str | None) -> None:
+    rec = json.loads(json.dumps(rec))  # JSON-representable values only, as orjson would give
+    found = check_record(rec, LineCtx("d.jsonl", line=1, template=template))
+    assert_located(found, "d.jsonl", 1)
+    errors = {f.code for f in found if f.severity is Severity.ERROR}
+    schema_ok = RECORD.is_valid(rec)
+    if not schema_ok:
+        assert errors, rec  # whatever the schema rejects, the checks reject
+    if errors & STRUCTURAL:
+        assert not schema_ok, (errors, rec)
+
+
+@SETTINGS
+@given(raw=mutated([BASE_META.replace(b"\n", b"\x00")]))
+def test_mutated_meta_files_never_raise(raw: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "meta.json"
+        path.write_bytes(raw.replace(b"\x00", b"\n"))
+        result = load_meta(str(path))
+        assert_located(result.findings, str(path), None)
+
+
+@SETTINGS
+@given(meta=st.dictionaries(st.text(max_size=4), st.dictionaries(
+    st.sampled_from(["root", "annotation", "data_augment", "repeat_time", "length", "max_dynamic_patch", "x"]),
+    JSON, max_size=6) | JSON, max_size=3))
+def test_arbitrary_meta_objects_never_raise(meta: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "meta.json"
+        path.write_text(json.dumps(meta))
+        result = load_meta(str(path))
+        assert_located(result.findings, str(path), None)
+        assert [e.name for e in result.entries] == [k for k, v in meta.items() if isinstance(v, dict)]
+
+
+@SETTINGS
+@given(ids=st.lists(st.integers(-3, 30) | st.sampled_from(["1", "a", "b", "é"]) | st.integers(2**62, 2**64),
+                    max_size=60))
+def test_id_tracker_matches_a_set(ids: list) -> None:
+    tracker, seen = IdTracker(capacity=1), {}
+    ctx = LineCtx("d.jsonl")
+    for line, rid in enumerate(ids, start=1):
+        ctx.line = line
+        f = tracker.add(rid, ctx)
+        key = (type(rid), rid)
+        assert (f is not None) == (key in seen)
+        if f:
+            assert f.message.endswith(f"(first used at line {seen[key]})")
+        seen.setdefault(key, line)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")), n=st.integers(1, 5))
+def test_ranges_and_lines_match_split(data: bytes, n: int) -> None:
+    old = lines.MIN_RANGE
+    lines.MIN_RANGE = 8
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "d.jsonl"
+            path.write_bytes(data)
+            want = data.split(b"\n")
+            if data.endswith(b"\n") or not data:
+                want.pop()
+            got = [raw for s, e, first in lines.split_ranges(path, n) for _, _, raw in lines.iter_lines(path, s, e, first)]
+            assert got == want
+            assert [ln for ln, _, _ in lines.iter_lines(path)] == list(range(1, len(want) + 1))
+            assert lines.count_lines(path) == len(want)
+    finally:
+        lines.MIN_RANGE = old
