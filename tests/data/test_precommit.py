@@ -1,0 +1,101 @@
+"""The hooks of .pre-commit-hooks.yaml, run the way pre-commit runs them on a small dataset repository.
+
+pre-commit splits ``entry`` with shlex, appends ``args`` and the staged files that match ``files``, and
+runs the command in the repository root. We do exactly that with the installed ``ivl-data``. The real
+``pre-commit try-repo`` (which builds a fresh virtualenv and installs ivl-kit from PyPI-hosted
+dependencies, about a minute) runs only with IVL_PRECOMMIT_TRY_REPO=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import clean, write_jsonl
+
+REPO = Path(__file__).resolve().parents[2]
+HOOKS = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+BIN = Path(sys.executable).parent
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def dataset_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "ds"
+    (repo / "data" / "images").mkdir(parents=True)
+    write_jsonl(repo / "data" / "chat.jsonl", [clean(1), clean(2)])
+    meta = {"chat": {"root": "images", "annotation": "chat.jsonl", "data_augment": False, "repeat_time": 1, "length": 2}}
+    (repo / "data" / "meta_chat.json").write_text(json.dumps(meta))
+    (repo / "README.md").write_text("dataset\n")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    return repo
+
+
+def run_hook(repo: Path, hook_id: str, extra_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    hook = HOOKS[hook_id]
+    staged = git(repo, "diff", "--cached", "--name-only").split()
+    files = [f for f in staged if re.search(hook["files"], f)]
+    cmd = shlex.split(hook["entry"]) + list(hook.get("args", [])) + list(extra_args) + files
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
+
+
+def test_hooks_catalogue() -> None:
+    assert set(HOOKS) == {"ivl-data-validate", "ivl-data-check-jsonl"}
+    for hook in HOOKS.values():
+        assert hook["language"] == "python" and shlex.split(hook["entry"])[:2] == ["ivl-data", "validate"]
+    assert re.search(HOOKS["ivl-data-validate"]["files"], "data/meta_chat.json")
+    assert not re.search(HOOKS["ivl-data-validate"]["files"], "data/chat.json")
+    assert re.search(HOOKS["ivl-data-check-jsonl"]["files"], "data/chat.jsonl")
+
+
+def test_meta_hook_passes_then_fails_on_a_broken_record(dataset_repo: Path) -> None:
+    ok = run_hook(dataset_repo, "ivl-data-validate")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Found 0 problems" in ok.stdout and not list(dataset_repo.rglob("*manifest*"))
+    write_jsonl(dataset_repo / "data" / "chat.jsonl", [clean(1), {"id": 2, "conversations": []}])
+    git(dataset_repo, "add", ".")
+    bad = run_hook(dataset_repo, "ivl-data-validate")
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("data/chat.jsonl:2:0: IVL201 ")
+    assert "Traceback" not in bad.stderr
+
+
+def test_jsonl_hook_checks_each_staged_file(dataset_repo: Path) -> None:
+    write_jsonl(dataset_repo / "data" / "extra.jsonl", [clean(1), "{oops"])
+    git(dataset_repo, "add", ".")
+    proc = run_hook(dataset_repo, "ivl-data-check-jsonl")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0].startswith("data/extra.jsonl:2:2: IVL001 invalid JSON")
+    assert "in 2 files, 3 records" in proc.stdout
+
+
+def test_meta_hook_with_a_cache_folder(dataset_repo: Path) -> None:
+    for _ in range(2):
+        proc = run_hook(dataset_repo, "ivl-data-validate", ("--cache", ".ivl-cache"))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list((dataset_repo / ".ivl-cache" / "results").glob("*.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("IVL_PRECOMMIT_TRY_REPO"), reason="needs PyPI; set IVL_PRECOMMIT_TRY_REPO=1")
+def test_pre_commit_try_repo(dataset_repo: Path, tmp_path: Path) -> None:  # pragma: no cover - opt-in
+    git(dataset_repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc")}
+    pc = shutil.which("pre-commit") or str(BIN / "pre-commit")
+    for hook in HOOKS:
+        proc = subprocess.run([pc, "try-repo", str(REPO), hook, "--all-files"], cwd=dataset_repo,
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
