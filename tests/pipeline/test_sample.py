@@ -237,3 +237,29 @@ def test_errors_carry_codes(Entry_, builder_factory, media, record, code):
     with pytest.raises(SampleError) as e:
         b.build(record, Entry_(media))
     assert e.value.code == code
+
+
+@pytest.mark.parametrize("cfg,tpt", [({}, 256), ({"image_size": 224}, 64), ({"image_size": 448, "downsample_ratio": 1.0}, 1024),
+                                     ({"image_size": 336, "patch_size": 14}, 144)])
+def test_modelinfo_tokens_per_tile(model_factory, cfg, tpt):
+    from internvl_data.modelinfo import ModelInfo
+
+    info = ModelInfo.from_dir(model_factory("Hermes-2", "qwen2", **cfg))
+    assert info.tokens_per_tile == tpt and info.tile_size == cfg.get("image_size", 448)
+    assert (info.template, info.layout, info.max_dynamic_patch, info.use_thumbnail) == ("Hermes-2", "original", 12, True)
+    assert info.llm_architecture == "Qwen2ForCausalLM"
+
+
+def test_modelinfo_native_and_errors(model_factory, tmp_path):
+    from internvl_data.modelinfo import ModelInfo, ModelInfoError
+
+    info = ModelInfo.from_dir(model_factory(None, "qwen2", layout="native", image_size=224))
+    assert (info.layout, info.template, info.tile_size, info.tokens_per_tile) == ("native", None, 224, 64)
+    with pytest.raises(ModelInfoError, match="--template NAME"):
+        info.require_template()
+    assert ModelInfo.from_dir(model_factory(None, "qwen2", layout="native"), template="internvl2_5").template == "internvl2_5"
+    with pytest.raises(ModelInfoError, match="config.json: not found"):
+        ModelInfo.from_dir(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    with pytest.raises(ModelInfoError, match="not an InternVL checkpoint"):
+        ModelInfo.from_dir(tmp_path)
