@@ -164,10 +164,7 @@ class Mixture:
 
 def _entries(meta_path: str) -> list[MetaEntry]:
     """Dataset entries of a meta file through ``meta.load_meta``; its error findings stop the mixture."""
-    try:
-        result = load_meta(os.fspath(meta_path))
-    except NotImplementedError:  # the contract's loader is not there yet: minimal parse
-        return _minimal_entries(os.fspath(meta_path))
+    result = load_meta(os.fspath(meta_path))
     errors = [f for f in result.findings if f.severity is Severity.ERROR]
     if errors:
         first = errors[0]
@@ -176,23 +173,3 @@ def _entries(meta_path: str) -> list[MetaEntry]:
             "run `ivl-data validate` for all of them)"
         )
     return list(result.entries)
-
-
-def _minimal_entries(meta_path: str) -> list[MetaEntry]:
-    """Stand-in for ``load_meta``: JSON object of dataset entries, paths resolved against the meta folder."""
-    try:
-        with open(meta_path, "rb") as f:
-            meta = orjson.loads(f.read())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise MixtureError(f"{meta_path}: cannot read the meta file: {exc}") from None
-    if not isinstance(meta, dict):
-        raise MixtureError(f"{meta_path}: the meta file must be a JSON object of dataset entries")
-    folder = os.path.dirname(os.path.abspath(meta_path))
-    out = []
-    for name, raw in meta.items():
-        if not isinstance(raw, dict) or not isinstance(raw.get("annotation"), str):
-            raise MixtureError(f"{meta_path}: dataset {name!r} needs an object with an 'annotation' path")
-        root = raw.get("root", "")
-        out.append(MetaEntry(name, None, raw, os.path.join(folder, raw["annotation"]),
-                             root if str(root).startswith("s3://") else os.path.join(folder, root), 0))
-    return out

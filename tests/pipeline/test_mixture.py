@@ -22,7 +22,7 @@ def _meta(tmp_path, datasets: dict) -> str:
     meta = {}
     for name, (n, repeat) in datasets.items():
         _write_jsonl(tmp_path / f"{name}.jsonl", n, name)
-        meta[name] = {"root": "media", "annotation": f"{name}.jsonl", "data_augment": False, "repeat_time": repeat}
+        meta[name] = {"root": ".", "annotation": f"{name}.jsonl", "data_augment": False, "repeat_time": repeat}
     path = tmp_path / "meta.json"
     path.write_text(json.dumps(meta))
     return str(path)
@@ -96,13 +96,23 @@ def test_bad_record_message_names_file_and_line(tmp_path):
         mix.read(4)
 
 
-def test_missing_annotation_and_bad_repeat_time(tmp_path):
+def test_meta_errors_stop_the_mixture_with_file_and_line(tmp_path):
     meta = _meta(tmp_path, {"d": (3, 2.0)})
-    with pytest.raises(MixtureError, match="dataset 'd': repeat_time 2.0 above 1 must be an integer"):
+    with pytest.raises(MixtureError, match=r"meta\.json:1: IVL109 dataset 'd': 'repeat_time' is 2\.0.*ivl-data validate"):
         Mixture(meta)
+
+
+def test_entries_are_checked_too(tmp_path):
+    from internvl_data.meta import load_meta
+
+    entries = load_meta(_meta(tmp_path, {"d": (3, 1)})).entries
+    entries[0].raw["repeat_time"] = 2.0  # entries built by hand skip the meta checks
+    with pytest.raises(MixtureError, match="dataset 'd': repeat_time 2.0 above 1 must be an integer"):
+        Mixture(entries)
+    entries[0].raw["repeat_time"] = 1
     os.remove(tmp_path / "d.jsonl")
     with pytest.raises(MixtureError, match="d.jsonl: annotation file of dataset 'd' not found"):
-        Mixture(meta)
+        Mixture(entries)
 
 
 def test_rng_for_is_deterministic_per_seed_epoch_index(tmp_path):
