@@ -1,0 +1,151 @@
+"""Throughput and peak memory of `ivl-data validate` against jsonschema and fastjsonschema, in one run.
+
+    python benchmarks/validate_throughput.py [--lines 1000000] [--out bench-out] [--sample 50000]
+
+Generates (or reuses) ``OUT/lines_N.jsonl`` with ../shared/bench/make_dataset.py (``--make-dataset`` or
+$IVL_MAKE_DATASET), then prints one table. ivl-data rows run the CLI as a subprocess and sample the memory of
+the whole process tree (parent + workers) every 20 ms: RSS summed over the processes (shared pages counted in
+each) and PSS (shared pages split between them). The baselines validate each line after json.loads with
+``schemas/record.schema.json`` on the first --sample lines, in this process, and are extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MAKER = os.environ.get("IVL_MAKE_DATASET") or str(REPO.parent / "shared" / "bench" / "make_dataset.py")
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except OSError:
+            continue
+    return out
+
+
+def memory_kb(pids: list[int]) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) in kB over ``pids``."""
+    rss = pss = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss, pss
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, float, int]:
+    """(seconds, peak RSS MB, peak PSS MB, exit code) of a command and its process tree."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = [0, 0]
+
+    def poll() -> None:
+        while proc.poll() is None:
+            rss, pss = memory_kb(tree(proc.pid))
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    _, err = proc.communicate()
+    seconds = time.perf_counter() - t0
+    watcher.join()
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return seconds, peak[0] / 1024, peak[1] / 1024, proc.returncode
+
+
+def baseline(name: str, lines: list[bytes], schema: dict) -> float:
+    """lines/s of json.loads + one schema validation per line."""
+    if name == "jsonschema":
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(schema)
+        check = validator.is_valid
+    else:
+        import fastjsonschema
+
+        compiled = fastjsonschema.compile(schema)
+
+        def check(obj: object) -> bool:
+            try:
+                compiled(obj)
+            except fastjsonschema.JsonSchemaException:
+                return False
+            return True
+
+    t0 = time.perf_counter()
+    for raw in lines:
+        check(json.loads(raw))
+    return len(lines) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--out", default=str(REPO / "bench-out"))
+    ap.add_argument("--make-dataset", default=DEFAULT_MAKER)
+    ap.add_argument("--sample", type=int, default=50_000, help="lines validated by each baseline")
+    ap.add_argument("--jobs", type=int, default=0, help="ivl-data --jobs (default all cores)")
+    a = ap.parse_args()
+    out = Path(a.out)
+    data, meta = out / f"lines_{a.lines}.jsonl", out / f"meta_lines_{a.lines}.json"
+    if not (data.is_file() and meta.is_file()):
+        subprocess.run([sys.executable, a.make_dataset, str(out), "--lines", str(a.lines)], check=True)
+    with open(data, "rb") as fh:
+        sample = [fh.readline() for _ in range(min(a.sample, a.lines))]
+    schema = json.loads((REPO / "schemas" / "record.schema.json").read_text())
+
+    ivl = [shutil.which("ivl-data") or str(Path(sys.executable).parent / "ivl-data"), "validate", str(meta),
+           "--no-manifest", "--no-progress", "--max-per-rule", "100", "--jobs", str(a.jobs)]
+    cache_dir = out / "validate-cache"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    rows = [
+        ("ivl-data --media off", run_measured(ivl + ["--media", "off"])),
+        ("ivl-data --media exists", run_measured(ivl + ["--media", "exists"])),
+        ("ivl-data --media off --cache (cold)", run_measured(ivl + ["--media", "off", "--cache", str(cache_dir)])),
+        ("ivl-data --media off --cache (warm)", run_measured(ivl + ["--media", "off", "--cache", str(cache_dir)])),
+    ]
+    js = baseline("jsonschema", sample, schema)
+    fjs = baseline("fastjsonschema", sample, schema)
+
+    print(f"{a.lines:,} lines, {data.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} cores; baselines on "
+          f"{len(sample):,} lines, extrapolated")
+    print(f"| run | seconds | lines/s | peak RSS MB (tree) | peak PSS MB (tree) | x jsonschema | x fastjsonschema |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, speed in (("jsonschema Draft 2020-12 (json.loads + is_valid)", js),
+                        ("fastjsonschema (json.loads + compiled)", fjs)):
+        print(f"| {name} | {a.lines / speed:.1f} | {speed:,.0f} | - | - | {speed / js:.2f} | {speed / fjs:.2f} |")
+    for name, (sec, rss, pss, _) in rows:
+        speed = a.lines / sec
+        print(f"| {name} | {sec:.2f} | {speed:,.0f} | {rss:.0f} | {pss:.0f} | {speed / js:.1f} | {speed / fjs:.2f} |")
+    cold, warm = rows[2][1][0], rows[3][1][0]
+    print(f"\ncached re-run: {cold / warm:.1f}x faster than the cold --cache run "
+          f"({rows[0][1][0] / warm:.1f}x faster than the uncached --media off run)")
+
+
+if __name__ == "__main__":
+    main()
