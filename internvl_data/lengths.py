@@ -12,7 +12,9 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -137,16 +139,17 @@ def set_line_length(raw: bytes, length: int) -> bytes:
     return set_key(raw, start, "length", str(int(length)).encode())
 
 
-def set_meta_lengths(raw: bytes, lengths: dict[str, int]) -> bytes:
-    """The meta file with ``<dataset>.length`` set for each dataset in ``lengths``."""
+def set_dataset_keys(raw: bytes, updates: dict[str, dict[str, bytes]]) -> bytes:
+    """The meta file with ``<dataset>.<key>`` set to each raw JSON value in ``updates``."""
     start = _skip_ws(raw, 0)
-    for name, n in lengths.items():
-        mems, _ = members(raw, start)
-        hit = [m for m in mems if m[0] == name]
-        if not hit:
-            raise EditError(f"dataset {name!r} is not in the meta file")
-        _k, _ks, vs, _ve = hit[-1]  # the entry the loader uses when a name is duplicated
-        raw = raw[:vs] + set_key(raw[vs:], 0, "length", str(int(n)).encode())
+    for name, keys in updates.items():
+        for key, value in keys.items():
+            mems, _ = members(raw, start)
+            hit = [m for m in mems if m[0] == name]
+            if not hit:
+                raise EditError(f"dataset {name!r} is not in the meta file")
+            vs = hit[-1][2]  # the entry the loader uses when a name is duplicated
+            raw = raw[:vs] + set_key(raw[vs:], 0, key, value)
     return raw
 
 
@@ -155,9 +158,14 @@ def replace_atomic(path: Path, tmp: Path, backup: bool) -> None:
     pause = os.environ.get(PAUSE_ENV)
     if pause:
         time.sleep(float(pause))
-    if backup:
-        bak = path.with_name(path.name + ".bak")
-        shutil.copy2(path, bak)
+    if path.exists():
+        shutil.copymode(path, tmp)  # the new file keeps the original's permissions
+        if backup:
+            shutil.copy2(path, path.with_name(path.name + ".bak"))
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
 
 
@@ -166,3 +174,104 @@ def temp_beside(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ivl-tmp", dir=path.parent)
     os.close(fd)
     return Path(tmp)
+
+
+# -- the run: token lengths in worker processes, parts assembled in order, files replaced atomically ------------
+
+
+def run_chunk(chunk: Any) -> tuple[str, list[tuple[int, str]]]:
+    """Worker: rewrite the lines of one chunk into a part file; returns (part path, [(line, problem)])."""
+    from .stats_hist import Tally
+    from .stats_scan import _STATE, Record, scan_record
+
+    ds = _STATE["datasets"][chunk.index]
+    counter = _STATE["tokens"]
+    with open(ds.annotation, "rb") as f:
+        f.seek(chunk.start)
+        data = f.read(chunk.end - chunk.start)
+    lines = data.split(b"\n")  # a trailing b"" keeps the final newline (or its absence) exactly
+    problems: list[tuple[int, str]] = []
+    pending: list[tuple[int, Record]] = []
+    for k, raw in enumerate(lines):
+        if k == len(lines) - 1 and raw == b"":
+            break
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            problems.append((chunk.first_lineno + k, "not valid JSON (see `ivl-data validate`); left unchanged"))
+            continue
+        rec = scan_record(obj, ds, counter.settings, _STATE["sizes"], Tally())
+        if rec is None:
+            problems.append((chunk.first_lineno + k, "not a record with `conversations`; left unchanged"))
+        elif any(n == 0 for n in rec.tiles):
+            problems.append((chunk.first_lineno + k, "an image cannot be read and the record declares no size; "
+                                                     "left unchanged"))
+        else:
+            pending.append((k, rec))
+    for start in range(0, len(pending), 256):
+        batch = pending[start : start + 256]
+        for (k, _rec), counts in zip(batch, counter.count_batch([r for _, r in batch])):
+            if counts.error:
+                problems.append((chunk.first_lineno + k, f"cannot be built ({counts.error}); left unchanged"))
+                continue
+            try:
+                lines[k] = set_line_length(lines[k], counts.total)
+            except EditError as exc:
+                problems.append((chunk.first_lineno + k, f"cannot be edited ({exc}); left unchanged"))
+    part = Path(_STATE["parts_dir"]) / f"{chunk.index:05d}-{chunk.start:016d}.part"
+    part.write_bytes(b"\n".join(lines))
+    return str(part), problems
+
+
+def init_lengths_worker(datasets: list, settings: Any, parts_dir: str) -> None:
+    from .stats_scan import _STATE, init_worker
+
+    init_worker(datasets, settings)
+    _STATE["parts_dir"] = parts_dir
+
+
+@dataclass
+class Outcome:
+    written: list[Path]
+    problems: list[str]  # "path:line: message"
+    meta_lengths: dict[str, int]
+
+
+def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, progress: bool,
+                  out_dir: Path | None, backup: bool) -> Outcome:
+    """Compute every line's token length and write the files (in place, or into ``out_dir``)."""
+    from .stats_plan import chunk_size, count_lines, plan_file, run_chunks
+
+    files: dict[str, int] = {}  # annotation path -> index of the first dataset that uses it
+    for i, d in enumerate(datasets):
+        files.setdefault(os.path.realpath(d.annotation), i)
+    cb = chunk_size(sum(os.path.getsize(p) for p in files), jobs)
+    plans = {i: plan_file(i, datasets[i].annotation, 1, cb) for i in files.values()}
+    targets = {i: (out_dir / Path(datasets[i].annotation).name if out_dir else Path(datasets[i].annotation))
+               for i in files.values()}
+    if out_dir and len({t.name for t in targets.values()}) < len(targets):
+        raise EditError("two annotation files have the same name; write them in place or one meta at a time")
+    work_dir = Path(tempfile.mkdtemp(prefix=".ivl-lengths-", dir=out_dir or Path(meta_path).resolve().parent))
+    problems: list[str] = []
+    parts: dict[int, list[tuple[int, str]]] = {i: [] for i in plans}
+    try:
+        chunks = [c for p in plans.values() for c in p.chunks]
+        for c, (part, probs) in run_chunks(chunks, run_chunk, init_lengths_worker, (datasets, settings, str(work_dir)),
+                                           jobs, progress, "lengths"):
+            parts[c.index].append((c.start, part))
+            problems += [f"{datasets[c.index].annotation}:{line}: {msg}" for line, msg in probs]
+        written = []
+        for i, target in targets.items():
+            tmp = temp_beside(target)
+            with open(tmp, "wb") as out:
+                for _start, part in sorted(parts[i]):
+                    with open(part, "rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            replace_atomic(target, tmp, backup and out_dir is None)
+            written.append(target)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    meta_lengths = {d.name: count_lines(d.annotation) for d in datasets}
+    return Outcome(written, sorted(problems), meta_lengths)

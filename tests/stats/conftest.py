@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # `tests.helpers` importable under plain `pytest` too
+    sys.path.insert(0, str(ROOT))
 
 IMAGES = {"a.jpg": (800, 600), "b.png": (1920, 1080), "c.jpg": (448, 448), "d.jpg": (3000, 500)}
 VIDEO = ("v.mp4", 20, 10)  # name, frames, fps
@@ -79,3 +84,14 @@ def mixture(tmp_path: Path, media_dir: Path) -> Path:
     path = tmp_path / "meta.json"
     path.write_text(json.dumps(meta, indent=2) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoint folders (config + tiny tokenizer, no weights), keyed "tokenizer/template"."""
+    from tests.helpers.tokenizers import write_model_dir
+
+    root = tmp_path_factory.mktemp("models")
+    pairs = [("qwen2", "Hermes-2"), ("llama3", "internlm2-chat"), ("internlm2", "internlm2-chat"),
+             ("phi3", "phi3-chat"), ("qwen2", "internvl2_5"), ("qwen2", "internlm2-chat")]
+    return {f"{k}/{t}": write_model_dir(root / f"{k}-{t}", t, k, max_dynamic_patch=6) for k, t in pairs}
