@@ -119,15 +119,33 @@ def _pil_settings() -> Iterator[Any]:
 
 def _open(image_mod: Any, path: str) -> Any:
     try:
-        return image_mod.open(path)
+        return image_mod.open(path, formats=_formats(image_mod))
     except FileNotFoundError:
         raise MediaError("missing", "does not exist") from None
     except IsADirectoryError:
         raise MediaError("unreadable", "is a directory") from None
     except image_mod.UnidentifiedImageError:
+        if _is_postscript(path):
+            why = "is PostScript, which Pillow renders by running Ghostscript: not opened"
+            raise MediaError("unreadable", why) from None
         raise MediaError("unreadable", "is not an image Pillow can identify") from None
     except Exception as exc:  # untrusted bytes: Pillow's parsers raise OSError, SyntaxError, struct.error...
         raise MediaError(_kind(exc), f"cannot be opened: {exc}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _formats(image_mod: Any) -> tuple[str, ...]:
+    """Every format Pillow can read except EPS, whose decoder runs an external program (data never runs code)."""
+    image_mod.init()
+    return tuple(f for f in image_mod.ID if f != "EPS")
+
+
+def _is_postscript(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in (b"%!PS", b"\xc5\xd0\xd3\xc6")
+    except OSError:
+        return False
 
 
 def _kind(exc: Exception) -> str:

@@ -137,8 +137,8 @@ def test_validate_passes_the_valid_fixture(tmp_path: Path) -> None:
     """`ivl-data validate fixtures/valid/meta.json` exits 0 with no errors and no media findings, in every
     media mode (run on a copy: validate writes a manifest beside the meta file)."""
     cli_validate = pytest.importorskip("internvl_data.cli_validate")
-    from internvl_data import validate
     from internvl_data.cli import main
+    from internvl_data.validate import validate  # the package attribute is shadowed once the module is imported
 
     copy = tmp_path / "valid"
     shutil.copytree(VALID, copy, symlinks=True)

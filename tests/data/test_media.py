@@ -177,7 +177,7 @@ def test_each_file_is_opened_once_per_run(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "v.mp4").write_bytes(OK_VIDEO.read_bytes())
     opens: list[str] = []
     real_open = Image.open
-    monkeypatch.setattr(Image, "open", lambda p, *a: opens.append(str(p)) or real_open(p, *a))
+    monkeypatch.setattr(Image, "open", lambda p, *a, **kw: opens.append(str(p)) or real_open(p, *a, **kw))
     videos: list[str] = []
     real_video = media.video_info
     monkeypatch.setattr(media, "video_info", lambda p, decode=False: videos.append(p) or real_video(p, decode))
@@ -371,3 +371,11 @@ def test_damaged_videos_only_raise_media_errors(tmp_path: Path, cut: float, flip
             assert err.kind == "video" and str(err)
         else:
             assert info.frames > 0 and info.fps > 0
+
+
+def test_postscript_is_never_rendered(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    for mode in ("header", "decode"):
+        (f,) = check_one(tmp_path, {"image": "a.jpg", "conversations": conv("<image>", "x")}, media=mode)
+        assert (f.code, f.message) == (
+            "IVL305", "'a.jpg' is PostScript, which Pillow renders by running Ghostscript: not opened")
