@@ -127,6 +127,8 @@ for _args in _R:
 
 _MISSING = object()
 _NUM = (int, float)
+FIRST_VALUE = "$.conversations[0].value"
+MSG_AUTO_INSERT = "no <image> placeholder: the loader prepends '<image>\\n' to the first turn"
 
 
 def _pos_int(v: Any) -> bool:
@@ -184,6 +186,7 @@ def check_record(obj: dict[str, Any], ctx: Any) -> list[Finding]:
         return _findings(obj, ctx)
     image = obj.get("image", _MISSING)
     video = obj.get("video")
+    auto_insert = False  # a single image without placeholder: clean apart from IVL214
     if image is _MISSING:
         if video is None:
             ok = n_img == 0 and n_vid == 0
@@ -192,18 +195,22 @@ def check_record(obj: dict[str, Any], ctx: Any) -> list[Finding]:
     elif video is not None:
         ok = False
     elif type(image) is str:
-        ok = n_img == 1 == f_img and n_vid == 0 and image != ""
+        ok = n_vid == 0 and image != "" and (n_img == 1 == f_img or n_img == 0)
+        auto_insert = n_img == 0
     elif type(image) is list:
         ok = n_img == len(image) and n_vid == 0 and n_img > 0 and all(type(p) is str for p in image)
     else:
         ok = False
-    if ok:
-        for key, val in obj.items():
-            field_ok = _FIELD_OK.get(key)
-            if field_ok is not None and not field_ok(val):
-                return _findings(obj, ctx)
-        return []
-    return _findings(obj, ctx)
+    if not ok:
+        return _findings(obj, ctx)
+    for key, val in obj.items():
+        field_ok = _FIELD_OK.get(key)
+        if field_ok is not None and not field_ok(val):
+            return _findings(obj, ctx)
+    if auto_insert:
+        return [emit("IVL214", ctx.path, ctx.line, MSG_AUTO_INSERT, json_path=FIRST_VALUE,
+                     dataset=getattr(ctx, "dataset", ""))]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------- slow path
@@ -393,10 +400,10 @@ def _check_placeholders(obj: dict[str, Any], kind: str, turns: list[tuple[int, s
     n_img = sum(v.count("<image>") for _, _, v in turns)
     n_vid = sum(v.count("<video>") for _, _, v in turns)
     first = turns[0][2] if turns and turns[0][0] == 0 else ""
-    jp0 = "$.conversations[0].value"
+    jp0 = FIRST_VALUE
     if kind == "single":
         if n_img == 0:
-            out.add("IVL214", "no <image> placeholder: the loader prepends '<image>\\n' to the first turn", jp0)
+            out.add("IVL214", MSG_AUTO_INSERT, jp0)
         elif "<image>" not in first:
             out.add("IVL215", "<image> is not in the first turn: the loader prepends another one there and the "
                     "later placeholder stays plain text", jp0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.checks_records import IdTracker, check_record, grounding_problems
+from internvl_data.checks_records import IdTracker, _findings, check_record, grounding_problems
 from internvl_data.findings import Severity
 from internvl_data.lines import iter_lines
 from tests.helpers.bench_data import write_bench_lines
@@ -30,6 +30,7 @@ def G(v: str) -> dict:
 def run(rec: dict, template: str | None = None) -> list[tuple[str, str, str]]:
     ctx = LineCtx("d.jsonl", line=7, dataset="ds", template=template)
     out = check_record(rec, ctx)
+    assert out == _findings(rec, ctx)  # fast path and detailed pass agree
     assert all(f.path == "d.jsonl" and f.line == 7 and f.dataset == "ds" for f in out)
     return [(f.code, f.json_path, f.severity.value) for f in out]
 
