@@ -17,10 +17,19 @@ import numpy as np
 from . import labels as lab
 from .modelinfo import ModelInfo
 from .models import record_kind
-from .templates import GPT, HUMAN, ConversationError, Template, conversation_turns, get_template, render_segments
-from .tokenizer import IMG_CONTEXT, IMG_END, IMG_START, TokenCodec
-
-MARKER = IMG_START + IMG_CONTEXT + IMG_END  # one image in the text we tokenize
+from .templates import (
+    GPT,
+    HUMAN,
+    ConversationError,
+    Template,
+    conversation_turns,
+    expanded_text,
+    get_template,
+    place_images,
+    render_segments,
+    trained_spans,
+)
+from .tokenizer import TokenCodec
 
 
 class SampleError(ValueError):
@@ -192,7 +201,7 @@ class SampleBuilder:
         except (KeyError, AttributeError, TypeError):
             raise SampleError("IVL202", "conversations: a turn lacks a string `value`") from None
         runs = [self.tokens_per_tile * k for k in num_tiles]
-        segs, placed = _expand(t, render_segments(t, turns, system), len(runs) if kind != "text" else 0)
+        segs, placed = place_images(t, render_segments(t, turns, system), len(runs) if kind != "text" else 0)
         if placed < len(runs) and kind in ("single", "multi"):
             raise SampleError("IVL217", f"{len(runs)} image(s) but only {placed} `<image>` placeholder(s): the "
                                         "official `</img>` count assertion drops this record")
@@ -203,7 +212,7 @@ class SampleBuilder:
             text = "".join(s.text for s, _ in segs)
             enc = self.codec.encode(text)
             ids, offsets = enc.ids, enc.offsets
-            spans = _spans(segs)
+            spans = trained_spans(segs)
             official = None
         ids = np.asarray(ids, dtype=np.int64)
         sem = lab.semantic_labels(ids, offsets, spans)
@@ -229,7 +238,7 @@ class SampleBuilder:
                 )
         ids_t, sem_t = full_ids[:L], sem[:L]
         if official is None:
-            official, mismatch = lab.official_labels(t, _official_text(segs, runs), ids_t, self.n, L,
+            official, mismatch = lab.official_labels(t, expanded_text(segs, runs), ids_t, self.n, L,
                                                      self.codec.pad_id, self.codec.endoftext_id)
         else:
             official, mismatch = official[:L], False
@@ -262,7 +271,7 @@ class SampleBuilder:
             roles.append(GPT if any(s.trained for s, _ in b) else HUMAN)
             ids.extend(block_ids)
             offsets.extend((a + base, c + base) for a, c in enc.offsets[drop:])
-            spans.extend((a + base + shift, c + base + shift) for a, c in _spans(b))
+            spans.extend((a + base + shift, c + base + shift) for a, c in trained_spans(b))
             base += len(text) + 1  # +1 keeps spans of different blocks apart
         official = lab.block_labels(self.template, roles, per_block, head)
         ctx = np.flatnonzero(np.asarray(ids) == self.codec.img_context)
@@ -315,41 +324,3 @@ def _join(root: str, rel: Any) -> str:
     if not isinstance(rel, str):
         raise SampleError("IVL205", f"media path {rel!r} is not a string")
     return root + rel if root.startswith("s3://") else os.path.join(root, rel)
-
-
-def _expand(t: Template, segs: list, num_image: int) -> tuple[list[tuple[Any, list[int]]], int]:
-    """Replace the first ``num_image`` ``<image>`` (whole string; human turns only for internvl2_5) by MARKER.
-
-    Returns ``[(segment, [image indices placed in it]), ...]`` and the number placed.
-    """
-    from .templates import Segment
-
-    out, placed = [], 0
-    for seg in segs:
-        text, here = seg.text, []
-        eligible = t.preprocess != "internvl2_5" or (seg.turn >= 0 and not seg.trained and text.startswith(t.user))
-        while placed < num_image and eligible and "<image>" in text:
-            text = text.replace("<image>", MARKER, 1)
-            here.append(placed)
-            placed += 1
-        out.append((Segment(text, seg.trained, seg.turn) if here else seg, here))
-    return out, placed
-
-
-def _spans(segs: list[tuple[Any, list[int]]]) -> list[tuple[int, int]]:
-    spans, pos = [], 0
-    for seg, _ in segs:
-        if seg.trained:
-            spans.append((pos, pos + len(seg.text)))
-        pos += len(seg.text)
-    return spans
-
-
-def _official_text(segs: list[tuple[Any, list[int]]], runs: list[int]) -> str:
-    """The rendered string with every image fully expanded, as the official code tokenizes it."""
-    parts = "".join(s.text for s, _ in segs).split(MARKER)
-    out = [parts[0]]
-    for k, rest in enumerate(parts[1:]):
-        out.append(IMG_START + IMG_CONTEXT * runs[k] + IMG_END)
-        out.append(rest)
-    return "".join(out)

@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .tokenizer import IMG_CONTEXT, IMG_END, IMG_START
+
 SYSTEM_INTERNVL2 = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
 SYSTEM_INTERNVL2_5 = (
     "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
 )
 HUMAN, GPT, SYSTEM = "human", "gpt", "system"
+MARKER = IMG_START + IMG_CONTEXT + IMG_END  # one image in the text we tokenize (runs are spliced in as ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +129,40 @@ def render_segments(template: Template, turns: list[tuple[str, str]], system: st
 def render_conversation(template: Template, turns: list[tuple[str, str]], system: str | None = None) -> str:
     """The exact string the official ``get_prompt()`` returns for these turns."""
     return "".join(s.text for s in render_segments(template, turns, system))
+
+
+def place_images(t: Template, segs: list[Segment], num_image: int) -> tuple[list[tuple[Segment, list[int]]], int]:
+    """Replace the first ``num_image`` ``<image>`` (whole string; human turns only for internvl2_5) by MARKER.
+
+    Returns ``[(segment, [image indices placed in it]), ...]`` and the number placed.
+    """
+    out, placed = [], 0
+    for seg in segs:
+        text, here = seg.text, []
+        eligible = t.preprocess != "internvl2_5" or (seg.turn >= 0 and not seg.trained and text.startswith(t.user))
+        while placed < num_image and eligible and "<image>" in text:
+            text = text.replace("<image>", MARKER, 1)
+            here.append(placed)
+            placed += 1
+        out.append((Segment(text, seg.trained, seg.turn) if here else seg, here))
+    return out, placed
+
+
+def trained_spans(segs: list[tuple[Segment, list[int]]]) -> list[tuple[int, int]]:
+    """Sorted ``[start, end)`` character spans of the trained segments in the joined text."""
+    spans, pos = [], 0
+    for seg, _ in segs:
+        if seg.trained:
+            spans.append((pos, pos + len(seg.text)))
+        pos += len(seg.text)
+    return spans
+
+
+def expanded_text(segs: list[tuple[Segment, list[int]]], runs: list[int]) -> str:
+    """The rendered string with every image fully expanded, as the official code tokenizes it."""
+    parts = "".join(s.text for s, _ in segs).split(MARKER)
+    out = [parts[0]]
+    for k, rest in enumerate(parts[1:]):
+        out.append(IMG_START + IMG_CONTEXT * runs[k] + IMG_END)
+        out.append(rest)
+    return "".join(out)
