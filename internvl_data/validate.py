@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import types
 from array import array
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
@@ -391,3 +392,14 @@ def _progress(opts: ValidateOptions, total: int) -> Any:
     bar.add_task("validating", total=total)
     bar.start()
     return bar
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module rebinds ``internvl_data.validate`` (the API function) to the module; calling the
+    module therefore does what calling the function does, whichever of the two a caller got."""
+
+    def __call__(self, meta_path: str | os.PathLike, options: ValidateOptions | None = None, **kwargs: Any) -> Report:
+        return validate(meta_path, options, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
