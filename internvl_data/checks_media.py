@@ -8,6 +8,7 @@ problem with a file is reported at every line that references it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import media
@@ -127,7 +128,7 @@ class MediaChecker:
 
     # ------------------------------------------------------------------ images
 
-    def _images(self, obj: dict, ctx: Any, refs: list[tuple[str, str, int | None]]) -> list[Finding]:
+    def _images(self, obj: dict, ctx: Any, refs: Sequence[tuple[str, str, int | None]]) -> list[Finding]:
         """``refs``: (path, JSON path, index in the image list or None for a single image)."""
         out: list[Finding] = []
         for rel, jp, index in refs:
@@ -201,12 +202,11 @@ class MediaChecker:
 
     def _open(self, path: str, kind: str) -> Facts:
         try:
-            if kind == "video":
-                if self.mode == "exists":
-                    return media.stat_media(path, folder=path.endswith("/"))
-                return media.video_info(path, decode=self.mode == "decode")
             if self.mode == "exists":
-                return media.stat_media(path)
+                media.stat_media(path, folder=kind == "video" and path.endswith("/"))
+                return None
+            if kind == "video":
+                return media.video_info(path, decode=self.mode == "decode")
             if self.mode == "decode":
                 return media.decode_image(path, self.max_pixels)
             return media.image_header(path)
