@@ -119,7 +119,8 @@ class MediaChecker:
         if isinstance(image, str) and image:
             return self._images(obj, ctx, [(image, "$.image", None)])
         if isinstance(image, list) and image:
-            refs = [(p, f"$.image[{i}]", i) for i, p in enumerate(image) if isinstance(p, str) and p]
+            # "" is kept: the loader joins it to the root and fails to open the folder
+            refs = [(p, f"$.image[{i}]", i) for i, p in enumerate(image) if isinstance(p, str)]
             return self._images(obj, ctx, refs)
         video = obj.get("video")
         if not image and isinstance(video, str) and video:

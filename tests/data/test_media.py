@@ -299,6 +299,12 @@ def test_missing_decord(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 # ----------------------------------------------------------------------------- dispatch and robustness
 
 
+def test_empty_path_in_a_list_opens_the_root_folder(tmp_path: Path) -> None:
+    for mode in ("exists", "header"):
+        (f,) = check_one(tmp_path, {"image": ["", 5], "conversations": conv("<image>", "x")}, media=mode)
+        assert (f.code, f.json_path, f.message) == ("IVL305", "$.image[0]", "'' is a directory")
+
+
 def test_dispatch_follows_the_loader(tmp_path: Path) -> None:
     both = {"image": "a.jpg", "video": "v.mp4", "conversations": conv("<image>", "x")}
     assert [f.json_path for f in check_one(tmp_path, both)] == ["$.image"]  # image wins, video ignored
@@ -307,7 +313,7 @@ def test_dispatch_follows_the_loader(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("record", [
-    {"image": None}, {"image": 3}, {"image": [None, 4, ""]}, {"image": {"a": 1}}, {"video": ["a.mp4"]},
+    {"image": None}, {"image": 3}, {"image": [None, 4]}, {"image": {"a": 1}}, {"video": ["a.mp4"]},
     {"image": "a.jpg", "width": "wide", "height": 2.5}, {"image": ["a.jpg"], "width_list": "x"},
     {"image": "a.jpg", "conversations": "<box>"}, {"image": "a.jpg", "conversations": [None, {"value": 3}]},
 ])
