@@ -104,8 +104,8 @@ def _pixels(path: Path) -> str:
 
 
 def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
-    """Text byte for byte; PNG pixels exactly; JPEG and MP4 by size, mode and frame count (their encoders'
-    bytes can vary across library versions, and x264's even between runs)."""
+    """Text byte for byte; PNG pixels exactly; JPEG, palette PNG and MP4 by size, mode and frame count (their
+    encoders' bytes can vary across library versions, and x264's even between runs)."""
     subprocess.run([sys.executable, str(FIXTURES / "generate.py"), "--out", str(tmp_path)], check=True,
                    capture_output=True)
     committed = {**{f"valid/{k}": v for k, v in tree(VALID).items()},
@@ -117,15 +117,15 @@ def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
         new = fresh[rel]
         if old.is_symlink():
             assert new.is_symlink() and new.readlink() == old.readlink(), rel
-        elif old.suffix in (".json", ".jsonl"):
+        elif old.suffix in (".json", ".jsonl") or old.name in ("not_an_image.jpg", "broken.mp4", "bomb.png"):
             assert new.read_bytes() == old.read_bytes(), rel
-        elif old.suffix == ".png" and "bomb" not in old.name:
-            assert _pixels(new) == _pixels(old), rel
-        elif old.suffix == ".mp4" and "broken" not in old.name:
+        elif old.suffix == ".png" and old.name != "palette.png":
+            assert _pixels(new) == _pixels(old), rel  # (palette quantisation may change with Pillow)
+        elif old.suffix == ".mp4":
             decord = pytest.importorskip("decord")
             a, b = decord.VideoReader(str(old)), decord.VideoReader(str(new))
             assert (len(a), a[0].shape) == (len(b), b[0].shape), rel
-        elif old.suffix == ".jpg" and "truncated" not in old.name and old.parent.name != "ivl305-image-unreadable":
+        elif old.name != "truncated.jpg":  # JPEGs and the palette PNG
             with Image.open(old) as x, Image.open(new) as y:
                 assert (x.size, x.mode) == (y.size, y.mode), rel
 
