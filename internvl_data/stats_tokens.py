@@ -98,8 +98,8 @@ class TokenCounter:
 
     def count_batch(self, records: list[Record]) -> list[Counts]:
         """Counts for each record, in order."""
-        from .sample import SampleError, _expand
-        from .templates import conversation_turns, render_segments
+        from .sample import SampleError
+        from .templates import conversation_turns, place_images, render_segments
 
         t = self.b.template
         out: list[Counts | None] = [None] * len(records)
@@ -112,7 +112,8 @@ class TokenCounter:
                 convs = prepare(rec)
                 system, turns = conversation_turns(t, convs)
                 runs = [self.b.tokens_per_tile * k for k in rec.tiles]
-                segs, placed = _expand(t, render_segments(t, turns, system), len(runs) if rec.kind != "text" else 0)
+                segs, placed = place_images(t, render_segments(t, turns, system),
+                                            len(runs) if rec.kind != "text" else 0)
             except (SampleError, ValueError, KeyError, AttributeError, TypeError):
                 out[i] = self._slow(rec)
                 continue
@@ -139,7 +140,7 @@ class TokenCounter:
 
     def _count(self, rec: Record, segs: list, runs: list[int], enc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counts:
         from . import labels as lab
-        from .sample import _official_text, _spans
+        from .templates import expanded_text, trained_spans
 
         codec = self.b.codec
         ids, starts, ends = enc
@@ -158,14 +159,14 @@ class TokenCounter:
             c.truncated_image = c.last_image_end > self.L
         if c.truncated_image:
             return c
-        spans = np.asarray(_spans(segs), dtype=np.int64).reshape(-1, 2)
+        spans = np.asarray(trained_spans(segs), dtype=np.int64).reshape(-1, 2)
         j = np.searchsorted(spans[:, 0], starts, side="right") - 1
         inside = (j >= 0) & (starts < spans[np.maximum(j, 0), 1]) if len(spans) else np.zeros(len(ids), bool)
         trained = inside & (ends > starts) & ~is_image & (after <= self.L)
         c.supervised = int(trained.sum())
         full_ids = np.repeat(ids, reps)[: self.L]
         try:
-            _labels, mismatch = lab.official_labels(self.b.template, _official_text(segs, runs), full_ids, self.n,
+            _labels, mismatch = lab.official_labels(self.b.template, expanded_text(segs, runs), full_ids, self.n,
                                                     self.L, codec.pad_id, codec.endoftext_id)
         except ValueError:
             return self._slow(rec)
@@ -235,14 +236,7 @@ class TokenCounter:
 
 
 def prepare(rec: Record) -> list[dict]:
-    """The conversation with the loader's placeholder edits: ``<image>`` auto-insert, video frame lines."""
-    from .sample import _prepend_if_missing, _value
+    """The conversation with the loader's placeholder edits (``<image>`` auto-insert, video frame lines)."""
+    from .sample import prepare_conversations
 
-    convs = [dict(c) for c in rec.obj["conversations"]]
-    if rec.kind == "single":
-        _prepend_if_missing(convs, "<image>")
-    elif rec.kind == "video":
-        _prepend_if_missing(convs, "<video>")
-        lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(len(rec.tiles)))
-        convs[0]["value"] = _value(convs[0], 0).replace("<video>\n", lines + "\n")
-    return convs
+    return prepare_conversations(rec.obj, rec.kind, len(rec.tiles) if rec.kind == "video" else 0)[0]

@@ -100,3 +100,98 @@ def test_piece_cache_falls_back_when_it_disagrees(model_dirs: dict[str, Path]) -
     records = _records()
     assert counter.count_batch(records) == [counter._slow(r) for r in records]
     assert not counter.pieces.ok and counter.n is counter.b.n
+
+
+def _stats_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return {r["dataset"]: r for r in json.loads(out.out)["summary"]}
+
+
+def test_exact_mixture_stats_with_a_model(mixture: Path, model_dirs: dict[str, Path],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _stats_json(["stats", str(mixture), "--model", str(model_dirs["qwen2/Hermes-2"]), "--format", "json",
+                        "--no-cache", "--max-seq-length", "2600", "--global-batch-size", "4", "--jobs", "2"], capsys)
+    keys = ("effective_records", "tokens_total", "supervised_tokens_total", "over_length", "truncated_image",
+            "zero_supervised", "official_mismatch", "video_cannot_fit", "build_errors", "steps_per_epoch",
+            "total_tokens_max")
+    got = {name: tuple(r[k] for k in keys) for name, r in rows.items()}
+    assert got == {
+        "captions": (8, 8174, 56, 0, 0, 0, 0, 0, 0, 2, 1852),
+        "chat": (2, 140, 19, 0, 0, 0, 0, 0, 0, 1, 74),
+        # 32 frames x 258 tokens do not fit in 2,600: both video records are cut through frame tokens
+        "videos": (3, 17643, 4, 2, 2, 0, 0, 0, 0, 1, 8665),
+        "(mixture)": (13, 25957, 79, 2, 2, 0, 0, 0, 0, 4, 8665),
+    }
+    assert rows["captions"]["image_tokens_p50"] == (770 + 1284) / 2  # 0, 770 (3 tiles), 1284 (1 + 4), 1794 (7) and rows["chat"]["image_tokens_max"] == 0
+
+
+def test_official_mismatch_is_counted(mixture: Path, model_dirs: dict[str, Path],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # internlm2-chat arithmetic expects a BOS; the qwen2 tokenizer has none: every record mismatches
+    rows = _stats_json(["stats", str(mixture), "--model", str(model_dirs["qwen2/internlm2-chat"]), "--format",
+                        "json", "--no-cache", "--num-frames", "1", "--jobs", "1"], capsys)
+    got = {n: (r["effective_records"], r["official_mismatch"], r["zero_supervised"], r["over_length"])
+           for n, r in rows.items()}
+    assert got == {"captions": (8, 8, 0, 0), "chat": (2, 2, 0, 0), "videos": (3, 3, 0, 0), "(mixture)": (13, 13, 0, 0)}
+
+
+class _Ctx:
+    def __init__(self, line: int):
+        self.path, self.line, self.dataset = "d.jsonl", line, "d"
+
+
+def _checker(model: Path, media_dir: Path, max_len: int, **extra):
+    from types import SimpleNamespace
+
+    from internvl_data.checks_tokens import TokenChecker
+
+    entry = SimpleNamespace(name="d", entry=SimpleNamespace(max_dynamic_patch=None), annotation_path="d.jsonl",
+                            root_path=str(media_dir))
+    options = SimpleNamespace(model_dir=str(model), template=None, max_seq_length=max_len, **extra)
+    return TokenChecker(entry, options)
+
+
+def _codes(checker, obj: dict) -> list[tuple[str, str]]:
+    return [(f.code, f.severity.value) for f in checker.check(obj, _Ctx(7))]
+
+
+def test_token_rules(model_dirs: dict[str, Path], media_dir: Path) -> None:
+    model = model_dirs["qwen2/Hermes-2"]
+    c = _checker(model, media_dir, 1000)
+    long = " ".join(str(i) for i in range(400))  # about 1,500 tokens (digits are single tokens)
+    assert _codes(c, {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]}) == []
+    assert _codes(c, {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": long}]}) == [
+        ("IVL401", "warning")]
+    assert _codes(c, {"conversations": [{"from": "human", "value": long}, {"from": "gpt", "value": "ok"}]}) == [
+        ("IVL401", "warning"), ("IVL403", "error")]
+    img = {"image": "a.jpg", "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}
+    found = c.check(img, _Ctx(7))  # 800x600 at max_dynamic_patch 6: 7 tiles = 1,794 image tokens
+    assert [(f.code, f.line, f.path, f.dataset) for f in found] == [("IVL402", 7, "d.jsonl", "d")]
+    assert found[0].message == ("the record is 1,845 tokens; cutting at 1,000 removes image tokens (the last "
+                                "`</img>` is token 1,832)")
+    video = {"video": "v.mp4", "conversations": [{"from": "human", "value": "<video>\nq"}, {"from": "gpt", "value": "a"}]}
+    assert _codes(c, video) == [("IVL405", "error")]  # 8 frames x 258 > 1,000
+    assert _codes(_checker(model, media_dir, 2600), video) == [("IVL406", "warning")]  # 32 frames overflow, 8 fit
+    empty = {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ""}]}
+    assert _codes(c, empty) == [("IVL403", "error"), ("IVL404", "error")]  # header without separator: mismatch
+    mismatch = _checker(model_dirs["qwen2/internlm2-chat"], media_dir, 1000)
+    found = mismatch.check({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]},
+                           _Ctx(3))
+    assert [(f.code, f.severity.value) for f in found] == [("IVL404", "error")]
+    assert "official internlm2-chat arithmetic would mask the whole record" in found[0].message
+
+
+def test_rules_are_in_the_catalogue() -> None:
+    from internvl_data.rules import all_rules
+
+    rules = all_rules()
+    assert {c: (rules[c].name, rules[c].severity.value) for c in rules if c.startswith("IVL4")} == {
+        "IVL401": ("over-max-seq-length", "warning"),
+        "IVL402": ("image-tokens-truncated", "error"),
+        "IVL403": ("zero-supervised-tokens", "error"),
+        "IVL404": ("official-tokenization-mismatch", "error"),
+        "IVL405": ("video-frames-cannot-fit", "error"),
+        "IVL406": ("video-frames-may-overflow", "warning"),
+    }
