@@ -79,14 +79,15 @@ def check_line(raw: bytes, ctx: LineCtx) -> tuple[dict[str, Any] | None, list[Fi
 
 
 def _key_count(obj: dict[str, Any]) -> int:
-    """Members of the record and of its turns: equals the number of `":` in a clean, compact-enough line."""
-    n = len(obj)
+    """Members of the record and of its turns (exact when every turn is an object; a mismatch only costs an
+    exact re-parse)."""
     conv = obj.get("conversations")
-    if type(conv) is list:
-        for turn in conv:
-            if type(turn) is dict:
-                n += len(turn)
-    return n
+    if type(conv) is not list:
+        return len(obj)
+    try:
+        return len(obj) + sum(map(len, conv))
+    except TypeError:  # a turn without a length (a number, null): let the exact parse decide
+        return -1
 
 
 def _duplicates(raw: bytes, ctx: LineCtx) -> list[Finding]:

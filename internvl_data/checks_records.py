@@ -157,6 +157,14 @@ _FIELD_OK: dict[str, Callable[[Any], bool]] = {
 }
 
 
+def _other_fields_ok(obj: dict[str, Any]) -> bool:
+    for key, val in obj.items():
+        field_ok = _FIELD_OK.get(key)
+        if field_ok is not None and not field_ok(val):
+            return False
+    return True
+
+
 def check_record(obj: dict[str, Any], ctx: Any) -> list[Finding]:
     """Every IVL2xx rule on one record (``ctx``: path, line, dataset, template). Clean records return []."""
     conv = obj.get("conversations")
@@ -203,10 +211,19 @@ def check_record(obj: dict[str, Any], ctx: Any) -> list[Finding]:
         ok = False
     if not ok:
         return _findings(obj, ctx)
-    for key, val in obj.items():
-        field_ok = _FIELD_OK.get(key)
-        if field_ok is not None and not field_ok(val):
+    known = 1 + (image is not _MISSING) + ("video" in obj)  # the common keys inline, the rest in a loop
+    rid = obj.get("id")
+    if rid is not None:
+        if type(rid) is not int and type(rid) is not str:
             return _findings(obj, ctx)
+        known += 1
+    width, height = obj.get("width"), obj.get("height")
+    if width is not None and height is not None:
+        if type(width) is not int or type(height) is not int or width <= 0 or height <= 0:
+            return _findings(obj, ctx)
+        known += 2
+    if len(obj) != known and not _other_fields_ok(obj):
+        return _findings(obj, ctx)
     if auto_insert:
         return [emit("IVL214", ctx.path, ctx.line, MSG_AUTO_INSERT, json_path=FIRST_VALUE,
                      dataset=getattr(ctx, "dataset", ""))]
