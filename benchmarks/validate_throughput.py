@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,8 +57,9 @@ def memory_kb(pids: list[int]) -> tuple[int, int]:
     return rss, pss
 
 
-def run_measured(cmd: list[str]) -> tuple[float, float, float, int]:
-    """(seconds, peak RSS MB, peak PSS MB, exit code) of a command and its process tree."""
+def run_measured(cmd: list[str]) -> tuple[float, float, float, float]:
+    """(seconds, CPU seconds, peak RSS MB, peak PSS MB) of a command and its whole process tree."""
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0, 0]
@@ -75,11 +77,13 @@ def run_measured(cmd: list[str]) -> tuple[float, float, float, int]:
     watcher.join()
     if proc.returncode not in (0, 1):
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return seconds, peak[0] / 1024, peak[1] / 1024, proc.returncode
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for descendants: the pool workers too
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    return seconds, cpu, peak[0] / 1024, peak[1] / 1024
 
 
-def baseline(name: str, lines: list[bytes], schema: dict) -> float:
-    """lines/s of json.loads + one schema validation per line."""
+def baseline(name: str, lines: list[bytes], schema: dict) -> tuple[float, float]:
+    """(lines per second, lines per CPU second) of json.loads + one schema validation per line."""
     if name == "jsonschema":
         from jsonschema import Draft202012Validator
 
@@ -97,10 +101,10 @@ def baseline(name: str, lines: list[bytes], schema: dict) -> float:
                 return False
             return True
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for raw in lines:
         check(json.loads(raw))
-    return len(lines) / (time.perf_counter() - t0)
+    return len(lines) / (time.perf_counter() - t0), len(lines) / (time.process_time() - c0)
 
 
 def main() -> None:
@@ -129,19 +133,22 @@ def main() -> None:
         ("ivl-data --media off --cache (cold)", run_measured(ivl + ["--media", "off", "--cache", str(cache_dir)])),
         ("ivl-data --media off --cache (warm)", run_measured(ivl + ["--media", "off", "--cache", str(cache_dir)])),
     ]
-    js = baseline("jsonschema", sample, schema)
-    fjs = baseline("fastjsonschema", sample, schema)
-
-    print(f"{a.lines:,} lines, {data.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} cores; baselines on "
-          f"{len(sample):,} lines, extrapolated")
-    print(f"| run | seconds | lines/s | peak RSS MB (tree) | peak PSS MB (tree) | x jsonschema | x fastjsonschema |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, speed in (("jsonschema Draft 2020-12 (json.loads + is_valid)", js),
-                        ("fastjsonschema (json.loads + compiled)", fjs)):
-        print(f"| {name} | {a.lines / speed:.1f} | {speed:,.0f} | - | - | {speed / js:.2f} | {speed / fjs:.2f} |")
-    for name, (sec, rss, pss, _) in rows:
+    js, js_cpu = baseline("jsonschema", sample, schema)
+    fjs, fjs_cpu = baseline("fastjsonschema", sample, schema)
+    load = os.getloadavg()[0]
+    print(f"{a.lines:,} lines, {data.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} cores, load average "
+          f"{load:.1f} at the end; baselines on {len(sample):,} lines, extrapolated")
+    print("| run | seconds | lines/s | x jsonschema | x fastjsonschema | CPU s | lines/CPU-s "
+          "| peak RSS MB (tree) | peak PSS MB (tree) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, speed, cpu_speed in (("jsonschema Draft 2020-12 (json.loads + is_valid)", js, js_cpu),
+                                   ("fastjsonschema (json.loads + compiled)", fjs, fjs_cpu)):
+        print(f"| {name} | {a.lines / speed:.1f} | {speed:,.0f} | {speed / js:.2f} | {speed / fjs:.2f} "
+              f"| {a.lines / cpu_speed:.1f} | {cpu_speed:,.0f} | - | - |")
+    for name, (sec, cpu, rss, pss) in rows:
         speed = a.lines / sec
-        print(f"| {name} | {sec:.2f} | {speed:,.0f} | {rss:.0f} | {pss:.0f} | {speed / js:.1f} | {speed / fjs:.2f} |")
+        print(f"| {name} | {sec:.2f} | {speed:,.0f} | {speed / js:.1f} | {speed / fjs:.2f} | {cpu:.1f} "
+              f"| {a.lines / cpu:,.0f} | {rss:.0f} | {pss:.0f} |")
     cold, warm = rows[2][1][0], rows[3][1][0]
     print(f"\ncached re-run: {cold / warm:.1f}x faster than the cold --cache run "
           f"({rows[0][1][0] / warm:.1f}x faster than the uncached --media off run)")

@@ -205,7 +205,7 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
     keys, where = [], []
     media: set[str] = set()
     for b in blocks:
-        keep.add(f if f.line <= 0 else replace(f, line=f.line + base) for f in b.findings)
+        keep.add(_shift(b.findings, base))
         keep.count(b.suppressed)
         keys.append(b.id_keys)
         where.append((b.id_lines, base))
@@ -218,6 +218,13 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
     keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
     return FileResult(cache.combine([b.digest for b in blocks]), lines, records, keep.kept, keep.suppressed,
                       sorted(media))
+
+
+def _shift(findings: list[Finding], base: int) -> Iterator[Finding]:
+    """Block-relative line numbers -> file line numbers (positional construction: this runs per finding)."""
+    for f in findings:
+        yield f if f.line <= 0 or not base else Finding(
+            f.code, f.severity, f.path, f.line + base, f.col, f.message, f.json_path, f.hint, f.dataset)
 
 
 def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, int]], cap: int | None) -> list[Finding]:
