@@ -164,3 +164,31 @@ def test_read_block_splits_lines_exactly_once(tmp_path: Path, monkeypatch, data:
         want.pop()
     assert got == want
     assert cache.combine(digests) == cache.content_hash(path)
+
+
+SYSTEM = {"id": 1, "conversations": [turn("system", "Be brief."), turn("human", "Hi"), turn("gpt", "Hello")]}
+
+
+@pytest.mark.parametrize(("template", "expected"), [(None, ["warning"]), ("internvl2_5", []), ("internlm2-chat", ["error"])])
+def test_template_reaches_the_record_checks(tmp_path: Path, run_cli, template: str | None, expected: list[str]) -> None:
+    path = write_jsonl(tmp_path / "s.jsonl", [SYSTEM])
+    args = ["validate", "--jsonl", path, "--format", "json"] + (["--template", template] if template else [])
+    code, out, _ = run_cli(*args)
+    assert [f["severity"] for f in json.loads(out)["findings"] if f["code"] == "IVL208"] == expected
+    assert code == (1 if expected == ["error"] else 0)
+
+
+def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch) -> None:
+    from internvl_data.options import ValidateOptions
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.delenv("CI", raising=False)
+    bar = engine._progress(ValidateOptions(), 10)
+    assert bar and bar.tasks[0].total == 10
+    bar.stop()
+    monkeypatch.setenv("CI", "true")
+    assert not engine._progress(ValidateOptions(), 10)
+    assert not engine._progress(ValidateOptions(progress=False), 10)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.delenv("CI")
+    assert not engine._progress(ValidateOptions(), 10)
