@@ -29,6 +29,7 @@ from .rules import emit, selected
 
 SMALL = 8 << 20  # total annotation bytes below which no worker process is started
 _ID_TYPES = (int, str, float)
+_INT_KEYS = 1 << 63
 
 
 @dataclass
@@ -146,7 +147,7 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
         media.media_paths = set()
     keep = Keeper(opts)
     id_keys, id_lines = array("Q"), array("Q")
-    digest_id = IdTracker.digest
+    add_key, add_line, digest_id = id_keys.append, id_lines.append, IdTracker.digest
     records = 0
     lineno = 0
     for lineno, raw in enumerate(lines, 1):
@@ -165,9 +166,12 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
             if found:
                 keep.add(found)
         rid = obj.get("id")
-        if rid is not None and type(rid) in _ID_TYPES:
-            id_keys.append(digest_id(rid))
-            id_lines.append(lineno)
+        if type(rid) is int and 0 <= rid < _INT_KEYS:  # small ints are their own key (digests: 2**63 and up)
+            add_key(rid)
+            add_line(lineno)
+        elif rid is not None and type(rid) in _ID_TYPES:
+            add_key(digest_id(rid) | _INT_KEYS)
+            add_line(lineno)
     paths = media.media_paths if media is not None else set()
     return BlockResult(digest, lineno, records, keep.kept, keep.suppressed, id_keys, id_lines, paths)
 

@@ -129,6 +129,7 @@ def _rows() -> list:
     rows[7] = "{broken"
     rows[150] = {"id": 3, "conversations": [turn("human", "x" * 3000), turn("gpt", "y")]}  # duplicate id, long line
     rows[151] = ""
+    rows[200] = rows[300] = clean("s")  # a string id, repeated in another block
     rows[398] = {"id": 398}
     return rows
 
@@ -144,8 +145,9 @@ def test_blocks_in_a_pool_match_one_pass(tmp_path: Path, monkeypatch, final_newl
     parts = engine.validate_jsonl([str(path)], jobs=2, long_line=2000)
     assert parts.findings == whole.findings
     assert [(f.code, f.line) for f in parts.findings] == [
-        ("IVL001", 8), ("IVL007", 151), ("IVL224", 151), ("IVL002", 152), ("IVL201", 399)]
+        ("IVL001", 8), ("IVL007", 151), ("IVL224", 151), ("IVL002", 152), ("IVL224", 301), ("IVL201", 399)]
     assert "first used at line 4)" in parts.findings[2].message
+    assert "first used at line 201)" in parts.findings[4].message
     assert (parts.records, parts.files) == (whole.records, whole.files) == (398, 1)
 
 
