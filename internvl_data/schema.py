@@ -88,7 +88,10 @@ def target_paths(name: str) -> list[Path]:
 
 
 def write_schemas(check: bool = False) -> list[str]:
-    """Write the schemas (and docs/rules.md in a checkout); with ``check`` write nothing. Returns the paths that were (or would be) changed."""
+    """Write the schemas (and docs/rules.md in a checkout); with ``check`` write nothing.
+
+    Returns the paths that were (or would be) changed.
+    """
     changed: list[str] = []
     outputs = [(path, text) for name, text in schema_texts().items() for path in target_paths(name)]
     if (REPO_DIR / "docs").is_dir():

@@ -158,7 +158,8 @@ def test_ranges_and_lines_match_split(data: bytes, n: int) -> None:
             want = data.split(b"\n")
             if data.endswith(b"\n") or not data:
                 want.pop()
-            got = [raw for s, e, first in lines.split_ranges(path, n) for _, _, raw in lines.iter_lines(path, s, e, first)]
+            ranges = lines.split_ranges(path, n)
+            got = [raw for s, e, first in ranges for _, _, raw in lines.iter_lines(path, s, e, first)]
             assert got == want
             assert [ln for ln, _, _ in lines.iter_lines(path)] == list(range(1, len(want) + 1))
             assert lines.count_lines(path) == len(want)

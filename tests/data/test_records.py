@@ -160,7 +160,8 @@ def test_grounding_problems() -> None:
     assert grounding_problems("<box>[[1.5, 2, 3, 4]]</box>")[0][0] == "IVL222"
     assert grounding_problems("<box>[[10, 2, 3, 4]]</box>") == [("IVL222", "box [10, 2, 3, 4] has x1 > x2 or y1 > y2")]
     assert grounding_problems("<ref>a<box>[[1, 2, 3, 4]]</box>") == [("IVL221", "1 <ref> but 0 </ref>")]
-    assert grounding_problems("<box>(1, 2, 3, 4)</box>") == [("IVL221", "box '(1, 2, 3, 4)' is not [[x1, y1, x2, y2], ...]")]
+    assert grounding_problems("<box>(1, 2, 3, 4)</box>") == [
+        ("IVL221", "box '(1, 2, 3, 4)' is not [[x1, y1, x2, y2], ...]")]
 
 
 def _records(path: Path) -> list[dict]:
