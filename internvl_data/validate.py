@@ -1,10 +1,9 @@
 """`validate(meta_path, **options) -> Report`: meta -> annotation files, checked in parallel -> merged findings.
 
-Work unit: one 4 MiB block of one annotation file (:data:`cache.BLOCK`). A block owns the lines that start in
-it; it hashes exactly its bytes (the content hash is the digest of the block digests), checks its lines with
-line numbers counted from 1, and returns findings, counts, id digests and the media paths it looked at. The
-parent re-bases line numbers, finds duplicate ids across blocks, applies --max-per-rule, caches per file and
-writes the manifest. Memory is bounded by the block size times the number of workers.
+Work unit: one 4 MiB block of one annotation file, checked by :func:`scan.scan_block` in a worker process.
+This side plans the blocks, consults the cache, re-bases line numbers, finds duplicate ids across blocks,
+applies --max-per-rule over the run, and writes the manifest. Memory is bounded by the block size times the
+number of workers plus 16 bytes per record for duplicate-id detection.
 """
 
 from __future__ import annotations
@@ -15,35 +14,17 @@ import time
 import types
 from array import array
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from . import __version__, cache, manifest
-from .checks_lines import LineCtx, check_line
-from .checks_media import MediaChecker, clear_cache
 from .checks_meta import check_declared_length
-from .checks_records import IdTracker, check_record
 from .findings import Finding, Report, Severity
 from .meta import MetaEntry, MetaResult, load_meta
 from .options import ValidateOptions
-from .rules import emit, selected
+from .rules import emit
+from .scan import BlockResult, Keeper, init_worker, scan_block
 
 SMALL = 8 << 20  # total annotation bytes below which no worker process is started
-_ID_TYPES = (int, str, float)
-_INT_KEYS = 1 << 63
-
-
-@dataclass
-class BlockResult:
-    """What one worker returns for one block (line numbers are 1-based within the block)."""
-
-    digest: bytes
-    lines: int
-    records: int
-    findings: list[Finding]
-    suppressed: dict[str, int]
-    id_keys: array
-    id_lines: array
-    media_paths: set[str]
 
 
 @dataclass
@@ -56,124 +37,6 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     suppressed: dict[str, int] = field(default_factory=dict)
     media_paths: list[str] = field(default_factory=list)
-
-
-class Keeper:
-    """--select/--ignore and --max-per-rule: keeps the first N findings of each code, counts the rest."""
-
-    def __init__(self, opts: ValidateOptions) -> None:
-        self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
-        self.kept: list[Finding] = []
-        self.seen: dict[str, int] = {}
-        self.suppressed: dict[str, int] = {}
-        self._ok: dict[str, bool] = {}
-
-    def wants(self, code: str) -> bool:
-        ok = self._ok.get(code)
-        if ok is None:
-            ok = self._ok[code] = selected(code, self.select, self.ignore)
-        return ok
-
-    def add(self, findings: Iterable[Finding]) -> None:
-        for f in findings:
-            if not self.wants(f.code):
-                continue
-            n = self.seen[f.code] = self.seen.get(f.code, 0) + 1
-            if self.cap is None or n <= self.cap:
-                self.kept.append(f)
-            else:
-                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
-
-    def count(self, suppressed: dict[str, int]) -> None:
-        for code, n in suppressed.items():
-            if self.wants(code):
-                self.seen[code] = self.seen.get(code, 0) + n
-                self.suppressed[code] = self.suppressed.get(code, 0) + n
-
-
-# --------------------------------------------------------------------------------------------- worker side
-
-_STATE: dict[str, Any] = {}
-
-
-def _init(entries: list[MetaEntry], opts: ValidateOptions) -> None:
-    """Worker initializer (also used in-process): the run's entries and options, fresh media caches."""
-    clear_cache()
-    _STATE.clear()
-    _STATE.update(entries=entries, opts=opts, media={})
-
-
-def read_block(path: str, index: int, size: int) -> tuple[bytes, list[bytes]]:
-    """Digest of block ``index`` and the lines that start in it (without their ``\\n``; a last line may lack one)."""
-    start = index * cache.BLOCK
-    end = min(size, start + cache.BLOCK)
-    with open(path, "rb") as fh:
-        fh.seek(max(0, start - 1))
-        data = fh.read(end - start + (start > 0))
-        digest = cache.block_digest(memoryview(data)[start > 0 :])
-        pos = 0
-        if start > 0:  # a line starts here only if the byte before the block is a newline
-            pos = data.find(b"\n") + 1
-            if pos == 0:
-                return digest, []
-        if end < size and not data.endswith(b"\n"):  # finish the last line from the next block
-            tail = [data[pos:]]
-            while chunk := fh.read(1 << 16):
-                cut = chunk.find(b"\n")
-                if cut >= 0:
-                    tail.append(chunk[: cut + 1])
-                    break
-                tail.append(chunk)
-            body = b"".join(tail)
-        else:
-            body = data[pos:] if pos else data
-    lines = body.split(b"\n")
-    if body.endswith(b"\n") or not body:
-        lines.pop()
-    return digest, lines
-
-
-def scan_block(job: tuple[int, int, int]) -> BlockResult:
-    """Check the lines of one block of dataset ``job[0]``: IVL0xx, IVL2xx and (per the media mode) IVL3xx."""
-    ds, index, size = job
-    entries: list[MetaEntry] = _STATE["entries"]
-    opts: ValidateOptions = _STATE["opts"]
-    me = entries[ds]
-    digest, lines = read_block(me.annotation_path, index, size)
-    ctx = LineCtx(path=me.annotation_path, dataset=me.name, entry=me, template=opts.template, long_line=opts.long_line)
-    media = None
-    if opts.media != "off" and me.root_path:
-        media = _STATE["media"].get(ds) or _STATE["media"].setdefault(ds, MediaChecker(me, opts))
-        media.media_paths = set()
-    keep = Keeper(opts)
-    id_keys, id_lines = array("Q"), array("Q")
-    add_key, add_line, digest_id = id_keys.append, id_lines.append, IdTracker.digest
-    records = 0
-    lineno = 0
-    for lineno, raw in enumerate(lines, 1):
-        ctx.line = lineno
-        obj, found = check_line(raw, ctx)
-        if found:
-            keep.add(found)
-        if obj is None:
-            continue
-        records += 1
-        found = check_record(obj, ctx)
-        if found:
-            keep.add(found)
-        if media is not None:
-            found = media.check(obj, ctx)
-            if found:
-                keep.add(found)
-        rid = obj.get("id")
-        if type(rid) is int and 0 <= rid < _INT_KEYS:  # small ints are their own key (digests: 2**63 and up)
-            add_key(rid)
-            add_line(lineno)
-        elif rid is not None and type(rid) in _ID_TYPES:
-            add_key(digest_id(rid) | _INT_KEYS)
-            add_line(lineno)
-    paths = media.media_paths if media is not None else set()
-    return BlockResult(digest, lineno, records, keep.kept, keep.suppressed, id_keys, id_lines, paths)
 
 
 # --------------------------------------------------------------------------------------------- parent side
@@ -192,13 +55,13 @@ def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions, jobs: list[tupl
     """Results in job order: in this process for small inputs or one worker, else in a process pool."""
     workers = min(opts.workers, len(jobs))
     if workers <= 1 or sum(size for _, i, size in jobs if i == 0) < SMALL:
-        _init(entries, opts)
+        init_worker(entries, opts)
         yield from map(scan_block, jobs)
         return
     import multiprocessing as mp
 
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(workers, initializer=_init, initargs=(entries, opts)) as pool:
+    with mp.get_context(method).Pool(workers, initializer=init_worker, initargs=(entries, opts)) as pool:
         yield from pool.imap(scan_block, jobs)
 
 

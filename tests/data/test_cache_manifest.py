@@ -14,6 +14,7 @@ from PIL import Image
 from internvl_data import __version__, cache, manifest
 
 engine = importlib.import_module("internvl_data.validate")
+scan = importlib.import_module("internvl_data.scan")
 OLD = 1_600_000_000  # a past mtime: the stat index trusts files not modified just before it was written
 
 
@@ -21,13 +22,13 @@ OLD = 1_600_000_000  # a past mtime: the stat index trusts files not modified ju
 def calls(monkeypatch) -> list[int]:
     """Counts check_record calls made by the engine."""
     seen: list[int] = []
-    real = engine.check_record
+    real = scan.check_record
 
     def counting(obj, ctx):  # type: ignore[no-untyped-def]
         seen.append(ctx.line)
         return real(obj, ctx)
 
-    monkeypatch.setattr(engine, "check_record", counting)
+    monkeypatch.setattr(scan, "check_record", counting)
     return seen
 
 
@@ -46,8 +47,8 @@ def test_second_run_is_served_from_the_cache(make_meta, tmp_path: Path, calls, m
     def boom(*a, **k):  # type: ignore[no-untyped-def]
         raise AssertionError("not expected on a cache hit")
 
-    monkeypatch.setattr(engine, "check_line", boom)
-    monkeypatch.setattr(engine, "check_record", boom)
+    monkeypatch.setattr(scan, "check_line", boom)
+    monkeypatch.setattr(scan, "check_record", boom)
     monkeypatch.setattr(cache, "content_hash", boom)  # unchanged stat: the file is not even read
     second = engine.validate(meta, **opts)
     assert second.findings == first.findings and [f.code for f in first.findings] == ["IVL201", "IVL224"]

@@ -15,6 +15,7 @@ from conftest import clean, turn, write_jsonl
 from internvl_data import cache
 
 engine = importlib.import_module("internvl_data.validate")
+scan = importlib.import_module("internvl_data.scan")
 NO_IMAGE = {"id": "w", "image": "a.jpg", "conversations": [turn("human", "What is it?"), turn("gpt", "A cat.")]}
 
 
@@ -158,7 +159,7 @@ def test_read_block_splits_lines_exactly_once(tmp_path: Path, monkeypatch, data:
     path.write_bytes(data)
     got, digests = [], []
     for i in range(max(1, -(-len(data) // 4))):
-        digest, lines = engine.read_block(str(path), i, len(data))
+        digest, lines = scan.read_block(str(path), i, len(data))
         got += lines
         digests.append(digest)
     want = data.split(b"\n")

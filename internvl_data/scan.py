@@ -1,0 +1,154 @@
+"""The worker side of `ivl-data validate`: one 4 MiB block of one annotation file -> findings and counts.
+
+A block owns the lines that start in it; it hashes exactly its bytes (:func:`cache.block_digest`), checks its
+lines with numbers counted from 1 (the parent re-bases them) and returns findings, counts, id keys and the
+media paths it looked at. :class:`Keeper` applies --select/--ignore and --max-per-rule here and in the parent.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from . import cache
+from .checks_lines import LineCtx, check_line
+from .checks_media import MediaChecker, clear_cache
+from .checks_records import IdTracker, check_record
+from .findings import Finding
+from .meta import MetaEntry
+from .options import ValidateOptions
+from .rules import selected
+
+_ID_TYPES = (int, str, float)
+_INT_KEYS = 1 << 63  # small non-negative int ids are their own key; other ids get a digest with this bit set
+
+
+@dataclass
+class BlockResult:
+    """What one worker returns for one block (line numbers are 1-based within the block)."""
+
+    digest: bytes
+    lines: int
+    records: int
+    findings: list[Finding]
+    suppressed: dict[str, int]
+    id_keys: array
+    id_lines: array
+    media_paths: set[str]
+
+
+class Keeper:
+    """--select/--ignore and --max-per-rule: keeps the first N findings of each code, counts the rest."""
+
+    def __init__(self, opts: ValidateOptions) -> None:
+        self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
+        self.kept: list[Finding] = []
+        self.seen: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
+        self._ok: dict[str, bool] = {}
+
+    def wants(self, code: str) -> bool:
+        ok = self._ok.get(code)
+        if ok is None:
+            ok = self._ok[code] = selected(code, self.select, self.ignore)
+        return ok
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            if not self.wants(f.code):
+                continue
+            n = self.seen[f.code] = self.seen.get(f.code, 0) + 1
+            if self.cap is None or n <= self.cap:
+                self.kept.append(f)
+            else:
+                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
+
+    def count(self, suppressed: dict[str, int]) -> None:
+        for code, n in suppressed.items():
+            if self.wants(code):
+                self.seen[code] = self.seen.get(code, 0) + n
+                self.suppressed[code] = self.suppressed.get(code, 0) + n
+
+
+_STATE: dict[str, Any] = {}
+
+
+def init_worker(entries: list[MetaEntry], opts: ValidateOptions) -> None:
+    """Worker initializer (also used in-process): the run's entries and options, fresh media caches."""
+    clear_cache()
+    _STATE.clear()
+    _STATE.update(entries=entries, opts=opts, media={})
+
+
+def read_block(path: str, index: int, size: int) -> tuple[bytes, list[bytes]]:
+    """Digest of block ``index`` and the lines that start in it (without their ``\\n``; a last line may lack one)."""
+    start = index * cache.BLOCK
+    end = min(size, start + cache.BLOCK)
+    with open(path, "rb") as fh:
+        fh.seek(max(0, start - 1))
+        data = fh.read(end - start + (start > 0))
+        digest = cache.block_digest(memoryview(data)[start > 0 :])
+        pos = 0
+        if start > 0:  # a line starts here only if the byte before the block is a newline
+            pos = data.find(b"\n") + 1
+            if pos == 0:
+                return digest, []
+        if end < size and not data.endswith(b"\n"):  # finish the last line from the next block
+            tail = [data[pos:]]
+            while chunk := fh.read(1 << 16):
+                cut = chunk.find(b"\n")
+                if cut >= 0:
+                    tail.append(chunk[: cut + 1])
+                    break
+                tail.append(chunk)
+            body = b"".join(tail)
+        else:
+            body = data[pos:] if pos else data
+    lines = body.split(b"\n")
+    if body.endswith(b"\n") or not body:
+        lines.pop()
+    return digest, lines
+
+
+def scan_block(job: tuple[int, int, int]) -> BlockResult:
+    """Check the lines of one block of dataset ``job[0]``: IVL0xx, IVL2xx and (per the media mode) IVL3xx."""
+    ds, index, size = job
+    entries: list[MetaEntry] = _STATE["entries"]
+    opts: ValidateOptions = _STATE["opts"]
+    me = entries[ds]
+    digest, lines = read_block(me.annotation_path, index, size)
+    ctx = LineCtx(path=me.annotation_path, dataset=me.name, entry=me, template=opts.template, long_line=opts.long_line)
+    media = None
+    if opts.media != "off" and me.root_path:
+        media = _STATE["media"].get(ds) or _STATE["media"].setdefault(ds, MediaChecker(me, opts))
+        media.media_paths = set()  # per block: the parent unions them for the cache
+    keep = Keeper(opts)
+    id_keys, id_lines = array("Q"), array("Q")
+    add_key, add_line, digest_id = id_keys.append, id_lines.append, IdTracker.digest
+    records = 0
+    lineno = 0
+    for lineno, raw in enumerate(lines, 1):
+        ctx.line = lineno
+        obj, found = check_line(raw, ctx)
+        if found:
+            keep.add(found)
+        if obj is None:
+            continue
+        records += 1
+        found = check_record(obj, ctx)
+        if found:
+            keep.add(found)
+        if media is not None:
+            found = media.check(obj, ctx)
+            if found:
+                keep.add(found)
+        rid = obj.get("id")
+        if type(rid) is int and 0 <= rid < _INT_KEYS:  # small ints are their own key (digests: 2**63 and up)
+            add_key(rid)
+            add_line(lineno)
+        elif rid is not None and type(rid) in _ID_TYPES:
+            add_key(digest_id(rid) | _INT_KEYS)
+            add_line(lineno)
+    paths = media.media_paths if media is not None else set()
+    return BlockResult(digest, lineno, records, keep.kept, keep.suppressed, id_keys, id_lines, paths)
