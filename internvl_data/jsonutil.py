@@ -7,9 +7,11 @@ accepts exactly what ``json.loads`` accepts (it reuses the standard library's st
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from json.decoder import JSONDecodeError, scanstring
 from json.scanner import NUMBER_RE  # type: ignore[attr-defined]
 from pathlib import Path
@@ -133,6 +135,12 @@ def duplicate_keys(value: Any, path: str = "$") -> list[tuple[str, str, int]]:
         for n, v in enumerate(value):
             found.extend(duplicate_keys(v, f"{path}[{n}]"))
     return found
+
+
+def line_finder(text: str) -> Callable[[int], int]:
+    """A function from character offset to 1-based line number (binary search; for many lookups)."""
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    return lambda pos: bisect.bisect_left(newlines, pos) + 1
 
 
 def line_col(text: str, pos: int) -> tuple[int, int]:

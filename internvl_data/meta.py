@@ -7,6 +7,7 @@ exists there, against the current directory (the official launch scripts run fro
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from .checks_meta import check_entry, check_paths
 from .findings import Finding
-from .jsonutil import JObject, JSONDecodeError, duplicate_keys, line_col, parse, plain
+from .jsonutil import JObject, JSONDecodeError, duplicate_keys, line_finder, parse, plain
 from .models import DatasetEntry
 from .rules import emit
 
@@ -75,9 +76,10 @@ def load_meta(path: str | os.PathLike[str]) -> MetaResult:
         result.findings.append(emit("IVL102", meta_path, 1, f"the meta file is {what}, not an object of datasets"))
         return result
     meta_dir = os.path.dirname(meta_path)
+    line_at = line_finder(text)
     seen: set[str] = set()
     for name, value, pos in tree:
-        line = line_col(text, pos)[0]
+        line = line_at(pos)
         if name in seen:
             result.findings.append(emit("IVL103", meta_path, line, f"dataset name {name!r} is used twice; the "
                                         "first definition would be silently dropped", dataset=name))
@@ -87,7 +89,7 @@ def load_meta(path: str | os.PathLike[str]) -> MetaResult:
             result.findings.append(emit("IVL102", meta_path, line, f"dataset {name!r} is a "
                                         f"{type(plain(value)).__name__}, not an object of settings", dataset=name))
             continue
-        result.entries.append(_entry(name, value, line, text, meta_path, meta_dir, result.findings))
+        result.entries.append(_entry(name, value, line, line_at, meta_path, meta_dir, result.findings))
     return result
 
 
@@ -111,12 +113,12 @@ def _read(meta_path: str, result: MetaResult) -> str | None:
         return None
 
 
-def _entry(name: str, value: JObject, line: int, text: str, meta_path: str, meta_dir: str,
+def _entry(name: str, value: JObject, line: int, line_at: Callable[[int], int], meta_path: str, meta_dir: str,
            findings: list[Finding]) -> MetaEntry:
-    key_lines = {k: line_col(text, pos)[0] for k, pos in value.positions().items()}
+    key_lines = {k: line_at(pos) for k, pos in value.positions().items()}
     raw = plain(value)
     for _, key, pos in duplicate_keys(value):
-        findings.append(emit("IVL117", meta_path, line_col(text, pos)[0], f"dataset {name!r}: key {key!r} "
+        findings.append(emit("IVL117", meta_path, line_at(pos), f"dataset {name!r}: key {key!r} "
                              "appears twice; the last value wins", json_path=f"$.{name}.{key}", dataset=name))
     ann, root = raw.get("annotation"), raw.get("root")
     entry = MetaEntry(name, None, raw, resolve(ann, meta_dir) if type(ann) is str else "",
