@@ -69,10 +69,12 @@ def execute(paths: list[str], opts: ValidateOptions, jsonl: bool = False, exit_z
     if opts.manifest and len(paths) > 1:
         print("ivl-data validate: --manifest names one file; give one META or drop --manifest", file=sys.stderr)
         return 2
-    if jsonl:
-        reports = [validate_jsonl(paths, opts)]
-    else:
-        reports = [validate(path, opts) for path in paths]
+    try:
+        reports = [validate_jsonl(paths, opts)] if jsonl else [validate(path, opts) for path in paths]
+    except OSError as exc:  # an annotation file unreadable mid-run, a manifest folder not writable...
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"ivl-data validate: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     code = max(exit_code(r, opts.strict) for r in reports)
     text = render(_join(reports), opts.format)
     if opts.output:

@@ -146,7 +146,7 @@ def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = Non
     ``write_manifest=False``) the manifest is written (default: beside the meta file).
     """
     t0 = time.perf_counter()
-    opts = options or ValidateOptions.from_kwargs(**kwargs)
+    opts = _options(options, kwargs)
     meta = load_meta(os.fspath(meta_path))
     report, done = _check(meta, opts)
     report.seconds = time.perf_counter() - t0
@@ -158,7 +158,7 @@ def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = Non
 def validate_jsonl(paths: list[str], options: ValidateOptions | None = None, **kwargs: Any) -> Report:
     """Check JSONL files directly, without a meta file (IVL0xx and IVL2xx; no media root, so no IVL3xx)."""
     t0 = time.perf_counter()
-    opts = options or ValidateOptions.from_kwargs(**kwargs)
+    opts = _options(options, kwargs)
     meta = MetaResult()
     for path in paths:
         if os.path.isfile(path):
@@ -168,6 +168,13 @@ def validate_jsonl(paths: list[str], options: ValidateOptions | None = None, **k
     report, _ = _check(meta, opts)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _options(options: ValidateOptions | None, kwargs: dict[str, Any]) -> ValidateOptions:
+    """An options object, keyword options applied on top (unknown names: ValueError listing the valid ones)."""
+    if options is None:
+        return ValidateOptions.from_kwargs(**kwargs)
+    return replace(options, **kwargs) if kwargs else options
 
 
 def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[MetaEntry, FileResult]]]:

@@ -195,3 +195,26 @@ def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     monkeypatch.delenv("CI")
     assert not engine._progress(ValidateOptions(), 10)
+
+
+def test_python_api_options(make_meta) -> None:
+    from internvl_data import validate
+    from internvl_data.options import ValidateOptions
+
+    meta = make_meta(d=[{"id": 1}])
+    report = validate(meta, ValidateOptions(media="off", write_manifest=False), ignore=("IVL201",))
+    assert report.findings == [] and report.records == 1
+    with pytest.raises(ValueError, match="unknown option"):
+        validate(meta, medium="off")
+
+
+def test_unreadable_annotation_exits_2(make_meta, run_cli, tmp_path: Path, monkeypatch) -> None:
+    meta = make_meta(d=[clean(1)])
+
+    def denied(path, *args):  # type: ignore[no-untyped-def]
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(scan, "read_block", denied)
+    code, out, err = run_cli("validate", meta, "--media", "off")
+    assert (code, out) == (2, "")
+    assert err == f"ivl-data validate: cannot access {tmp_path / 'd.jsonl'}: Permission denied\n"
