@@ -11,7 +11,6 @@ callers can tell when the official trainer would fall back to "tokenization mism
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -29,14 +28,15 @@ def semantic_labels(
 
     Tokens without characters (BOS, offsets ``(0, 0)``) are never trained. ``spans`` must be sorted.
     """
+    ids = np.asarray(ids, dtype=np.int64)
     labels = np.full(len(ids), IGNORE, dtype=np.int64)
-    starts = [s for s, _ in spans]
-    for k, (a, b) in enumerate(offsets):
-        if b <= a:
-            continue
-        j = bisect_right(starts, a) - 1
-        if j >= 0 and a < spans[j][1]:
-            labels[k] = ids[k]
+    if not spans or not len(ids):
+        return labels
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    sp = np.asarray(spans, dtype=np.int64)
+    j = np.searchsorted(sp[:, 0], off[:, 0], side="right") - 1
+    keep = (off[:, 1] > off[:, 0]) & (j >= 0) & (off[:, 0] < sp[np.maximum(j, 0), 1])
+    labels[keep] = ids[keep]
     return labels
 
 

@@ -91,7 +91,6 @@ class SampleBuilder:
         self.transforms = {aug: TileTransform(info.tile_size, normalize, augment=aug) for aug in (False, True)}
         tpt = info.tokens_per_tile
         self.tokens_per_tile = tpt
-        self._image_ids = np.asarray([self.codec.img_start, self.codec.img_end, self.codec.img_context])
 
     # -- record -> pixels + conversation ---------------------------------------------------------------------
 
@@ -220,15 +219,16 @@ class SampleBuilder:
         if len(ctx) != len(runs) or int((ids == self.codec.img_end).sum()) != len(runs):
             raise SampleError("IVL213", "a value contains a literal `<img>`, `</img>` or `<IMG_CONTEXT>`: image "
                                         "token counts no longer match the images")
-        reps = np.ones(len(ids), dtype=np.int64)
-        reps[ctx] = runs
-        full_ids = np.repeat(ids, reps)
-        sem[np.isin(ids, self._image_ids)] = lab.IGNORE
-        sem = np.repeat(sem, reps)
+        full_ids = ids
+        if len(runs):
+            reps = np.ones(len(ids), dtype=np.int64)
+            reps[ctx] = runs
+            sem[self._is_image(ids)] = lab.IGNORE
+            full_ids, sem = np.repeat(ids, reps), np.repeat(sem, reps)
         full = len(full_ids)
         L = self.max_seq_length
         if full > L and len(runs):
-            last = int(np.flatnonzero(np.isin(full_ids, self._image_ids))[-1])
+            last = int(np.flatnonzero(self._is_image(full_ids))[-1])
             if last >= L:
                 raise TruncatedImageError(
                     "IVL402",
@@ -248,6 +248,10 @@ class SampleBuilder:
             official_mismatch=bool(mismatch), truncated=full > L, full_length=full, kind=kind,
             warnings=list(warnings or []),
         )
+
+    def _is_image(self, ids: np.ndarray) -> np.ndarray:
+        c = self.codec
+        return (ids == c.img_context) | (ids == c.img_start) | (ids == c.img_end)
 
     def _blocks(self, segs: list, runs: list[int]) -> tuple[list[int], list[tuple[int, int]], list, np.ndarray]:
         """``internvl2_5``: every turn tokenized on its own (official ``preprocess_internvl2_5``)."""
