@@ -123,6 +123,12 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
     if opts.media != "off" and me.root_path:
         media = _STATE["media"].get(ds) or _STATE["media"].setdefault(ds, MediaChecker(me, opts))
         media.media_paths = set()  # per block: the parent unions them for the cache
+    tokens = None
+    if opts.model_dir:  # IVL4xx (stats engineer): token budgets with the checkpoint's tokenizer
+        from .checks_tokens import TokenChecker
+
+        checkers = _STATE.setdefault("tokens", {})
+        tokens = checkers.get(ds) or checkers.setdefault(ds, TokenChecker(me, opts))
     keep = Keeper(opts)
     id_keys, id_lines = array("Q"), array("Q")
     add_key, add_line, digest_id = id_keys.append, id_lines.append, IdTracker.digest
@@ -141,6 +147,10 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
             keep.add(found)
         if media is not None:
             found = media.check(obj, ctx)
+            if found:
+                keep.add(found)
+        if tokens is not None:
+            found = tokens.check(obj, ctx)
             if found:
                 keep.add(found)
         rid = obj.get("id")

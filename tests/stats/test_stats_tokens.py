@@ -195,3 +195,25 @@ def test_rules_are_in_the_catalogue() -> None:
         "IVL405": ("video-frames-cannot-fit", "error"),
         "IVL406": ("video-frames-may-overflow", "warning"),
     }
+
+
+def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Path,
+                                                   model_dirs: dict[str, Path]) -> None:
+    from internvl_data import validate
+
+    long = " ".join(str(i) for i in range(1200))  # over 4,096 tokens
+    records = [
+        {"id": 1, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]},
+        {"id": 2, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": long}]},
+        {"id": 3, "image": "a.jpg", "conversations": [{"from": "human", "value": long + "\n<image>"},
+                                                      {"from": "gpt", "value": "a"}]},
+    ]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "meta.json").write_text(json.dumps({"d": {"root": str(media_dir), "annotation": "d.jsonl",
+                                                          "data_augment": False, "repeat_time": 1, "length": 3}}))
+    report = validate(str(tmp_path / "meta.json"), model_dir=str(model_dirs["qwen2/Hermes-2"]), jobs=1,
+                      write_manifest=False)
+    got = [(f.code, f.line) for f in report.findings if f.code.startswith("IVL4")]
+    assert got == [("IVL401", 2), ("IVL402", 3)]
+    plain = validate(str(tmp_path / "meta.json"), jobs=1, write_manifest=False)
+    assert not [f for f in plain.findings if f.code.startswith("IVL4")]
