@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,17 +38,47 @@ def weight_files(path: Path) -> list[Path]:
 
 
 def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (name, tensor) one at a time; a safetensors shard is memory-mapped only while it is being read."""
+    """Yield (name, tensor) one at a time, each in memory of its own (nothing stays memory-mapped)."""
     for file in weight_files(path):
         if file.suffix == ".safetensors":
-            with safe_open(str(file), framework="pt") as handle:
-                for key in handle.keys():
-                    yield key, handle.get_tensor(key)
+            yield from _read_safetensors(file)
         else:
             state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
             for key in list(state):
                 yield key, state.pop(key)
             del state
+
+
+_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+def _read_safetensors(file: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Read a safetensors file tensor by tensor with ``readinto`` straight into the tensor's own memory.
+
+    Unlike a memory map, this keeps no file pages resident, so peak memory stays near the model's size even when
+    one shard is a large part of the model. Layout: u64 header length, JSON header, then the raw data.
+    """
+    with open(file, "rb") as f:
+        try:
+            (length,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(length))
+        except (struct.error, ValueError) as exc:
+            raise CheckpointError(f"{file}: not a safetensors file ({exc}); download it again") from exc
+        start = 8 + length
+        header.pop("__metadata__", None)
+        for key, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+            if info["dtype"] not in _DTYPES:
+                with safe_open(str(file), framework="pt") as handle:
+                    yield key, handle.get_tensor(key).clone()
+                continue
+            begin, end = info["data_offsets"]
+            tensor = torch.empty(info["shape"], dtype=_DTYPES[info["dtype"]])
+            f.seek(start + begin)
+            if end > begin and f.readinto(memoryview(tensor.view(-1).view(torch.uint8).numpy())) != end - begin:
+                raise CheckpointError(f"{file}: truncated at tensor {key!r}; download it again")
+            yield key, tensor
 
 
 def write_shards(
