@@ -48,7 +48,7 @@ class ModelInfo:
         if not isinstance(cfg, dict):
             raise ModelInfoError(f"{cfg_path}: expected a JSON object")
         if cfg.get("model_type") == "internvl" or "text_config" in cfg:
-            return cls._native(str(path), cfg, template)
+            return cls._native(str(path), cfg, template, _read_optional(Path(path) / "preprocessor_config.json"))
         if "vision_config" in cfg and "llm_config" in cfg:
             return cls._original(str(path), cfg, template)
         raise ModelInfoError(
@@ -76,7 +76,8 @@ class ModelInfo:
         )
 
     @classmethod
-    def _native(cls, path: str, cfg: dict[str, Any], template: str | None) -> ModelInfo:
+    def _native(cls, path: str, cfg: dict[str, Any], template: str | None, proc: dict[str, Any]) -> ModelInfo:
+        """Tiling from preprocessor_config.json (min/max_patches, crop_to_patches) when present."""
         vision = cfg.get("vision_config") or {}
         archs = (cfg.get("text_config") or {}).get("architectures") or [""]
         return cls(
@@ -86,10 +87,10 @@ class ModelInfo:
             tile_size=_first(vision.get("image_size", 448)),
             patch_size=_first(vision.get("patch_size", 14)),
             downsample_ratio=float(cfg.get("downsample_ratio", 0.5)),
-            min_dynamic_patch=int(cfg.get("min_dynamic_patch", 1)),
-            max_dynamic_patch=int(cfg.get("max_dynamic_patch", 12)),
+            min_dynamic_patch=int(proc.get("min_patches", cfg.get("min_dynamic_patch", 1))),
+            max_dynamic_patch=int(proc.get("max_patches", cfg.get("max_dynamic_patch", 12))),
             use_thumbnail=bool(cfg.get("use_thumbnail", True)),
-            dynamic_image_size=bool(cfg.get("dynamic_image_size", True)),
+            dynamic_image_size=bool(proc.get("crop_to_patches", cfg.get("dynamic_image_size", True))),
             llm_architecture=str(archs[0]),
         )
 
@@ -100,6 +101,14 @@ class ModelInfo:
                 "--template NAME (Hermes-2, internlm2-chat, phi3-chat or internvl2_5)"
             )
         return self.template
+
+
+def _read_optional(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _first(v: Any) -> int:

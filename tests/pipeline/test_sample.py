@@ -4,6 +4,8 @@ The expected strings are written here independently of ``templates.py``; expecte
 run on the whole expanded string (per block for internvl2_5), expected labels from prefix tokenization.
 """
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -257,9 +259,15 @@ def test_modelinfo_native_and_errors(model_factory, tmp_path):
     assert (info.layout, info.template, info.tile_size, info.tokens_per_tile) == ("native", None, 224, 64)
     with pytest.raises(ModelInfoError, match="--template NAME"):
         info.require_template()
-    assert ModelInfo.from_dir(model_factory(None, "qwen2", layout="native"), template="internvl2_5").template == "internvl2_5"
+    native = model_factory(None, "qwen2", layout="native")
+    assert ModelInfo.from_dir(native, template="internvl2_5").template == "internvl2_5"
+    assert ModelInfo.from_dir(native).max_dynamic_patch == 12
+    copy = shutil.copytree(native, tmp_path / "native")
+    (copy / "preprocessor_config.json").write_text('{"min_patches": 1, "max_patches": 6, "crop_to_patches": true}')
+    assert ModelInfo.from_dir(copy).max_dynamic_patch == 6
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ModelInfoError, match="config.json: not found"):
-        ModelInfo.from_dir(tmp_path)
-    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+        ModelInfo.from_dir(tmp_path / "empty")
+    (tmp_path / "empty" / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(ModelInfoError, match="not an InternVL checkpoint"):
-        ModelInfo.from_dir(tmp_path)
+        ModelInfo.from_dir(tmp_path / "empty")
