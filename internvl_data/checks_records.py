@@ -531,13 +531,14 @@ class IdTracker:
         return 0
 
     def _grow(self) -> None:
-        old = [(k, ln) for k, ln in zip(self._keys, self._lines) if k]
+        old_keys, old_lines = self._keys, self._lines
         size = (self._mask + 1) * 2
         self._keys = array("Q", bytes(8 * size))
         self._lines = array("Q", bytes(8 * size))
         self._mask, self._count = size - 1, 0
-        for k, ln in old:
-            self._insert(k, ln)
+        for k, ln in zip(old_keys, old_lines):
+            if k:
+                self._insert(k, ln)
 
     def add(self, rid: Any, ctx: Any) -> Finding | None:
         """Record ``rid`` seen at ``ctx.line``; a Finding (IVL224) when it was seen before."""
