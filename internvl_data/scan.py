@@ -82,32 +82,28 @@ def init_worker(entries: list[MetaEntry], opts: ValidateOptions) -> None:
 
 
 def read_block(path: str, index: int, size: int) -> tuple[bytes, list[bytes]]:
-    """Digest of block ``index`` and the lines that start in it (without their ``\\n``; a last line may lack one)."""
+    """Digest of block ``index`` and the lines that start in it (without their ``\n``; a last line may lack one)."""
     start = index * cache.BLOCK
     end = min(size, start + cache.BLOCK)
     with open(path, "rb") as fh:
         fh.seek(max(0, start - 1))
-        data = fh.read(end - start + (start > 0))
+        data = fh.read(end - start + (start > 0))  # from the byte before the block: is it a newline?
         digest = cache.block_digest(memoryview(data)[start > 0 :])
-        pos = 0
-        if start > 0:  # a line starts here only if the byte before the block is a newline
-            pos = data.find(b"\n") + 1
-            if pos == 0:
-                return digest, []
-        if end < size and not data.endswith(b"\n"):  # finish the last line from the next block
-            tail = [data[pos:]]
+        if not data:
+            return digest, []
+        lines = data.split(b"\n")
+        if start > 0:
+            del lines[0]  # the end of a line that started earlier (b"" when the block starts a line)
+        if data.endswith(b"\n"):
+            lines.pop()  # b"": the next line starts in the next block
+        elif lines and end < size:  # the last line goes on in the next block(s)
+            tail = [lines[-1]]
             while chunk := fh.read(1 << 16):
                 cut = chunk.find(b"\n")
+                tail.append(chunk if cut < 0 else chunk[:cut])
                 if cut >= 0:
-                    tail.append(chunk[: cut + 1])
                     break
-                tail.append(chunk)
-            body = b"".join(tail)
-        else:
-            body = data[pos:] if pos else data
-    lines = body.split(b"\n")
-    if body.endswith(b"\n") or not body:
-        lines.pop()
+            lines[-1] = b"".join(tail)
     return digest, lines
 
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import clean, turn, write_jsonl
 
 from internvl_data import cache
@@ -152,16 +154,40 @@ def test_blocks_in_a_pool_match_one_pass(tmp_path: Path, monkeypatch, final_newl
     assert (parts.records, parts.files) == (whole.records, whole.files) == (398, 1)
 
 
+@settings(max_examples=150, deadline=None)
+@given(data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r\n", b"{}"]), max_size=30).map(b"".join),
+       block=st.integers(1, 6))
+def test_read_block_splits_lines_exactly_once(tmp_path_factory, data: bytes, block: int) -> None:
+    path = tmp_path_factory.mktemp("rb") / "f"
+    path.write_bytes(data)
+    real = cache.BLOCK
+    cache.BLOCK = block
+    try:
+        got, digests = _read_all(path, len(data), block)
+        assert cache.combine(digests) == cache.content_hash(path)
+    finally:
+        cache.BLOCK = real
+    want = data.split(b"\n")
+    if data.endswith(b"\n") or not data:
+        want.pop()
+    assert got == want
+
+
+def _read_all(path: Path, size: int, block: int) -> tuple[list[bytes], list[bytes]]:
+    got, digests = [], []
+    for i in range(max(1, -(-size // block))):
+        digest, lines = scan.read_block(str(path), i, size)
+        got += lines
+        digests.append(digest)
+    return got, digests
+
+
 @pytest.mark.parametrize("data", [b"", b"\n", b"a", b"a\n", b"\n\n", b"ab\ncd", b"abc\n" * 7, b"x" * 9 + b"\ny\n"])
-def test_read_block_splits_lines_exactly_once(tmp_path: Path, monkeypatch, data: bytes) -> None:
+def test_read_block_examples(tmp_path: Path, monkeypatch, data: bytes) -> None:
     monkeypatch.setattr(cache, "BLOCK", 4)
     path = tmp_path / "f"
     path.write_bytes(data)
-    got, digests = [], []
-    for i in range(max(1, -(-len(data) // 4))):
-        digest, lines = scan.read_block(str(path), i, len(data))
-        got += lines
-        digests.append(digest)
+    got, digests = _read_all(path, len(data), 4)
     want = data.split(b"\n")
     if data.endswith(b"\n") or not data:
         want.pop()
