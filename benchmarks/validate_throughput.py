@@ -119,6 +119,8 @@ def main() -> None:
     data, meta = out / f"lines_{a.lines}.jsonl", out / f"meta_lines_{a.lines}.json"
     if not (data.is_file() and meta.is_file()):
         subprocess.run([sys.executable, a.make_dataset, str(out), "--lines", str(a.lines)], check=True)
+    if not (out / "images").is_dir():  # the media the records name, so that --media exists finds them
+        subprocess.run([sys.executable, a.make_dataset, str(out), "--records", "8"], check=True)
     with open(data, "rb") as fh:
         sample = [fh.readline() for _ in range(min(a.sample, a.lines))]
     schema = json.loads((REPO / "schemas" / "record.schema.json").read_text())
