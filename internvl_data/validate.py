@@ -8,6 +8,7 @@ number of workers plus 16 bytes per record for duplicate-id detection.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -121,7 +122,14 @@ def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, in
 
 def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:
     return cache.key_of(content_hash, me.name, me.raw, me.annotation_path, me.root_path, opts.key_fields(),
-                        __version__, cache.BLOCK)
+                        __version__, cache.BLOCK, _code_stamp())
+
+
+@functools.lru_cache(maxsize=1)
+def _code_stamp() -> list:
+    """(name, size, mtime) of this package's modules: an edited check invalidates cached results (same version)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return sorted([e.name, e.stat().st_size, e.stat().st_mtime_ns] for e in os.scandir(here) if e.name.endswith(".py"))
 
 
 def _to_payload(r: FileResult, media_stats: bool) -> dict:
