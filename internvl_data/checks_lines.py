@@ -73,7 +73,7 @@ def check_line(raw: bytes, ctx: LineCtx) -> tuple[dict[str, Any] | None, list[Fi
         findings = _duplicates(raw, ctx)
     if len(raw) > ctx.long_line:
         findings.append(_f("IVL007", ctx, f"line is {len(raw):,} bytes long (threshold {ctx.long_line:,})"))
-    if raw.endswith(b"\r"):
+    if raw[-1] == 13:  # b"\r" (raw is not empty: it parsed)
         findings.append(_f("IVL004", ctx, "line ends with CRLF", col=len(raw)))
     return obj, findings
 
