@@ -15,6 +15,7 @@ Builds are cached per process: ``tokenizer_dir(kind)`` returns a read-only direc
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import shutil
@@ -201,6 +202,7 @@ def _root() -> Path:
     global _ROOT
     if _ROOT is None:
         _ROOT = Path(tempfile.mkdtemp(prefix="ivl-tok-"))
+        atexit.register(shutil.rmtree, _ROOT, True)
     return _ROOT
 
 
