@@ -2,7 +2,8 @@
 
 Default location: ``<meta stem>.ivl-manifest.json`` beside the meta file. It records the tool version, the
 options that affect findings, the meta file's content hash and, per dataset, the annotation file's size, line
-count and content hash, the root and the media mode. Written atomically, never after a run with errors.
+count and content hash, the root and the media mode. Written atomically, never after a run with errors (such a
+run deletes an existing one, so that it cannot vouch for data that now fails).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def write(meta_path: str | os.PathLike, options: Any, datasets: list[tuple[Any, 
     path = Path(options.manifest) if options.manifest else default_path(meta_path)
     write_atomic(path, orjson.dumps(build(meta_path, options, datasets), option=orjson.OPT_INDENT_2) + b"\n")
     return path
+
+
+def remove(meta_path: str | os.PathLike, options: Any) -> None:
+    """Delete the manifest a run would write (after a run with errors)."""
+    Path(options.manifest or default_path(meta_path)).unlink(missing_ok=True)
 
 
 def check(meta_path: str | os.PathLike, manifest_path: str | os.PathLike | None = None) -> list[str]:

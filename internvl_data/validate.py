@@ -160,6 +160,8 @@ def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = Non
     report.seconds = time.perf_counter() - t0
     if opts.write_manifest and done and not _has_errors(report):
         manifest.write(meta_path, opts, done)
+    elif opts.write_manifest:  # a manifest from an earlier clean run must not vouch for this data any more
+        manifest.remove(meta_path, opts)
     return report
 
 

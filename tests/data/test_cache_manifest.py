@@ -83,11 +83,11 @@ def test_option_changes_miss_the_cache(make_meta, tmp_path: Path, calls) -> None
 
 
 def test_media_change_invalidates_header_results(tmp_path: Path, make_meta, calls) -> None:
-    rec = {"id": 1, "image": "a.png", "width": 8, "height": 6,
+    rec = {"id": 1, "image": "a.png", "width": 8, "height": 8,
            "conversations": [turn("human", "<image>\nWhat?"), turn("gpt", "A square.")]}
     meta = make_meta(d=[rec])
     img = tmp_path / "media" / "a.png"
-    Image.new("RGB", (8, 6)).save(img)
+    Image.new("RGB", (8, 8)).save(img)  # square: no IVL315 (small image stretched over tiles)
     age(tmp_path / "d.jsonl", img)
     opts = dict(media="header", cache_dir=str(tmp_path / "c"), write_manifest=False)
     assert engine.validate(meta, **opts).findings == []
@@ -125,9 +125,12 @@ def test_manifest_written_on_success(make_meta, tmp_path: Path) -> None:
 
 
 def test_manifest_not_written_on_errors_or_when_disabled(make_meta, tmp_path: Path, run_cli) -> None:
+    meta = make_meta(d=[clean(1)])
+    assert run_cli("validate", meta, "--media", "off")[0] == 0
+    assert (tmp_path / "meta.ivl-manifest.json").exists()
     meta = make_meta(d=[{"id": 1}])
     assert run_cli("validate", meta, "--media", "off")[0] == 1
-    assert not (tmp_path / "meta.ivl-manifest.json").exists()
+    assert not (tmp_path / "meta.ivl-manifest.json").exists()  # the earlier one was removed
     meta = make_meta(d=[clean(1)])
     assert run_cli("validate", meta, "--media", "off", "--no-manifest")[0] == 0
     assert not (tmp_path / "meta.ivl-manifest.json").exists()
