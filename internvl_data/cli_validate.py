@@ -104,6 +104,9 @@ def _join(reports: list[Report]) -> Report:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format not in FORMATS:  # only possible through the environment variable
+        print(f"ivl-data validate: ${FORMAT_ENV}={args.format!r} is not one of {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
     for flag in ("max_per_rule", "max_pixels", "min_frames", "long_line", "jobs"):
         value = getattr(args, flag)
         if value is not None and value < 0:

@@ -244,3 +244,13 @@ def test_unreadable_annotation_exits_2(make_meta, run_cli, tmp_path: Path, monke
     code, out, err = run_cli("validate", meta, "--media", "off")
     assert (code, out) == (2, "")
     assert err == f"ivl-data validate: cannot access {tmp_path / 'd.jsonl'}: Permission denied\n"
+
+
+def test_format_from_the_environment(make_meta, run_cli, monkeypatch) -> None:
+    meta = make_meta(d=[{"id": 1}])
+    monkeypatch.setenv("IVL_DATA_FORMAT", "github")
+    code, out, _ = run_cli("validate", meta, "--media", "off")
+    assert code == 1 and out.startswith("::error file=")
+    monkeypatch.setenv("IVL_DATA_FORMAT", "xml")
+    code, _, err = run_cli("validate", meta)
+    assert code == 2 and "$IVL_DATA_FORMAT='xml' is not one of text, json, github, sarif" in err
