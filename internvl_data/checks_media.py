@@ -9,14 +9,16 @@ problem with a file is reported at every line that references it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import media
 from .findings import Finding, Severity
 from .media import ImageInfo, MediaError, VideoInfo
 from .rules import emit, rule
+from .tiling import find_grid
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
 
 rule("IVL301", "media-missing", E, "An image or video file does not exist under the dataset root.",
      "The official loader raises inside __getitem__ and silently trains on a random other record instead.",
@@ -76,6 +78,12 @@ rule("IVL314", "video-not-checked", W, "A video was only checked for existence b
      "ivl-data validate meta.json on a machine without decord",
      f"Install the video extra: {media.VIDEO_EXTRA}.")
 
+rule("IVL315", "image-upscaled", I, "A small image (fewer pixels than one tile) is stretched over several tiles.",
+     "The grid is chosen by aspect ratio alone: a 320x200 image becomes 3x2 tiles of 448 pixels plus a "
+     "thumbnail, 7 x 256 tokens of mostly interpolated pixels.",
+     '{"image": "icon_320x200.png", ...} with max_dynamic_patch 6',
+     "Nothing if intended; otherwise lower the dataset's max_dynamic_patch in the meta file, or pad the images.")
+
 _ERROR_CODES = {"missing": "IVL301", "unreadable": "IVL305", "truncated": "IVL306", "too-large": "IVL307",
                 "video": "IVL311", "no-decoder": "IVL314"}
 _PROBLEM_CODES = {"escape": "IVL302", "absolute": "IVL303", "s3": "IVL304"}
@@ -110,6 +118,7 @@ class MediaChecker:
         self.max_pixels: int = options.max_pixels
         self.min_frames: int = options.min_frames
         self.media_paths: set[str] = set()
+        self.tiling = _tiling(entry, options)
 
     def check(self, obj: dict, ctx: Any) -> list[Finding]:
         """Findings for one parsed record (dispatch as the loader: a non-empty image wins over video)."""
@@ -153,6 +162,8 @@ class MediaChecker:
         want = _declared_size(obj, index)
         if want is not None:
             out.extend(_size_findings(ctx, rel, facts, want))
+        if self.tiling is not None and facts.pixels < self.tiling.tile**2:
+            out.extend(_upscaled(ctx, rel, jp, facts, self.tiling, 1 if index is None else len(obj["image"])))
 
     # ------------------------------------------------------------------ video
 
@@ -218,6 +229,46 @@ class MediaChecker:
                 except MediaError as missing:
                     return missing
             return err
+
+
+@dataclass(frozen=True, slots=True)
+class _Tiling:
+    tile: int
+    min_num: int
+    max_num: int
+    thumbnail: bool
+
+
+def _tiling(entry: Any, options: Any) -> _Tiling | None:
+    """How the trainer tiles this dataset's images (None: no dynamic tiling): the official scripts' settings,
+    the checkpoint's with ``--model``, and the dataset's own ``max_dynamic_patch``."""
+    from .modelinfo import ModelInfo, ModelInfoError  # lazily: stats and model code only when images are checked
+    from .stats_scan import Settings
+
+    s = Settings()
+    tile, lo, hi, thumb, dynamic = s.tile, s.min_dynamic_patch, s.max_dynamic_patch, s.use_thumbnail, True
+    if getattr(options, "model_dir", None):
+        try:
+            m = ModelInfo.from_dir(options.model_dir)
+            tile, lo, hi, thumb = m.tile_size, m.min_dynamic_patch, m.max_dynamic_patch, m.use_thumbnail
+            dynamic = m.dynamic_image_size
+        except (ModelInfoError, ValueError, TypeError):  # IVL4xx reports an unusable model
+            pass
+    override = getattr(getattr(entry, "entry", entry), "max_dynamic_patch", None)
+    if isinstance(override, int) and not isinstance(override, bool) and override >= 1:
+        hi = override
+    return _Tiling(tile, lo, hi, thumb) if dynamic else None
+
+
+def _upscaled(ctx: Any, rel: str, jp: str, facts: ImageInfo, t: _Tiling, n_images: int) -> list[Finding]:
+    max_num = max(1, t.max_num // n_images)  # the official multi-image budget
+    cols, rows = find_grid(facts.width, facts.height, t.min_num, max_num, t.tile)
+    if cols * rows == 1:
+        return []
+    thumb = " plus a thumbnail" if t.thumbnail else ""
+    what = (f"is {facts.width}x{facts.height}, fewer pixels than one {t.tile}x{t.tile} tile, but is resized to "
+            f"{cols}x{rows} tiles ({cols * t.tile}x{rows * t.tile}){thumb} with max_dynamic_patch {max_num}")
+    return [_say(ctx, rel, jp, "IVL315", what)]
 
 
 def _say(ctx: Any, rel: str, jp: str, code: str, what: str) -> Finding:

@@ -21,7 +21,7 @@ from internvl_data.rules import all_rules
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CASES = sorted(p for p in (FIXTURES / "invalid").glob("ivl3[0-9][0-9]-*") if p.is_dir())
-OK_IMAGE = FIXTURES / "invalid" / "ivl301-media-missing" / "ok.jpg"  # 32x24 JPEG
+OK_IMAGE = FIXTURES / "invalid" / "ivl301-media-missing" / "ok.jpg"  # 32x28 JPEG
 OK_VIDEO = FIXTURES / "invalid" / "ivl313-clip-out-of-range" / "ok.mp4"  # 20 frames at 10 fps, 32x24
 
 
@@ -110,14 +110,14 @@ def test_size_mismatch_names_the_declared_key_and_notes_exif(tmp_path: Path) -> 
     exif = Image.Exif()
     exif[0x0112] = 8
     rotated.save(tmp_path / "r.jpg", exif=exif.tobytes())
-    rec = {"image": ["a.jpg", 5, "r.jpg"], "width_list": [32, 0, 24], "height_list": [24, 0, 32],
+    rec = {"image": ["a.jpg", 5, "r.jpg"], "width_list": [32, 0, 28], "height_list": [28, 0, 32],
            "conversations": conv("<image><image>", "x")}
     (f,) = check_one(tmp_path, rec)
     assert (f.code, f.severity, f.json_path) == ("IVL308", Severity.WARNING, "$.width_list[2]")
-    assert f.message == ("'r.jpg' is 32x24 but the record says width_list[2]=24, height_list[2]=32 "
+    assert f.message == ("'r.jpg' is 32x28 but the record says width_list[2]=28, height_list[2]=32 "
                          "(that is the EXIF-rotated view; the loader ignores EXIF)")
     (f,) = check_one(tmp_path, {"image": "a.jpg", "height": 25, "conversations": conv("<image>", "x")})
-    assert (f.json_path, f.message) == ("$.height", "'a.jpg' is 32x24 but the record says width absent, height=25")
+    assert (f.json_path, f.message) == ("$.height", "'a.jpg' is 32x28 but the record says width absent, height=25")
 
 
 def test_exif_rotation_without_box_is_fine(tmp_path: Path) -> None:
@@ -338,7 +338,7 @@ def test_pixel_limit_and_broken_video_messages(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- untrusted bytes
 
-MUTABLE = [FIXTURES / "valid" / "images" / n for n in ("photo_640x480.jpg", "chart_320x200.png")] + [
+MUTABLE = [FIXTURES / "valid" / "images" / n for n in ("photo_640x480.jpg", "chart_480x420.png")] + [
     FIXTURES / "invalid" / "ivl309-exif-rotated-boxes" / "rotated.jpg",
     FIXTURES / "invalid" / "ivl310-alpha-dropped" / "palette.png"]
 
@@ -385,3 +385,39 @@ def test_postscript_is_never_rendered(tmp_path: Path) -> None:
         (f,) = check_one(tmp_path, {"image": "a.jpg", "conversations": conv("<image>", "x")}, media=mode)
         assert (f.code, f.message) == (
             "IVL305", "'a.jpg' is PostScript, which Pillow renders by running Ghostscript: not opened")
+
+
+# ----------------------------------------------------------------------------- IVL315 (info)
+
+
+def test_small_images_stretched_over_tiles(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 40)).save(tmp_path / "s.jpg")
+    Image.new("RGB", (40, 40)).save(tmp_path / "sq.jpg")
+    one = {"image": "s.jpg", "conversations": conv("<image>", "x")}
+    (f,) = check_one(tmp_path, one)
+    assert (f.code, f.severity, f.message) == ("IVL315", Severity.INFO, "'s.jpg' is 64x40, fewer pixels than one "
+                                               "448x448 tile, but is resized to 3x2 tiles (1344x896) plus a "
+                                               "thumbnail with max_dynamic_patch 6")
+    assert check_one(tmp_path, one | {"image": "sq.jpg"}) == []  # square: the 1x1 grid wins the tie
+    multi = {"image": ["s.jpg", "sq.jpg", "sq.jpg"], "conversations": conv("<image>" * 3, "x")}
+    (f,) = check_one(tmp_path, multi)  # the official budget: max(1, 6 // 3) tiles per image
+    assert f.json_path == "$.image[0]" and f.message.endswith("to 2x1 tiles (896x448) plus a thumbnail with "
+                                                              "max_dynamic_patch 2")
+    assert check_one(tmp_path, multi | {"image": ["s.jpg"] * 6}) == []  # one tile each
+    checks_media.clear_cache()
+    override = SimpleNamespace(root=str(tmp_path), entry=SimpleNamespace(max_dynamic_patch=1))  # meta.MetaEntry
+    assert MediaChecker(override, ValidateOptions()).check(one, LineCtx("d.jsonl", 1)) == []
+
+
+def test_small_image_tiling_follows_the_model(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 40)).save(tmp_path / "s.jpg")
+    one = {"image": "s.jpg", "conversations": conv("<image>", "x")}
+    cfg = {"vision_config": {"image_size": 448}, "llm_config": {}, "max_dynamic_patch": 2,
+           "dynamic_image_size": True, "use_thumbnail": False}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (f,) = check_one(tmp_path, one, model_dir=str(tmp_path))
+    assert f.message.endswith("resized to 2x1 tiles (896x448) with max_dynamic_patch 2")
+    (tmp_path / "config.json").write_text(json.dumps(cfg | {"dynamic_image_size": False}))
+    assert check_one(tmp_path, one, model_dir=str(tmp_path)) == []  # one resized tile, nothing stretched
+    (tmp_path / "config.json").write_text(json.dumps(cfg | {"max_dynamic_patch": "many"}))
+    assert [f.code for f in check_one(tmp_path, one, model_dir=str(tmp_path))] == ["IVL315"]  # the defaults
