@@ -3,8 +3,8 @@
     python benchmarks/load_memory.py [--dir DIR] [--keep]
 
 Writes a synthetic InternLM2-family checkpoint (8 safetensors shards + index), then loads it in fresh
-processes, reads every parameter page once (memory-mapped weights count), and prints, for each way of loading, the peak resident memory above the process's memory just
-before loading, as a ratio of the model's size in bfloat16:
+processes, reads every parameter page once (memory-mapped weights count), and prints, for each way of loading,
+the peak resident memory above the process's memory just before loading, as a ratio of the model's size in bfloat16:
 
 - ours:     internvl_train.load_pretrained (model on the meta device, shards streamed tensor by tensor);
 - baseline: the whole state dict read first (safetensors load_file per shard), converted, then a regular
@@ -26,8 +26,18 @@ import threading
 import time
 from pathlib import Path
 
-SIZES = dict(hidden=2048, layers=8, heads=16, kv_heads=8, intermediate=5632, vocab_size=32000, vision_hidden=256,
-             vision_layers=2, vision_heads=4, image_size=448)
+SIZES = dict(
+    hidden=2048,
+    layers=8,
+    heads=16,
+    kv_heads=8,
+    intermediate=5632,
+    vocab_size=32000,
+    vision_hidden=256,
+    vision_layers=2,
+    vision_heads=4,
+    image_size=448,
+)
 
 
 def _rss_bytes() -> int:
@@ -76,7 +86,9 @@ def _load_baseline(path: Path):
     cfg = json.loads((path / "config.json").read_text())
     config, fam = configmap.to_native(cfg, image_token_id_of(load_tokenizer(path), path), str(path))
     t = config.text_config
-    keymap = KeyMap(fam.name, QKVShape(t.num_attention_heads, t.num_key_value_heads, t.hidden_size // t.num_attention_heads))
+    keymap = KeyMap(
+        fam.name, QKVShape(t.num_attention_heads, t.num_key_value_heads, t.hidden_size // t.num_attention_heads)
+    )
     converted = dict(pair for key, tensor in state.items() for pair in keymap.to_native(key, tensor))
     config.dtype = torch.bfloat16
     torch.set_default_dtype(torch.bfloat16)
@@ -109,7 +121,9 @@ def child(mode: str, path: Path) -> None:
     peak = sampler.stop()
     size = sum(p.numel() * p.element_size() for p in model.parameters())
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"mode": mode, "before": before, "peak": peak, "maxrss": maxrss, "size": size, "seconds": seconds}))
+    print(
+        json.dumps({"mode": mode, "before": before, "peak": peak, "maxrss": maxrss, "size": size, "seconds": seconds})
+    )
 
 
 def main() -> int:
@@ -134,18 +148,24 @@ def main() -> int:
     print(f"checkpoint: {path} ({on_disk / 2**30:.2f} GiB in 8 shards, written in {time.perf_counter() - t0:.0f} s)")
     rows = []
     for mode in ("ours", "baseline"):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True, check=True
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     gib = 2**30
-    print(f"\n| loader | model size (GiB) | peak RSS above start (GiB) | ratio | load time (s) |")
+    print("\n| loader | model size (GiB) | peak RSS above start (GiB) | ratio | load time (s) |")
     print("|---|---|---|---|---|")
     for r in rows:
         extra = r["peak"] - r["before"]
-        print(f"| {r['mode']} | {r['size'] / gib:.2f} | {extra / gib:.2f} | {extra / r['size']:.2f}x | {r['seconds']:.1f} |")
+        print(
+            f"| {r['mode']} | {r['size'] / gib:.2f} | {extra / gib:.2f} | {extra / r['size']:.2f}x "
+            f"| {r['seconds']:.1f} |"
+        )
     ours, base = rows
-    print(f"\nours / baseline peak: {(ours['peak'] - ours['before']) / (base['peak'] - base['before']):.2f}"
-          f"  (target: ours <= 1.30x the model size)")
+    print(
+        f"\nours / baseline peak: {(ours['peak'] - ours['before']) / (base['peak'] - base['before']):.2f}"
+        f"  (target: ours <= 1.30x the model size)"
+    )
     if not args.keep and not args.dir:
         import shutil
 

@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"ivl-train: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(
+            f"ivl-train: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -14,29 +14,67 @@ from typing import Any
 from transformers import InternVLConfig
 
 from .errors import CheckpointError
-from .families import FAMILIES, Family, family_of_architecture, family_of_native, llm_to_native, llm_to_original
+from .families import Family, family_of_architecture, family_of_native, llm_to_native, llm_to_original
 
 NAMESPACE = "internvl_chat"
 IMG_CONTEXT = "<IMG_CONTEXT>"
 
-_VISION_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
-                  "layer_norm_eps", "image_size", "patch_size", "num_channels", "norm_type", "initializer_range",
-                  "attention_dropout")
-_VISION_RENAMES = {"qk_normalization": "use_qk_norm", "qkv_bias": "attention_bias",
-                   "initializer_factor": "layer_scale_init_value", "dropout": "hidden_dropout_prob"}
+_VISION_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "layer_norm_eps",
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "norm_type",
+    "initializer_range",
+    "attention_dropout",
+)
+_VISION_RENAMES = {
+    "qk_normalization": "use_qk_norm",
+    "qkv_bias": "attention_bias",
+    "initializer_factor": "layer_scale_init_value",
+    "dropout": "hidden_dropout_prob",
+}
 # Values of InternVL2 checkpoints (§5.7), used when a native checkpoint carries no settings of its own.
-CHECKPOINT_DEFAULTS: dict[str, Any] = {"dynamic_image_size": True, "use_thumbnail": True, "min_dynamic_patch": 1,
-                                       "max_dynamic_patch": 12, "pad2square": False, "use_backbone_lora": 0,
-                                       "use_llm_lora": 0}
+CHECKPOINT_DEFAULTS: dict[str, Any] = {
+    "dynamic_image_size": True,
+    "use_thumbnail": True,
+    "min_dynamic_patch": 1,
+    "max_dynamic_patch": 12,
+    "pad2square": False,
+    "use_backbone_lora": 0,
+    "use_llm_lora": 0,
+}
 DEFAULT_TEMPLATE = {"qwen2": "Hermes-2", "internlm2": "internlm2-chat", "phi3": "phi3-chat"}
-_AUTO_MAP = {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
-             "AutoModel": "modeling_internvl_chat.InternVLChatModel",
-             "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel"}
+AUTO_MAP = {
+    "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+    "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+    "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel",
+}
 _LAYOUT = "original_layout"
-IMAGE_SETTINGS = ("template", "force_image_size", "dynamic_image_size", "use_thumbnail", "min_dynamic_patch",
-                  "max_dynamic_patch")
-_TOP_CONSUMED = ("vision_config", "llm_config", "downsample_ratio", "select_layer", "hidden_size",
-                 "tie_word_embeddings", "ps_version", "architectures", "model_type")
+IMAGE_SETTINGS = (
+    "template",
+    "force_image_size",
+    "dynamic_image_size",
+    "use_thumbnail",
+    "min_dynamic_patch",
+    "max_dynamic_patch",
+)
+_TOP_CONSUMED = (
+    "vision_config",
+    "llm_config",
+    "downsample_ratio",
+    "select_layer",
+    "hidden_size",
+    "tie_word_embeddings",
+    "ps_version",
+    "architectures",
+    "model_type",
+)
 
 
 def is_original(cfg: dict[str, Any]) -> bool:
@@ -54,10 +92,16 @@ def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> tuple[Int
     """Original config dict -> native config (with the ``internvl_chat`` namespace) and the LLM family."""
     fam = original_family(cfg, where)
     if cfg.get("ps_version", "v1") != "v2":
-        raise CheckpointError(f"{where}: ps_version {cfg.get('ps_version', 'v1')!r} is not supported: the native model "
-                              "implements pixel shuffle 'v2' only (every InternVL2 checkpoint uses 'v2'); set it to 'v2'")
+        raise CheckpointError(
+            f"{where}: ps_version {cfg.get('ps_version', 'v1')!r} is not supported: the native model "
+            "implements pixel shuffle 'v2' only (every InternVL2 checkpoint uses 'v2'); set it to 'v2'"
+        )
     vis = dict(cfg["vision_config"])
-    vision: dict[str, Any] = {"use_mean_pooling": True, "use_absolute_position_embeddings": True, "use_mask_token": False}
+    vision: dict[str, Any] = {
+        "use_mean_pooling": True,
+        "use_absolute_position_embeddings": True,
+        "use_mask_token": False,
+    }
     vision.update({k: v for k, v in vis.items() if k in _VISION_FIELDS})
     vision.update({nat: vis[orig] for orig, nat in _VISION_RENAMES.items() if orig in vis})
     space = {k: v for k, v in cfg.items() if k not in _TOP_CONSUMED and k not in IMAGE_SETTINGS}
@@ -116,7 +160,7 @@ def _generate(native: InternVLConfig) -> dict[str, Any]:
     vd = native.vision_config.to_dict()
     vision: dict[str, Any] = {k: _scalar(vd[k]) for k in _VISION_FIELDS if k in vd}
     vision.update({orig: vd[nat] for orig, nat in _VISION_RENAMES.items() if nat in vd})
-    out: dict[str, Any] = {"architectures": ["InternVLChatModel"], "model_type": "internvl_chat", "auto_map": _AUTO_MAP}
+    out: dict[str, Any] = {"architectures": ["InternVLChatModel"], "model_type": "internvl_chat", "auto_map": AUTO_MAP}
     out.update(CHECKPOINT_DEFAULTS)
     out.update(template=DEFAULT_TEMPLATE.get(fam.name), force_image_size=vision["image_size"])
     out.update({k: getattr(native, k) for k in IMAGE_SETTINGS if hasattr(native, k)})
@@ -135,8 +179,14 @@ def _generate(native: InternVLConfig) -> dict[str, Any]:
 
 def _fidelity(original: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
     """What `_restore` needs: the original key order, and (original, generated) for every value that differs."""
-    return {"keys": list(original), "values": {k: [v, generated.get(k)] for k, v in original.items()
-                                               if k not in ("llm_config", "vision_config") and generated.get(k) != v}}
+    return {
+        "keys": list(original),
+        "values": {
+            k: [v, generated.get(k)]
+            for k, v in original.items()
+            if k not in ("llm_config", "vision_config") and generated.get(k) != v
+        },
+    }
 
 
 def _restore(generated: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:

@@ -49,19 +49,44 @@ class Family:
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("qwen2", "Qwen2ForCausalLM", "qwen2", _COMMON + ("use_sliding_window", "sliding_window",
-               "max_window_layers", "attention_dropout")),
-        Family("internlm2", "InternLM2ForCausalLM", "llama", _COMMON + ("bias",), renames=(("bias", "attention_bias"),)),
-        Family("phi3", "Phi3ForCausalLM", "phi3", _COMMON + ("original_max_position_embeddings", "sliding_window",
-               "resid_pdrop", "embd_pdrop", "attention_dropout"), rope_alias=(("longrope", "su"),)),
-        Family("llama", "LlamaForCausalLM", "llama", _COMMON + ("attention_bias", "mlp_bias", "attention_dropout",
-               "pretraining_tp", "head_dim")),
+        Family(
+            "qwen2",
+            "Qwen2ForCausalLM",
+            "qwen2",
+            _COMMON + ("use_sliding_window", "sliding_window", "max_window_layers", "attention_dropout"),
+        ),
+        Family(
+            "internlm2", "InternLM2ForCausalLM", "llama", _COMMON + ("bias",), renames=(("bias", "attention_bias"),)
+        ),
+        Family(
+            "phi3",
+            "Phi3ForCausalLM",
+            "phi3",
+            _COMMON
+            + ("original_max_position_embeddings", "sliding_window", "resid_pdrop", "embd_pdrop", "attention_dropout"),
+            rope_alias=(("longrope", "su"),),
+        ),
+        Family(
+            "llama",
+            "LlamaForCausalLM",
+            "llama",
+            _COMMON + ("attention_bias", "mlp_bias", "attention_dropout", "pretraining_tp", "head_dim"),
+        ),
     )
 }
 BY_ARCHITECTURE = {f.architecture: f for f in FAMILIES.values()}
 SUPPORTED = ", ".join(BY_ARCHITECTURE)
-_ROPE_SCALING_KEYS = ("factor", "short_factor", "long_factor", "low_freq_factor", "high_freq_factor",
-                      "original_max_position_embeddings", "beta_fast", "beta_slow", "attention_factor")
+_ROPE_SCALING_KEYS = (
+    "factor",
+    "short_factor",
+    "long_factor",
+    "low_freq_factor",
+    "high_freq_factor",
+    "original_max_position_embeddings",
+    "beta_fast",
+    "beta_slow",
+    "attention_factor",
+)
 
 
 def family_of_architecture(arch: str | None, where: str) -> Family:

@@ -150,8 +150,8 @@ class KeyMap:
             if rule.kind == "same":
                 return [(names[0], tensor)]
             if rule.kind == "cat":
-                return list(zip(names, (t.clone() for t in tensor.chunk(len(names), dim=0))))
-            return list(zip(names, split_grouped_qkv(tensor, self._qkv())))
+                return list(zip(names, (t.clone() for t in tensor.chunk(len(names), dim=0)), strict=True))
+            return list(zip(names, split_grouped_qkv(tensor, self._qkv()), strict=True))
         raise CheckpointError(f"unexpected tensor {key!r}: not part of an InternVL2 ({self.family}) checkpoint")
 
     def to_original(self, native: Iterable[tuple[str, torch.Tensor]]) -> Iterator[tuple[str, torch.Tensor]]:

@@ -35,8 +35,10 @@ def load_pretrained(
     torch_dtype = resolve_dtype(dtype)
     vocab_size = (cfg.get("llm_config") or cfg.get("text_config") or {}).get("vocab_size")
     if isinstance(vocab_size, int) and image_token_id >= vocab_size:
-        raise CheckpointError(f"{path}: the tokenizer's {configmap.IMG_CONTEXT} has id {image_token_id}, outside the "
-                              f"model's vocabulary (vocab_size {vocab_size}); the tokenizer does not belong to these weights")
+        raise CheckpointError(
+            f"{path}: the tokenizer's {configmap.IMG_CONTEXT} has id {image_token_id}, outside the "
+            f"model's vocabulary (vocab_size {vocab_size}); the tokenizer does not belong to these weights"
+        )
     if configmap.is_original(cfg):
         native, fam = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
         model = build_empty(native)
@@ -88,7 +90,11 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
 
         return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     except errors as exc:
-        hint = "" if trust_remote_code else " (if it ships custom tokenizer code, pass trust_remote_code / --trust-remote-code)"
+        hint = (
+            ""
+            if trust_remote_code
+            else " (if it ships custom tokenizer code, pass trust_remote_code / --trust-remote-code)"
+        )
         raise CheckpointError(f"{path}: cannot load the tokenizer: {exc}{hint}") from exc
 
 
@@ -96,8 +102,10 @@ def image_token_id_of(tokenizer: Any, path: Path) -> int:
     """The id of ``<IMG_CONTEXT>`` (config.json does not store it, reference §5.2)."""
     vocab = tokenizer.get_vocab()
     if configmap.IMG_CONTEXT not in vocab:
-        raise CheckpointError(f"{path}: the tokenizer has no {configmap.IMG_CONTEXT} token; InternVL2 tokenizers "
-                              "carry the 9 special tokens <img> </img> <IMG_CONTEXT> ... (add them and retry)")
+        raise CheckpointError(
+            f"{path}: the tokenizer has no {configmap.IMG_CONTEXT} token; InternVL2 tokenizers "
+            "carry the 9 special tokens <img> </img> <IMG_CONTEXT> ... (add them and retry)"
+        )
     return int(vocab[configmap.IMG_CONTEXT])
 
 
@@ -144,14 +152,18 @@ def assign_tensors(
     for key, tensor in tensors:
         for name, value in keymap.to_native(key, tensor):
             if name not in params:
-                raise CheckpointError(f"tensor {key!r} -> {name!r}: the model built from config.json has no such "
-                                      "parameter; config.json and the weights disagree")
+                raise CheckpointError(
+                    f"tensor {key!r} -> {name!r}: the model built from config.json has no such "
+                    "parameter; config.json and the weights disagree"
+                )
             if name in done:
                 raise CheckpointError(f"tensor {key!r}: {name!r} is given twice in the weights")
             target = params[name]
             if tuple(value.shape) != tuple(target.shape):
-                raise CheckpointError(f"tensor {key!r} -> {name!r}: shape {tuple(value.shape)} but config.json "
-                                      f"implies {tuple(target.shape)}")
+                raise CheckpointError(
+                    f"tensor {key!r} -> {name!r}: shape {tuple(value.shape)} but config.json "
+                    f"implies {tuple(target.shape)}"
+                )
             if dtype is not None and value.is_floating_point() and value.dtype != dtype:
                 value = value.to(dtype)
             elif value.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():

@@ -65,8 +65,10 @@ def keymap_for(model: InternVLForConditionalGeneration) -> KeyMap:
     """The KeyMap of a native model's LLM family."""
     text = model.config.text_config
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    return KeyMap(configmap.native_family(model.config).name,
-                  QKVShape(text.num_attention_heads, text.num_key_value_heads, head_dim))
+    return KeyMap(
+        configmap.native_family(model.config).name,
+        QKVShape(text.num_attention_heads, text.num_key_value_heads, head_dim),
+    )
 
 
 def save_original_weights(model: InternVLForConditionalGeneration, out: Path, max_shard_bytes: int) -> None:

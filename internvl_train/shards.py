@@ -1,4 +1,4 @@
-"""Weight files: stream tensors out of safetensors / .bin (single or sharded with an index), write safetensors shards."""
+"""Weight files: stream tensors out of safetensors / .bin (single or sharded + index); write safetensors shards."""
 
 from __future__ import annotations
 
@@ -25,11 +25,15 @@ def weight_files(path: Path) -> list[Path]:
             try:
                 weight_map = json.loads(index.read_text())["weight_map"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise CheckpointError(f"{index}: not a valid shard index ({exc}); it needs a 'weight_map' object") from exc
+                raise CheckpointError(
+                    f"{index}: not a valid shard index ({exc}); it needs a 'weight_map' object"
+                ) from exc
             files = list(dict.fromkeys(weight_map.values()))
             missing = [f for f in files if not (path / f).is_file()]
             if missing:
-                raise CheckpointError(f"{index}: shard(s) listed but missing: {', '.join(missing)}; download them again")
+                raise CheckpointError(
+                    f"{index}: shard(s) listed but missing: {', '.join(missing)}; download them again"
+                )
             return [path / f for f in files]
     for name in _SINGLES:
         if (path / name).is_file():
@@ -49,9 +53,18 @@ def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             del state
 
 
-_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64,
-           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-           "BOOL": torch.bool}
+_DTYPES = {
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 def _read_safetensors(file: Path) -> Iterator[tuple[str, torch.Tensor]]:

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from .configmap import AUTO_MAP, DEFAULT_TEMPLATE
+from .families import FAMILIES
+
 SPECIAL_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>")
-_TEMPLATE = {"qwen2": "Hermes-2", "internlm2": "internlm2-chat", "phi3": "phi3-chat", "llama": "Hermes-2"}
-_ARCH = {"qwen2": "Qwen2ForCausalLM", "internlm2": "InternLM2ForCausalLM", "phi3": "Phi3ForCausalLM",
-         "llama": "LlamaForCausalLM"}
+_ARCH = {name: fam.architecture for name, fam in FAMILIES.items()}
 
 
 def write_tiny_checkpoint(
@@ -53,8 +54,22 @@ def write_tiny_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     kv = kv_heads if kv_heads is not None else (heads if llm == "phi3" else max(1, heads // 2))
     inter = intermediate or 2 * hidden
-    cfg = _config(llm, vit, hidden, layers, heads, kv, inter, vocab_size, vision_hidden, vision_layers, vision_heads,
-                  image_size, max_position_embeddings, dtype)
+    cfg = _config(
+        llm,
+        vit,
+        hidden,
+        layers,
+        heads,
+        kv,
+        inter,
+        vocab_size,
+        vision_hidden,
+        vision_layers,
+        vision_heads,
+        image_size,
+        max_position_embeddings,
+        dtype,
+    )
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     gen = torch.Generator().manual_seed(seed)
     _write_weights(out, list(_shapes(cfg, llm)), gen, dtype, weights, num_shards if sharded else 1)
@@ -63,49 +78,134 @@ def write_tiny_checkpoint(
     return out
 
 
-def _config(llm: str, vit: str, hidden: int, layers: int, heads: int, kv: int, inter: int, vocab: int,
-            vh: int, vl: int, vheads: int, image_size: int, max_pos: int | None, dtype: torch.dtype) -> dict[str, Any]:
+def _config(
+    llm: str,
+    vit: str,
+    hidden: int,
+    layers: int,
+    heads: int,
+    kv: int,
+    inter: int,
+    vocab: int,
+    vh: int,
+    vl: int,
+    vheads: int,
+    image_size: int,
+    max_pos: int | None,
+    dtype: torch.dtype,
+) -> dict[str, Any]:
     dname = str(dtype).removeprefix("torch.")
     big = vit == "6b"
-    vision = {"architectures": ["InternVisionModel"], "attention_dropout": 0.0, "drop_path_rate": 0.0,
-              "dropout": 0.0, "hidden_act": "gelu", "hidden_size": vh, "image_size": image_size,
-              "initializer_factor": 0.1 if big else 1.0, "initializer_range": 0.02, "intermediate_size": 4 * vh,
-              "layer_norm_eps": 1e-6, "model_type": "intern_vit_6b", "norm_type": "rms_norm" if big else "layer_norm",
-              "num_attention_heads": vheads, "num_channels": 3, "num_hidden_layers": vl, "patch_size": 14,
-              "qk_normalization": big, "qkv_bias": not big, "torch_dtype": dname, "use_flash_attn": False}
-    text: dict[str, Any] = {"architectures": [_ARCH[llm]], "hidden_act": "silu", "hidden_size": hidden,
-                            "initializer_range": 0.02, "intermediate_size": inter, "model_type": llm,
-                            "num_attention_heads": heads, "num_hidden_layers": layers, "num_key_value_heads": kv,
-                            "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "torch_dtype": dname,
-                            "use_cache": True, "vocab_size": vocab, "bos_token_id": 1, "eos_token_id": 2}
+    vision = {
+        "architectures": ["InternVisionModel"],
+        "attention_dropout": 0.0,
+        "drop_path_rate": 0.0,
+        "dropout": 0.0,
+        "hidden_act": "gelu",
+        "hidden_size": vh,
+        "image_size": image_size,
+        "initializer_factor": 0.1 if big else 1.0,
+        "initializer_range": 0.02,
+        "intermediate_size": 4 * vh,
+        "layer_norm_eps": 1e-6,
+        "model_type": "intern_vit_6b",
+        "norm_type": "rms_norm" if big else "layer_norm",
+        "num_attention_heads": vheads,
+        "num_channels": 3,
+        "num_hidden_layers": vl,
+        "patch_size": 14,
+        "qk_normalization": big,
+        "qkv_bias": not big,
+        "torch_dtype": dname,
+        "use_flash_attn": False,
+    }
+    text: dict[str, Any] = {
+        "architectures": [_ARCH[llm]],
+        "hidden_act": "silu",
+        "hidden_size": hidden,
+        "initializer_range": 0.02,
+        "intermediate_size": inter,
+        "model_type": llm,
+        "num_attention_heads": heads,
+        "num_hidden_layers": layers,
+        "num_key_value_heads": kv,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "torch_dtype": dname,
+        "use_cache": True,
+        "vocab_size": vocab,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
     head_dim = hidden // heads
     if llm == "qwen2":
-        text.update(max_position_embeddings=max_pos or 256, rope_theta=1000000.0, rms_norm_eps=1e-6,
-                    use_sliding_window=False, sliding_window=256, max_window_layers=layers, attention_dropout=0.0)
+        text.update(
+            max_position_embeddings=max_pos or 256,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            use_sliding_window=False,
+            sliding_window=256,
+            max_window_layers=layers,
+            attention_dropout=0.0,
+        )
     elif llm == "internlm2":
-        text.update(max_position_embeddings=max_pos or 32, rope_theta=1000000, bias=False, pad_token_id=2,
-                    rope_scaling={"type": "dynamic", "factor": 2.0}, attn_implementation="eager",
-                    auto_map={"AutoConfig": "configuration_internlm2.InternLM2Config",
-                              "AutoModel": "modeling_internlm2.InternLM2ForCausalLM",
-                              "AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM"})
+        text.update(
+            max_position_embeddings=max_pos or 32,
+            rope_theta=1000000,
+            bias=False,
+            pad_token_id=2,
+            rope_scaling={"type": "dynamic", "factor": 2.0},
+            attn_implementation="eager",
+            auto_map={
+                "AutoConfig": "configuration_internlm2.InternLM2Config",
+                "AutoModel": "modeling_internlm2.InternLM2ForCausalLM",
+                "AutoModelForCausalLM": "modeling_internlm2.InternLM2ForCausalLM",
+            },
+        )
     elif llm == "phi3":
         short = [round(1.0 + 0.05 * i, 4) for i in range(head_dim // 2)]
         long = [round(1.0 + 0.5 * i, 4) for i in range(head_dim // 2)]
-        text.update(max_position_embeddings=max_pos or 128, original_max_position_embeddings=32, rope_theta=10000.0,
-                    rope_scaling={"type": "su", "short_factor": short, "long_factor": long}, sliding_window=262144,
-                    embd_pdrop=0.0, resid_pdrop=0.0, attention_dropout=0.0, pad_token_id=2)
+        text.update(
+            max_position_embeddings=max_pos or 128,
+            original_max_position_embeddings=32,
+            rope_theta=10000.0,
+            rope_scaling={"type": "su", "short_factor": short, "long_factor": long},
+            sliding_window=262144,
+            embd_pdrop=0.0,
+            resid_pdrop=0.0,
+            attention_dropout=0.0,
+            pad_token_id=2,
+        )
     else:
-        text.update(max_position_embeddings=max_pos or 256, rope_theta=5000000.0, rope_scaling=None,
-                    attention_bias=False, pretraining_tp=1)
-    return {"architectures": ["InternVLChatModel"], "model_type": "internvl_chat",
-            "auto_map": {"AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
-                         "AutoModel": "modeling_internvl_chat.InternVLChatModel",
-                         "AutoModelForCausalLM": "modeling_internvl_chat.InternVLChatModel"},
-            "downsample_ratio": 0.5, "dynamic_image_size": True, "force_image_size": image_size,
-            "hidden_size": hidden, "llm_config": text, "max_dynamic_patch": 12, "min_dynamic_patch": 1,
-            "pad2square": False, "ps_version": "v2", "select_layer": -1, "template": _TEMPLATE[llm],
-            "tie_word_embeddings": False, "torch_dtype": dname, "use_backbone_lora": 0, "use_llm_lora": 0,
-            "use_thumbnail": True, "vision_config": vision}
+        text.update(
+            max_position_embeddings=max_pos or 256,
+            rope_theta=5000000.0,
+            rope_scaling=None,
+            attention_bias=False,
+            pretraining_tp=1,
+        )
+    return {
+        "architectures": ["InternVLChatModel"],
+        "model_type": "internvl_chat",
+        "auto_map": dict(AUTO_MAP),
+        "downsample_ratio": 0.5,
+        "dynamic_image_size": True,
+        "force_image_size": image_size,
+        "hidden_size": hidden,
+        "llm_config": text,
+        "max_dynamic_patch": 12,
+        "min_dynamic_patch": 1,
+        "pad2square": False,
+        "ps_version": "v2",
+        "select_layer": -1,
+        "template": DEFAULT_TEMPLATE.get(llm, "Hermes-2"),
+        "tie_word_embeddings": False,
+        "torch_dtype": dname,
+        "use_backbone_lora": 0,
+        "use_llm_lora": 0,
+        "use_thumbnail": True,
+        "vision_config": vision,
+    }
 
 
 def _shapes(cfg: dict[str, Any], llm: str) -> Iterator[tuple[str, tuple[int, ...]]]:
@@ -147,7 +247,10 @@ def _shapes(cfg: dict[str, Any], llm: str) -> Iterator[tuple[str, tuple[int, ...
             yield p + "ffn_norm.weight", (h,)
             continue
         if llm == "phi3":
-            yield from ((p + "self_attn.qkv_proj.weight", (q + 2 * kv, h)), (p + "mlp.gate_up_proj.weight", (2 * inter, h)))
+            yield from (
+                (p + "self_attn.qkv_proj.weight", (q + 2 * kv, h)),
+                (p + "mlp.gate_up_proj.weight", (2 * inter, h)),
+            )
         else:
             for name, rows in (("q", q), ("k", kv), ("v", kv)):
                 yield p + f"self_attn.{name}_proj.weight", (rows, h)
@@ -169,8 +272,14 @@ def _random(key: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Ten
     return x / math.sqrt(math.prod(shape[1:]))
 
 
-def _write_weights(out: Path, shapes: list[tuple[str, tuple[int, ...]]], gen: torch.Generator, dtype: torch.dtype,
-                   weights: str, shards: int) -> None:
+def _write_weights(
+    out: Path,
+    shapes: list[tuple[str, tuple[int, ...]]],
+    gen: torch.Generator,
+    dtype: torch.dtype,
+    weights: str,
+    shards: int,
+) -> None:
     """Generate and write one shard at a time (index only when sharded)."""
     per = math.ceil(len(shapes) / shards)
     ext, stem = ("bin", "pytorch_model") if weights == "bin" else ("safetensors", "model")
@@ -197,9 +306,10 @@ def _write_tokenizer(out: Path, tokenizer: Any, vocab_size: int) -> None:
             if f.is_file() and f.name not in ("config.json", "generation_config.json") and "safetensors" not in f.name:
                 shutil.copy2(f, out / f.name)
         return
-    (tokenizer if tokenizer is not None else minimal_tokenizer()).save_pretrained(str(out))
-    if tokenizer is None and len(minimal_tokenizer()) > vocab_size:
-        raise ValueError(f"vocab_size {vocab_size} is smaller than the minimal tokenizer ({len(minimal_tokenizer())})")
+    tok = tokenizer if tokenizer is not None else minimal_tokenizer()
+    if len(tok) > vocab_size:
+        raise ValueError(f"vocab_size {vocab_size} is smaller than the tokenizer ({len(tok)} tokens)")
+    tok.save_pretrained(str(out))
 
 
 def minimal_tokenizer() -> Any:
@@ -211,7 +321,8 @@ def minimal_tokenizer() -> Any:
     words = ["hello", "world", "image", "describe", "the", "a", "cat", "dog", "user", "assistant", "\n"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(specials + words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                   pad_token="</s>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
     fast.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
     return fast

@@ -22,8 +22,9 @@ def vit_hidden_states(sd: dict[str, Tensor], vcfg: dict[str, Any], pixels: Tenso
     p = "vision_model."
     patch, c, heads = vcfg["patch_size"], vcfg["hidden_size"], vcfg["num_attention_heads"]
     eps, d = vcfg["layer_norm_eps"], vcfg["hidden_size"] // vcfg["num_attention_heads"]
-    x = F.conv2d(pixels, sd[p + "embeddings.patch_embedding.weight"], sd[p + "embeddings.patch_embedding.bias"],
-                 stride=patch)
+    x = F.conv2d(
+        pixels, sd[p + "embeddings.patch_embedding.weight"], sd[p + "embeddings.patch_embedding.bias"], stride=patch
+    )
     t = x.shape[0]
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([sd[p + "embeddings.class_embedding"].expand(t, 1, c), x], dim=1)
@@ -60,7 +61,12 @@ def pixel_shuffle_v2(feat: Tensor) -> Tensor:
     out = feat.new_empty(t, half * half, 4 * c)
     for m in range(half):
         for k in range(half):
-            cells = (feat[:, 2 * m, 2 * k], feat[:, 2 * m, 2 * k + 1], feat[:, 2 * m + 1, 2 * k], feat[:, 2 * m + 1, 2 * k + 1])
+            cells = (
+                feat[:, 2 * m, 2 * k],
+                feat[:, 2 * m, 2 * k + 1],
+                feat[:, 2 * m + 1, 2 * k],
+                feat[:, 2 * m + 1, 2 * k + 1],
+            )
             out[:, m * half + k] = torch.cat(cells, dim=-1)
     return out
 
@@ -127,8 +133,10 @@ def llm_logits(sd: dict[str, Tensor], tcfg: dict[str, Any], embeds: Tensor) -> T
                 qkv = F.linear(h, sd[p + "self_attn.qkv_proj.weight"])  # [Q | K | V]
                 q, k, v = qkv[..., : nh * d], qkv[..., nh * d : (nh + kv) * d], qkv[..., (nh + kv) * d :]
             else:
-                q, k, v = (F.linear(h, sd[p + f"self_attn.{x_}_proj.weight"], sd.get(p + f"self_attn.{x_}_proj.bias"))
-                           for x_ in "qkv")
+                q, k, v = (
+                    F.linear(h, sd[p + f"self_attn.{x_}_proj.weight"], sd.get(p + f"self_attn.{x_}_proj.bias"))
+                    for x_ in "qkv"
+                )
             q, k, v = q.reshape(b, n, nh, d), k.reshape(b, n, kv, d), v.reshape(b, n, kv, d)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
@@ -138,8 +146,10 @@ def llm_logits(sd: dict[str, Tensor], tcfg: dict[str, Any], embeds: Tensor) -> T
         if arch == "InternLM2ForCausalLM":
             x = x + F.linear(att, sd[p + "attention.wo.weight"])
             h = rms_norm(x, sd[p + "ffn_norm.weight"], eps)
-            x = x + F.linear(F.silu(F.linear(h, sd[p + "feed_forward.w1.weight"])) * F.linear(h, sd[p + "feed_forward.w3.weight"]),
-                             sd[p + "feed_forward.w2.weight"])
+            x = x + F.linear(
+                F.silu(F.linear(h, sd[p + "feed_forward.w1.weight"])) * F.linear(h, sd[p + "feed_forward.w3.weight"]),
+                sd[p + "feed_forward.w2.weight"],
+            )
             continue
         x = x + F.linear(att, sd[p + "self_attn.o_proj.weight"])
         h = rms_norm(x, sd[p + "post_attention_layernorm.weight"], eps)
@@ -153,12 +163,16 @@ def llm_logits(sd: dict[str, Tensor], tcfg: dict[str, Any], embeds: Tensor) -> T
     return F.linear(x, head)
 
 
-def forward(sd: dict[str, Tensor], cfg: dict[str, Any], input_ids: Tensor, pixels: Tensor | None,
-            img_context_id: int) -> Tensor:
+def forward(
+    sd: dict[str, Tensor], cfg: dict[str, Any], input_ids: Tensor, pixels: Tensor | None, img_context_id: int
+) -> Tensor:
     """InternVLChatModel.forward (§5.1): embeddings, IMG_CONTEXT rows replaced by features in row-major order."""
     tcfg = cfg["llm_config"]
-    emb_key = "language_model.model.tok_embeddings.weight" if tcfg["architectures"][0] == "InternLM2ForCausalLM" \
+    emb_key = (
+        "language_model.model.tok_embeddings.weight"
+        if tcfg["architectures"][0] == "InternLM2ForCausalLM"
         else "language_model.model.embed_tokens.weight"
+    )
     embeds = F.embedding(input_ids, sd[emb_key]).clone()
     if pixels is not None:
         feats = image_features(sd, cfg, pixels)

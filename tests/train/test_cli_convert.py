@@ -32,9 +32,13 @@ def test_convert_both_ways(tiny_ckpt, tmp_path, capsys):
     src = tiny_ckpt("internlm2", "6b")
     assert main(["convert", str(src), str(tmp_path / "hf"), "--to", "hf"]) == 0
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["model_type"] == "internvl"
-    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "orig"), "--to", "original", "--dtype", "bfloat16"]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"wrote {tmp_path / 'hf'} (hf layout)",
-                                                    f"wrote {tmp_path / 'orig'} (original layout)"]
+    assert (
+        main(["convert", str(tmp_path / "hf"), str(tmp_path / "orig"), "--to", "original", "--dtype", "bfloat16"]) == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote {tmp_path / 'hf'} (hf layout)",
+        f"wrote {tmp_path / 'orig'} (original layout)",
+    ]
     a, b = load_file(str(src / "model.safetensors")), load_file(str(tmp_path / "orig" / "model.safetensors"))
     assert sorted(a) == sorted(b) and all(torch.equal(a[k].bfloat16(), b[k]) for k in a)
 
@@ -50,30 +54,37 @@ def test_unknown_llm_architecture_names_the_supported_ones(tiny_ckpt, tmp_path, 
     bad = _copy(tiny_ckpt("qwen2", "300m"), tmp_path / "bad")
     _edit_config(bad, llm_config__architectures=["MistralForCausalLM"])
     err = _run_error(["convert", str(bad), str(tmp_path / "out"), "--to", "hf"], capsys)
-    assert err == (f"ivl-train convert: error: {bad / 'config.json'}: llm_config.architectures[0]: unsupported LLM "
-                   "architecture 'MistralForCausalLM'; supported: Qwen2ForCausalLM, InternLM2ForCausalLM, "
-                   "Phi3ForCausalLM, LlamaForCausalLM")
+    assert err == (
+        f"ivl-train convert: error: {bad / 'config.json'}: llm_config.architectures[0]: unsupported LLM "
+        "architecture 'MistralForCausalLM'; supported: Qwen2ForCausalLM, InternLM2ForCausalLM, "
+        "Phi3ForCausalLM, LlamaForCausalLM"
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_unknown_model_type(tiny_ckpt, tmp_path, capsys):
     bad = _copy(tiny_ckpt("qwen2", "300m"), tmp_path / "bad")
-    (bad / "config.json").write_text(json.dumps({"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}))
+    (bad / "config.json").write_text(
+        json.dumps({"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]})
+    )
     err = _run_error(["convert", str(bad), str(tmp_path / "out"), "--to", "hf"], capsys)
     assert "not an InternVL2 checkpoint (architectures ['LlavaForConditionalGeneration'], model_type 'llava')" in err
     assert "supported: original InternVLChatModel with an LLM among Qwen2ForCausalLM" in err
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    ("missing_dir", "config.json: missing; point at a checkpoint directory"),
-    ("bad_json", "config.json: invalid JSON"),
-    ("ps_v1", "ps_version 'v1' is not supported"),
-    ("no_weights", "no weights found (expected model.safetensors, pytorch_model.bin or a shard index)"),
-    ("wrong_shape", "shape (128, 64) but config.json implies (256, 64)"),
-    ("missing_tensor", "1 tensor(s) missing from the weights, e.g. mlp1.3.bias"),
-    ("missing_shard", "shard(s) listed but missing: model-00002-of-00003.safetensors"),
-    ("img_context_outside_vocab", "<IMG_CONTEXT> has id 7, outside the model's vocabulary (vocab_size 5)"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing_dir", "config.json: missing; point at a checkpoint directory"),
+        ("bad_json", "config.json: invalid JSON"),
+        ("ps_v1", "ps_version 'v1' is not supported"),
+        ("no_weights", "no weights found (expected model.safetensors, pytorch_model.bin or a shard index)"),
+        ("wrong_shape", "shape (128, 64) but config.json implies (256, 64)"),
+        ("missing_tensor", "1 tensor(s) missing from the weights, e.g. mlp1.3.bias"),
+        ("missing_shard", "shard(s) listed but missing: model-00002-of-00003.safetensors"),
+        ("img_context_outside_vocab", "<IMG_CONTEXT> has id 7, outside the model's vocabulary (vocab_size 5)"),
+    ],
+)
 def test_bad_checkpoints_exit_2_with_one_line(tiny_ckpt, tmp_path, capsys, setup, message):
     src = tiny_ckpt("qwen2", "300m", sharded=setup == "missing_shard")
     bad = tmp_path / "bad"

@@ -24,10 +24,15 @@ def test_vision_variants_map_to_native_options(tiny_ckpt):
     assert big.model.vision_tower.encoder.layer[0].attention.q_proj.bias is None
 
 
-@pytest.mark.parametrize(("llm", "native_type", "rope_type"), [
-    ("qwen2", "qwen2", "default"), ("internlm2", "llama", "dynamic"), ("phi3", "phi3", "longrope"),
-    ("llama", "llama", "default"),
-])
+@pytest.mark.parametrize(
+    ("llm", "native_type", "rope_type"),
+    [
+        ("qwen2", "qwen2", "default"),
+        ("internlm2", "llama", "dynamic"),
+        ("phi3", "phi3", "longrope"),
+        ("llama", "llama", "default"),
+    ],
+)
 def test_text_families(tiny_ckpt, llm, native_type, rope_type):
     model, tok = load_pretrained(tiny_ckpt(llm, "300m"))
     text = model.config.text_config
@@ -50,7 +55,12 @@ def test_image_settings_reach_the_data_pipeline_from_a_native_dir(tiny_ckpt, tmp
     assert cfg["model_type"] == "internvl"
     assert (cfg["template"], cfg["force_image_size"], cfg["max_dynamic_patch"]) == ("internlm2-chat", 56, 6)
     info = ModelInfo.from_dir(tmp_path / "hf")
-    assert (info.template, info.tile_size, info.max_dynamic_patch, info.use_thumbnail) == ("internlm2-chat", 56, 6, True)
+    assert (info.template, info.tile_size, info.max_dynamic_patch, info.use_thumbnail) == (
+        "internlm2-chat",
+        56,
+        6,
+        True,
+    )
     native, _ = load_pretrained(tmp_path / "hf")
     save_pretrained(native, tok, tmp_path / "orig")
     back = json.loads((tmp_path / "orig" / "config.json").read_text())
@@ -58,10 +68,10 @@ def test_image_settings_reach_the_data_pipeline_from_a_native_dir(tiny_ckpt, tmp
 
 
 def test_shared_test_tokenizer_is_accepted(tmp_path):
-    from tests.helpers.tokenizers import tokenizer_dir
     from transformers import AutoTokenizer
 
     from internvl_train.tiny import write_tiny_checkpoint
+    from tests.helpers.tokenizers import tokenizer_dir
 
     tok_dir = tokenizer_dir("qwen2")
     n = len(AutoTokenizer.from_pretrained(str(tok_dir)))

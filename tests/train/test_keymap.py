@@ -35,23 +35,46 @@ def test_vision_qkv_split_names_and_refuse():
     out = km.to_native("vision_model.encoder.layers.3.attn.qkv.weight", w)
     assert [n for n, _ in out] == [f"model.vision_tower.encoder.layer.3.attention.{x}_proj.weight" for x in "qkv"]
     assert [t[:, 0].tolist() for _, t in out] == [[0.0, 2.0], [4.0, 6.0], [8.0, 10.0]]
-    (name, back), = km.to_original(out)
+    ((name, back),) = km.to_original(out)
     assert name == "vision_model.encoder.layers.3.attn.qkv.weight" and torch.equal(back, w)
 
 
-@pytest.mark.parametrize(("family", "original", "native"), [
-    ("internlm2", "language_model.model.layers.1.feed_forward.w1.weight", "model.language_model.layers.1.mlp.gate_proj.weight"),
-    ("internlm2", "language_model.model.layers.1.feed_forward.w3.weight", "model.language_model.layers.1.mlp.up_proj.weight"),
-    ("internlm2", "language_model.model.layers.1.feed_forward.w2.weight", "model.language_model.layers.1.mlp.down_proj.weight"),
-    ("internlm2", "language_model.output.weight", "lm_head.weight"),
-    ("internlm2", "language_model.model.tok_embeddings.weight", "model.language_model.embed_tokens.weight"),
-    ("phi3", "language_model.model.layers.0.self_attn.qkv_proj.weight", "model.language_model.layers.0.self_attn.qkv_proj.weight"),
-    ("phi3", "language_model.model.layers.0.mlp.gate_up_proj.weight", "model.language_model.layers.0.mlp.gate_up_proj.weight"),
-    ("llama", "language_model.lm_head.weight", "lm_head.weight"),
-    ("qwen2", "vision_model.encoder.layers.0.ls1", "model.vision_tower.encoder.layer.0.lambda_1"),
-    ("qwen2", "vision_model.embeddings.class_embedding", "model.vision_tower.embeddings.cls_token"),
-    ("qwen2", "mlp1.3.bias", "model.multi_modal_projector.linear_2.bias"),
-])
+@pytest.mark.parametrize(
+    ("family", "original", "native"),
+    [
+        (
+            "internlm2",
+            "language_model.model.layers.1.feed_forward.w1.weight",
+            "model.language_model.layers.1.mlp.gate_proj.weight",
+        ),
+        (
+            "internlm2",
+            "language_model.model.layers.1.feed_forward.w3.weight",
+            "model.language_model.layers.1.mlp.up_proj.weight",
+        ),
+        (
+            "internlm2",
+            "language_model.model.layers.1.feed_forward.w2.weight",
+            "model.language_model.layers.1.mlp.down_proj.weight",
+        ),
+        ("internlm2", "language_model.output.weight", "lm_head.weight"),
+        ("internlm2", "language_model.model.tok_embeddings.weight", "model.language_model.embed_tokens.weight"),
+        (
+            "phi3",
+            "language_model.model.layers.0.self_attn.qkv_proj.weight",
+            "model.language_model.layers.0.self_attn.qkv_proj.weight",
+        ),
+        (
+            "phi3",
+            "language_model.model.layers.0.mlp.gate_up_proj.weight",
+            "model.language_model.layers.0.mlp.gate_up_proj.weight",
+        ),
+        ("llama", "language_model.lm_head.weight", "lm_head.weight"),
+        ("qwen2", "vision_model.encoder.layers.0.ls1", "model.vision_tower.encoder.layer.0.lambda_1"),
+        ("qwen2", "vision_model.embeddings.class_embedding", "model.vision_tower.embeddings.cls_token"),
+        ("qwen2", "mlp1.3.bias", "model.multi_modal_projector.linear_2.bias"),
+    ],
+)
 def test_renames_both_ways(family, original, native):
     km = KeyMap(family)
     t = torch.ones(2)
@@ -64,5 +87,7 @@ def test_unknown_and_lora_tensors_are_refused_and_inv_freq_dropped():
     with pytest.raises(CheckpointError, match="unexpected tensor 'foo.weight'"):
         km.to_native("foo.weight", torch.ones(1))
     with pytest.raises(CheckpointError, match="merge the adapters first"):
-        km.to_native("language_model.base_model.model.model.layers.0.attention.wqkv.lora_A.default.weight", torch.ones(1))
+        km.to_native(
+            "language_model.base_model.model.model.layers.0.attention.wqkv.lora_A.default.weight", torch.ones(1)
+        )
     assert km.to_native("language_model.model.layers.0.attention.rotary_emb.inv_freq", torch.ones(1)) == []

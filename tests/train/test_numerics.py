@@ -38,8 +38,11 @@ def _max_rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize(("llm", "vit"), COMBOS)
-@pytest.mark.parametrize(("seq_len", "tiles"), [(24, (2, 1)), (48, (3, 0)), (12, (0, 0)), (40, (0, 0))],
-                         ids=["images-short", "images-long", "text-short", "text-long"])
+@pytest.mark.parametrize(
+    ("seq_len", "tiles"),
+    [(24, (2, 1)), (48, (3, 0)), (12, (0, 0)), (40, (0, 0))],
+    ids=["images-short", "images-long", "text-short", "text-long"],
+)
 def test_native_matches_reference(tiny_ckpt, llm, vit, seq_len, tiles):
     path = tiny_ckpt(llm, vit)
     sd, cfg = _original(path)

@@ -15,7 +15,9 @@ from internvl_train.configmap import NAMESPACE
 
 def _original_tensors(path) -> dict[str, torch.Tensor]:
     index = path / "model.safetensors.index.json"
-    files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    files = (
+        sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.exists() else ["model.safetensors"]
+    )
     out: dict[str, torch.Tensor] = {}
     for f in files:
         out.update(load_file(str(path / f)))
@@ -57,7 +59,12 @@ def test_native_checkpoint_without_namespace_saves_checkpoint_defaults(tiny_ckpt
     save_pretrained(model, tok, tmp_path / "orig")
     cfg = json.loads((tmp_path / "orig" / "config.json").read_text())
     assert cfg["template"] == "phi3-chat"
-    assert (cfg["ps_version"], cfg["dynamic_image_size"], cfg["use_thumbnail"], cfg["max_dynamic_patch"]) == ("v2", True, True, 12)
+    assert (cfg["ps_version"], cfg["dynamic_image_size"], cfg["use_thumbnail"], cfg["max_dynamic_patch"]) == (
+        "v2",
+        True,
+        True,
+        12,
+    )
     assert cfg["llm_config"]["architectures"] == ["Phi3ForCausalLM"]
     assert cfg["llm_config"]["rope_scaling"]["type"] == "su"
     assert cfg["force_image_size"] == 56 and cfg["vision_config"]["image_size"] == 56
