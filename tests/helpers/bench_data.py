@@ -6,7 +6,8 @@ import importlib.util
 import os
 from pathlib import Path
 
-MAKE_DATASET = Path(os.environ.get("IVL_MAKE_DATASET", "/work/shared/bench/make_dataset.py"))
+_REPO = Path(__file__).resolve().parents[2]
+MAKE_DATASET = Path(os.environ.get("IVL_MAKE_DATASET", _REPO.parent / "shared" / "bench" / "make_dataset.py"))
 
 
 def write_bench_lines(out: Path, n: int, seed: int = 0) -> Path | None:
