@@ -69,7 +69,7 @@ def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions, jobs: list[tupl
 def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions) -> FileResult:
     """Join the blocks of one file: global line numbers, cross-block duplicate ids, per-file --max-per-rule."""
     keep = Keeper(opts)
-    base = lines = records = 0
+    base = records = 0
     keys, where = [], []
     media: set[str] = set()
     for b in blocks:
@@ -80,11 +80,12 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
         media |= b.media_paths
         base += b.lines
         records += b.records
-    lines = base
     if keep.wants("IVL224"):
-        keep.add(_duplicate_ids(me, keys, where, opts.max_per_rule))
+        found, more = _duplicate_ids(me, keys, where, opts.max_per_rule)
+        keep.add(found)
+        keep.count({"IVL224": more} if more else {})
     keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
-    return FileResult(cache.combine([b.digest for b in blocks]), lines, records, keep.kept, keep.suppressed,
+    return FileResult(cache.combine([b.digest for b in blocks]), base, records, keep.kept, keep.suppressed,
                       sorted(media))
 
 
@@ -95,29 +96,29 @@ def _shift(findings: list[Finding], base: int) -> Iterator[Finding]:
             f.code, f.severity, f.path, f.line + base, f.col, f.message, f.json_path, f.hint, f.dataset)
 
 
-def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, int]], cap: int | None) -> list[Finding]:
-    """IVL224 for every id seen before in the file (vectorised: one stable sort of 8-byte digests)."""
+def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, int]],
+                   cap: int | None) -> tuple[list[Finding], int]:
+    """IVL224 for every id seen before in the file (one stable sort of 8-byte keys), in line order.
+
+    With a cap, only the first ``cap`` findings are built; the second value counts the others.
+    """
     import numpy as np
 
-    k = np.concatenate([np.frombuffer(a, dtype=np.uint64) for a in keys]) if keys else np.zeros(0, np.uint64)
+    k = np.concatenate([np.frombuffer(a, dtype=np.uint64) for a in keys])
     if len(k) < 2:
-        return []
+        return [], 0
     ln = np.concatenate([np.frombuffer(a, dtype=np.uint64) + np.uint64(b) for a, b in where])
     order = np.argsort(k, kind="stable")
     ks, ls = k[order], ln[order]
     dup = np.flatnonzero(ks[1:] == ks[:-1]) + 1
-    if not len(dup):
-        return []
     starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
     first = ls[starts[np.searchsorted(starts, dup, side="right") - 1]]
     at = np.argsort(ls[dup], kind="stable")
-    if cap is not None:
-        at = at[: cap + 1]  # the Keeper counts what is over the cap
-    return [
-        emit("IVL224", me.annotation_path, int(ls[dup][i]), f"duplicate id (first used at line {int(first[i])})",
-             json_path="$.id", dataset=me.name)
-        for i in at
-    ]
+    shown = at if cap is None else at[:cap]
+    lines, firsts = ls[dup][shown].tolist(), first[shown].tolist()
+    found = [emit("IVL224", me.annotation_path, line, f"duplicate id (first used at line {was})", json_path="$.id",
+                  dataset=me.name) for line, was in zip(lines, firsts)]
+    return found, len(at) - len(shown)
 
 
 def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:

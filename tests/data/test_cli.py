@@ -254,3 +254,15 @@ def test_format_from_the_environment(make_meta, run_cli, monkeypatch) -> None:
     monkeypatch.setenv("IVL_DATA_FORMAT", "xml")
     code, _, err = run_cli("validate", meta)
     assert code == 2 and "$IVL_DATA_FORMAT='xml' is not one of text, json, github, sarif" in err
+
+
+def test_duplicate_ids_capped_and_counted(tmp_path: Path, monkeypatch) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", [clean(i % 3) for i in range(30)])
+    monkeypatch.setattr(cache, "BLOCK", 500)
+    monkeypatch.setattr(engine, "SMALL", 0)
+    for jobs in (1, 2):
+        report = engine.validate_jsonl([str(path)], jobs=jobs, max_per_rule=4)
+        assert [(f.line, f.message) for f in report.findings] == [
+            (4, "duplicate id (first used at line 1)"), (5, "duplicate id (first used at line 2)"),
+            (6, "duplicate id (first used at line 3)"), (7, "duplicate id (first used at line 1)")]
+        assert report.suppressed == {"IVL224": 23}
