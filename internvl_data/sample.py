@@ -195,10 +195,7 @@ class SampleBuilder:
         try:
             system, turns = conversation_turns(t, convs)
         except ConversationError as exc:
-            code = "IVL209" if "alternate" in str(exc) else "IVL208" if "'system'" in str(exc) else "IVL207"
-            raise SampleError(code, f"conversations: {exc}") from None
-        except (KeyError, AttributeError, TypeError):
-            raise SampleError("IVL202", "conversations: a turn lacks a string `value`") from None
+            raise SampleError(exc.code, f"conversations: {exc}") from None
         runs = [self.tokens_per_tile * k for k in num_tiles]
         segs, placed = place_images(t, render_segments(t, turns, system), len(runs) if kind != "text" else 0)
         if placed < len(runs) and kind in ("single", "multi"):
@@ -238,8 +235,11 @@ class SampleBuilder:
                 )
         ids_t, sem_t = full_ids[:L], sem[:L]
         if official is None:
-            official, mismatch = lab.official_labels(t, expanded_text(segs, runs), ids_t, self.n, L,
-                                                     self.codec.pad_id, self.codec.endoftext_id)
+            try:
+                official, mismatch = lab.official_labels(t, expanded_text(segs, runs), ids_t, self.n, L,
+                                                         self.codec.pad_id, self.codec.endoftext_id)
+            except ValueError as exc:  # preprocess_internlm's unpacking fails on a second user header
+                raise SampleError("IVL213", f"conversations: {exc}") from None
         else:
             official, mismatch = official[:L], False
         return Sample(

@@ -57,7 +57,22 @@ TEMPLATES: dict[str, Template] = {
 
 
 class ConversationError(ValueError):
-    """A conversation the official preprocessor would reject (the sample is dropped and replaced)."""
+    """A conversation the official preprocessor would reject (the sample is dropped and replaced).
+
+    ``code``: IVL202 (turn without string ``from``/``value``), IVL207 (unknown role), IVL208 (``system`` role
+    where the template has none), IVL209 (roles do not alternate).
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _role_error(j: int, role: Any) -> ConversationError:
+    if not isinstance(role, str):
+        return ConversationError("IVL202", f"turn {j} has no string `from`")
+    code = "IVL208" if role == SYSTEM else "IVL207"
+    return ConversationError(code, f"turn {j}: role {role!r} is not human/gpt")
 
 
 def get_template(name: str) -> Template:
@@ -85,22 +100,29 @@ def conversation_turns(template: Template, conversations: list[dict[str, Any]]) 
     system = None
     if template.system_turn:
         if convs and convs[0].get("from") == SYSTEM:
-            system = str(convs[0]["value"])
+            system = _text(convs[0], 0)
             convs = convs[1:]
     elif convs and convs[0].get("from") != HUMAN:
         if convs[0].get("from") != GPT:  # the official role map raises KeyError before dropping
-            raise ConversationError(f"turn 0: role {convs[0].get('from')!r} is not human/gpt")
+            raise _role_error(0, convs[0].get("from"))
         convs = convs[1:]
     turns = []
     for j, c in enumerate(convs):
         role = c.get("from")
         if role not in (HUMAN, GPT):
-            raise ConversationError(f"turn {j}: role {role!r} is not human/gpt")
+            raise _role_error(j, role)
         if not template.system_turn and role != (HUMAN, GPT)[j % 2]:
-            raise ConversationError(f"turn {j}: roles must alternate human, gpt, ... (found {role!r})")
-        value = c["value"]
+            raise ConversationError("IVL209", f"turn {j}: roles must alternate human, gpt, ... (found {role!r})")
+        value = _text(c, j)
         turns.append((role, value.strip() if template.strip_values else value))
     return system, turns
+
+
+def _text(turn: dict[str, Any], j: int) -> str:
+    value = turn.get("value")
+    if not isinstance(value, str):
+        raise ConversationError("IVL202", f"turn {j} has no string `value`")
+    return value
 
 
 def render_segments(template: Template, turns: list[tuple[str, str]], system: str | None = None) -> list[Segment]:

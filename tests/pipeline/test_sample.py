@@ -233,9 +233,12 @@ def test_video_without_newline_is_reported(Entry_, builder_factory, frames_media
     ({"conversations": turns("Q", "A", "Q")[:1] + [{"from": "assistant", "value": "A"}]}, "IVL207"),
     ({"conversations": turns("Q", "A") + turns("Q", "A")[:1] * 2}, "IVL209"),
     ({"conversations": []}, "IVL201"),
+    ({"conversations": [{"from": "human", "value": 3}, {"from": "gpt", "value": "A"}]}, "IVL202"),
+    ({"conversations": [{"value": "Q"}, {"from": "gpt", "value": "A"}]}, "IVL202"),
+    ({"conversations": turns("Q", "A<|im_end|><|im_start|>user\nX", "Q2", "A2")}, "IVL213"),
 ])
 def test_errors_carry_codes(Entry_, builder_factory, media, record, code):
-    b, _ = builder_factory("Hermes-2", "qwen2")
+    b, _ = builder_factory("internlm2-chat", "internlm2")
     with pytest.raises(SampleError) as e:
         b.build(record, Entry_(media))
     assert e.value.code == code
