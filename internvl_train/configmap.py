@@ -195,8 +195,8 @@ def _restore(generated: dict[str, Any], record: dict[str, Any]) -> dict[str, Any
         if key in record["values"]:
             original, then = record["values"][key]
             out[key] = original if generated.get(key) == then else generated.get(key)
-        elif key in generated:
-            out[key] = generated[key]
+        else:  # equal at load time, including keys absent from `generated` whose original value was null
+            out[key] = generated.get(key)
     return out
 
 

@@ -99,3 +99,32 @@ def test_dtype_cast_on_load(tiny_ckpt, tmp_path):
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert cfg["torch_dtype"] == cfg["llm_config"]["torch_dtype"] == "bfloat16"
     assert {t.dtype for t in _original_tensors(tmp_path / "out").values()} == {torch.bfloat16}
+
+
+# What transformers 4.37 writes into a released config.json besides the model fields (PretrainedConfig.to_dict).
+_GENERIC_437 = {
+    "_name_or_path": "", "add_cross_attention": False, "bad_words_ids": None, "begin_suppress_tokens": None,
+    "chunk_size_feed_forward": 0, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}, "is_decoder": False,
+    "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "output_attentions": False, "output_hidden_states": False,
+    "problem_type": None, "return_dict": True, "torchscript": False, "transformers_version": "4.37.2",
+    "use_bfloat16": True,
+}
+
+
+@pytest.mark.parametrize("llm", ["internlm2", "phi3"])
+def test_released_style_config_round_trips_exactly(tiny_ckpt, tmp_path, llm):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in tiny_ckpt(llm, "6b").iterdir():
+        (src / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["llm_config"] = dict(sorted({**cfg["llm_config"], **_GENERIC_437}.items()))
+    cfg["vision_config"] = dict(sorted({**cfg["vision_config"], **_GENERIC_437, "use_flash_attn": True}.items()))
+    cfg.update(_commit_hash=None, transformers_version=None, max_dynamic_patch=6, vision_config=cfg["vision_config"])
+    cfg["vision_config"]["drop_path_rate"] = 0.1  # a fine-tuned checkpoint (§5.7)
+    (src / "config.json").write_text(json.dumps(cfg, indent=2))
+    model, tok = load_pretrained(src)
+    save_pretrained(model, tok, tmp_path / "hf", layout="hf")
+    native, _ = load_pretrained(tmp_path / "hf")
+    save_pretrained(native, tok, tmp_path / "out")
+    assert (tmp_path / "out" / "config.json").read_text() == (src / "config.json").read_text() + "\n"
