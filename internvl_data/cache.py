@@ -101,8 +101,8 @@ class Cache:
         index = self.root / "stat" / f"{key_of(real)}.json"
         sig = stat_signature(real)
         rec = self._read(index)
-        fresh = rec and sig and rec["stat"] == sig and rec["algorithm"] == HASH_NAME
-        if fresh and sig[1] + _RACY_NS < rec["recorded_ns"]:
+        fresh = sig and rec.get("stat") == sig and rec.get("algorithm") == HASH_NAME
+        if fresh and sig[1] + _RACY_NS < rec.get("recorded_ns", 0) and isinstance(rec.get("hash"), str):
             return rec["hash"]
         digest = content_hash(real)
         if sig is not None:
@@ -112,22 +112,23 @@ class Cache:
     def load(self, key: str) -> dict | None:
         """A stored result, unless a media file it depends on changed since."""
         rec = self._read(self.root / "results" / f"{key}.json")
-        if rec is None:
-            return None
-        for path, sig in rec.get("media_stats", ()):
-            if stat_signature(path) != sig:
+        try:
+            if not rec or any(stat_signature(path) != sig for path, sig in rec.get("media_stats", ())):
                 return None
+        except (TypeError, ValueError):  # a damaged entry
+            return None
         return rec
 
     def store(self, key: str, payload: dict) -> None:
         self._write(self.root / "results" / f"{key}.json", payload)
 
     @staticmethod
-    def _read(path: Path) -> dict | None:
+    def _read(path: Path) -> dict:
         try:
-            return orjson.loads(path.read_bytes())
+            rec = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
-            return None  # absent or damaged: recompute
+            return {}  # absent or damaged: recompute
+        return rec if isinstance(rec, dict) else {}
 
     @staticmethod
     def _write(path: Path, payload: dict) -> None:

@@ -143,9 +143,13 @@ def _to_payload(r: FileResult, media_stats: bool) -> dict:
     }
 
 
-def _from_payload(p: dict) -> FileResult:
-    found = [Finding(c, Severity(s), *rest) for c, s, *rest in p["findings"]]
-    return FileResult(p["content_hash"], p["lines"], p["records"], found, p["suppressed"], p["media_paths"])
+def _from_payload(p: dict) -> FileResult | None:
+    """A cached result, or None when the entry is damaged (then the file is checked again)."""
+    try:
+        found = [Finding(c, Severity(s), *rest) for c, s, *rest in p["findings"]]
+        return FileResult(p["content_hash"], p["lines"], p["records"], found, p["suppressed"], p["media_paths"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = None, **kwargs: Any) -> Report:
@@ -198,8 +202,8 @@ def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[
         for ds in todo:
             hashes[ds] = store.file_hash(meta.entries[ds].annotation_path)
             hit = store.load(_cache_key(meta.entries[ds], hashes[ds], opts))
-            if hit is not None:
-                results[ds] = _from_payload(hit)
+            if hit is not None and (result := _from_payload(hit)) is not None:
+                results[ds] = result
     results.update(_scan(meta, [ds for ds in todo if ds not in results], opts, store, hashes))
     return _report(meta, todo, results, opts), [(meta.entries[ds], results[ds]) for ds in todo]
 

@@ -101,9 +101,11 @@ def test_damaged_cache_entries_are_recomputed(make_meta, tmp_path: Path, calls) 
     meta = make_meta(d=[clean(1)])
     opts = dict(media="off", cache_dir=str(tmp_path / "c"), write_manifest=False)
     engine.validate(meta, **opts)
-    for p in (tmp_path / "c").rglob("*.json"):
-        p.write_text("{not json")
-    assert engine.validate(meta, **opts).findings == [] and len(calls) == 2
+    for damage in ("{not json", "[]", '{"stat": 1, "findings": [[1]], "media_stats": 3}'):
+        for p in (tmp_path / "c").rglob("*.json"):
+            p.write_text(damage)
+        assert engine.validate(meta, **opts).findings == []
+    assert len(calls) == 4
 
 
 # ---------------------------------------------------------------------------------------------- manifest
