@@ -119,7 +119,10 @@ class SampleBuilder:
             else:
                 paths = record["image"]
                 budget = max(1, mdp // len(paths))
-            pixels = [self._tiles(self._open(root, p), budget, gen, transform, sizes, grids) for p in paths]
+            from .transforms import map_threads  # decodes in parallel under transforms.set_num_threads(n > 1)
+
+            images = map_threads(lambda p: self._open(root, p), paths)
+            pixels = [self._tiles(img, budget, gen, transform, sizes, grids) for img in images]
         elif kind == "video":
             frames = self._frames(root, record, gen)
             sizes = [f.size for f in frames]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -19,7 +20,10 @@ from .tiling import find_grid
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["JPEG_QUALITIES", "NORMALIZE", "TileTransform", "load_rgb", "set_num_threads"]
+__all__ = ["JPEG_QUALITIES", "NORMALIZE", "TileTransform", "load_rgb", "map_threads", "set_num_threads"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 NORMALIZE: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -52,6 +56,38 @@ def _helper() -> ThreadPoolExecutor | None:
     return _pool[1]
 
 
+def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[fn(x) for x in items]``, spread over the ``set_num_threads`` threads (e.g. decoding a record's images).
+
+    The first item runs on the calling thread. Results come back in order; if calls fail, the exception of
+    the first failing item (in item order) is raised, as the sequential loop would.
+    """
+    helper = _helper()
+    if helper is None or len(items) < 2:
+        return [fn(x) for x in items]
+    jobs = [helper.submit(fn, x) for x in items[1:]]
+    try:
+        first = fn(items[0])
+    finally:
+        results = [_outcome(job) for job in jobs]
+    for r in results:
+        if isinstance(r, _Failure):
+            raise r.exc
+    return [first] + results  # type: ignore[list-item]
+
+
+class _Failure:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _outcome(job: Future) -> object:
+    try:
+        return job.result()
+    except Exception as exc:  # re-raised by map_threads in item order
+        return _Failure(exc)
+
+
 def load_rgb(path: str) -> Image.Image:
     """Open an image as the official loader does (``Image.open(path).convert('RGB')``), decoded once.
 
@@ -59,11 +95,11 @@ def load_rgb(path: str) -> Image.Image:
     """
     from PIL import Image
 
-    img = Image.open(path)
-    if img.mode != "RGB":
-        return img.convert("RGB")
-    img.load()
-    return img
+    with Image.open(path) as img:  # closes the file even when decoding fails
+        if img.mode != "RGB":
+            return img.convert("RGB")
+        img.load()
+        return img
 
 
 def _jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:

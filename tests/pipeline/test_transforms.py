@@ -141,3 +141,25 @@ def test_helper_thread_gives_the_same_values():
         transforms.set_num_threads(1)
     assert single.shape == (num_tiles(300, 170, 1, 12, 64, True), 3, 64, 64)
     assert all(np.array_equal(single, t) for t in threaded)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_map_threads_keeps_order_and_raises_the_first_failure(threads):
+    from internvl_data import transforms
+
+    transforms.set_num_threads(threads)
+    try:
+        assert transforms.map_threads(lambda x: x * x, list(range(7))) == [0, 1, 4, 9, 16, 25, 36]
+        assert transforms.map_threads(str, []) == []
+
+        def fail_odd(x: int) -> int:
+            if x % 2:
+                raise ValueError(f"bad {x}")
+            return x
+
+        with pytest.raises(ValueError, match="bad 1"):
+            transforms.map_threads(fail_odd, [0, 1, 2, 3])
+        with pytest.raises(ValueError, match="bad 3"):
+            transforms.map_threads(fail_odd, [0, 2, 3, 5])
+    finally:
+        transforms.set_num_threads(1)
