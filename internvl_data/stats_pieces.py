@@ -35,39 +35,44 @@ class PieceCodec:
         self.ok = self.split is not None and all(self.agrees(t) for t in PROBES)
 
     def _piece(self, piece: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        hit = self.cache.get(piece)
-        if hit is None:
-            if len(self.cache) > MAX_CACHE:
-                self.cache.clear()
-            tid = self.special.get(piece)
-            if tid is not None:
-                hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
-            else:
-                enc = self.backend.encode(piece, add_special_tokens=False)
-                offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-                hit = (np.asarray(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1])
-            self.cache[piece] = hit
+        """(ids, starts, ends) of one piece, tokenized on first use."""
+        if len(self.cache) > MAX_CACHE:
+            self.cache.clear()
+        tid = self.special.get(piece)
+        if tid is not None:
+            hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
+        else:
+            enc = self.backend.encode(piece, add_special_tokens=False)
+            offs = np.array(enc.offsets, dtype=np.int64).reshape(-1, 2)
+            hit = (np.array(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1])
+        self.cache[piece] = hit
         return hit
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of ``text`` (prefix tokens have offsets (0, 0))."""
-        ids, starts, ends = [self.prefix], [np.zeros(len(self.prefix), np.int64)], [np.zeros(len(self.prefix), np.int64)]
+        k = len(self.prefix)
+        ids, starts, ends, where, sizes = [self.prefix], [np.zeros(k, np.int64)], [np.zeros(k, np.int64)], [0], [k]
         pos = 0
+        get = self.cache.get
         for piece in self.split(text) if self.split else [text]:
             if piece:
-                i, s, e = self._piece(piece)
-                ids.append(i)
-                starts.append(s + pos)
-                ends.append(e + pos)
+                hit = get(piece) or self._piece(piece)
+                ids.append(hit[0])
+                starts.append(hit[1])
+                ends.append(hit[2])
+                where.append(pos)
+                sizes.append(len(hit[0]))
                 pos += len(piece)
-        return np.concatenate(ids), np.concatenate(starts), np.concatenate(ends)
+        shift = np.repeat(np.asarray(where, np.int64), sizes)  # each piece's offsets move by its position
+        return np.concatenate(ids), np.concatenate(starts) + shift, np.concatenate(ends) + shift
 
     def count(self, text: str) -> int:
         """``len(tokenizer(text).input_ids)``."""
         n = len(self.prefix)
+        get = self.cache.get
         for piece in self.split(text) if self.split else [text]:
             if piece:
-                n += len(self._piece(piece)[0])
+                n += len((get(piece) or self._piece(piece))[0])
         return n
 
     def agrees(self, text: str) -> bool:
