@@ -118,6 +118,8 @@ def _read_decord(
     total, fps = len(reader), float(reader.get_avg_fps())
     vlen, start_index = total, 0
     if clip:
+        if len(clip) != 2 or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in clip):
+            raise VideoError(f"{path}: clip must be [start, end] in seconds, got {list(clip)!r}")
         start, end = clip
         vlen, start_index = int((end - start) * fps), int(start * fps)
         if start < 0 or vlen <= 0 or start_index + vlen > total:

@@ -123,6 +123,8 @@ def test_read_frames_clip_window(clip_path):
     assert _nearest_frames(frames) == [6, 7, 9, 11]
     with pytest.raises(VideoError, match=r"clip \[1.0, 9.0\] is outside the video \(24 frames at 10 fps"):
         read_frames(clip_path, 4, "middle", clip=(1.0, 9.0))
+    with pytest.raises(VideoError, match=r"clip must be \[start, end\] in seconds, got \['0', 1\]"):
+        read_frames(clip_path, 4, "middle", clip=("0", 1))
 
 
 def test_read_frames_rand_is_seeded(clip_path):
