@@ -173,8 +173,25 @@ class TokenCodec:
         self.img_start, self.img_end, self.img_context = (vocab[t] for t in (IMG_START, IMG_END, IMG_CONTEXT))
         self.pad_id = tokenizer.pad_token_id
         self.endoftext_id = vocab.get("<|endoftext|>")
-        self.prefix = self.backend.encode("").ids  # what the tokenizer puts before any text (BOS or nothing)
+        self.prefix = self._drop_eos_suffix()  # what the tokenizer puts before any text (BOS or nothing)
         self.bos_token = tokenizer.bos_token if self.prefix else None
+
+    def _drop_eos_suffix(self) -> list[int]:
+        """The special ids put before text; a post-processor that also appends ids (an EOS) is replaced by one
+        that only prepends, as the official ``add_eos_token=False`` loading does."""
+        from tokenizers import processors
+
+        bare = self.backend.encode("a", add_special_tokens=False).ids
+        full = self.backend.encode("a").ids
+        k = next((i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare), 0)
+        prefix, suffix = full[:k], full[k + len(bare) :]
+        if suffix:
+            names = [self.backend.id_to_token(i) for i in prefix]
+            single = " ".join([f"{n}:0" for n in names] + ["$A:0"])
+            self.backend.post_processor = processors.TemplateProcessing(
+                single=single, pair=single + " $B:1", special_tokens=list(zip(names, prefix))
+            )
+        return prefix
 
     def encode(self, text: str):
         """A ``tokenizers.Encoding`` (``.ids``, ``.offsets``)."""

@@ -114,3 +114,24 @@ def test_internlm2_mismatched_added_ids_rejected(tmp_path):
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
     with pytest.raises(TokenizerLoadError, match="declared with id"):
         load_tokenizer(d)
+
+
+def test_codec_never_appends_eos(tmp_path):
+    """A tokenizer.json whose post-processor appends EOS: the codec keeps the BOS and drops the EOS."""
+    d = shutil.copytree(tokenizer_dir("llama3"), tmp_path / "ck")
+    spec = json.loads((d / "tokenizer.json").read_text())
+    bos, eos = "<|begin_of_text|>", "<|end_of_text|>"
+    ids = {t["content"]: t["id"] for t in spec["added_tokens"]}
+    spec["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": eos, "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {t: {"id": t, "ids": [ids[t]], "tokens": [t]} for t in (bos, eos)},
+    }
+    (d / "tokenizer.json").write_text(json.dumps(spec))
+    tok = load_tokenizer(d)
+    assert tok("Hello").input_ids[-1] == ids[eos]  # the checkpoint's own behaviour
+    codec = TokenCodec(tok)
+    assert codec.prefix == [ids[bos]]
+    assert codec.ids("Hello") == tok("Hello").input_ids[:-1]
