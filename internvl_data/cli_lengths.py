@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from .cli_stats import UsageError, add_model_arguments, load
+from .cli_stats import UsageError, add_model_arguments, guarded, load
 
 HELP = "write the per-line `length` (tokens with images) that length-grouped sampling reads"
 MAX_SHOWN = 50  # problem lines printed; the rest are counted
@@ -26,11 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as exc:
-        print(f"ivl-data lengths: {exc}" if exc.code == 2 else str(exc), file=sys.stderr)
-        return exc.code
+    return guarded("lengths", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .stats_scan import Dataset, Settings
@@ -124,16 +125,21 @@ def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command body; usage errors and missing extras become one message and an exit code."""
     try:
-        return _run(args)
+        return body(args)
     except UsageError as exc:
-        print(f"ivl-data stats: {exc}" if exc.code == 2 else str(exc), file=sys.stderr)
+        print(f"ivl-data {command}: {exc}" if exc.code == 2 else str(exc), file=sys.stderr)
         return exc.code
     except ImportError as exc:
-        print(f"ivl-data stats: {exc.name or exc} is not installed; install the extra: pip install 'ivl-kit[stats]'"
-              + (" 'ivl-kit[model]'" if args.model else ""), file=sys.stderr)
+        print(f"ivl-data {command}: {exc.name or exc} is not installed; install the extras: "
+              "pip install 'ivl-kit[stats,model]'", file=sys.stderr)
         return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded("stats", _run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

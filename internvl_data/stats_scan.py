@@ -99,7 +99,7 @@ def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
     for lineno, _offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
         tally.lines += 1
         rec = scan_line(raw, ds, settings, sizes, tally)
-        if rec is None or counter is None:
+        if rec is None or counter is None or 0 in rec.tiles:  # no tokens without every image's size
             continue
         rec.lineno = lineno
         batch.append(rec)
