@@ -8,7 +8,9 @@ the peak resident memory above the process's memory just before loading, as a ra
 
 - ours:     internvl_train.load_pretrained (model on the meta device, shards streamed tensor by tensor);
 - baseline: the whole state dict read first (safetensors load_file per shard), converted, then a regular
-            InternVLForConditionalGeneration built and load_state_dict'ed (how conversion scripts usually work).
+            InternVLForConditionalGeneration built and load_state_dict'ed (how conversion scripts usually work);
+- ours, native layout: the same checkpoint converted to the native layout first (`ivl-train convert --to hf`),
+            loaded by load_pretrained (transformers' own from_pretrained underneath).
 
 The target is ours <= 1.3x.
 """
@@ -115,7 +117,7 @@ def child(mode: str, path: Path) -> None:
     sampler = _PeakSampler()
     sampler.start()
     t0 = time.perf_counter()
-    model = (_load_ours if mode == "ours" else _load_baseline)(path)
+    model = (_load_baseline if mode == "baseline" else _load_ours)(path)
     seconds = time.perf_counter() - t0
     _touch(model)
     peak = sampler.stop()
@@ -146,10 +148,14 @@ def main() -> int:
         write_tiny_checkpoint(path, "internlm2", "300m", sharded=True, num_shards=8, dtype=torch.bfloat16, **SIZES)
     on_disk = sum(f.stat().st_size for f in path.glob("*.safetensors"))
     print(f"checkpoint: {path} ({on_disk / 2**30:.2f} GiB in 8 shards, written in {time.perf_counter() - t0:.0f} s)")
+    native = root / "internvl2-synthetic-hf"
+    if not (native / "config.json").exists():
+        subprocess.run([sys.executable, "-m", "internvl_train.cli", "convert", str(path), str(native), "--to", "hf"],
+                       capture_output=True, check=True)
     rows = []
-    for mode in ("ours", "baseline"):
+    for mode, src in (("ours", path), ("baseline", path), ("ours, native layout", native)):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--child", mode, str(src)], capture_output=True, text=True, check=True
         )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     gib = 2**30
@@ -161,7 +167,7 @@ def main() -> int:
             f"| {r['mode']} | {r['size'] / gib:.2f} | {extra / gib:.2f} | {extra / r['size']:.2f}x "
             f"| {r['seconds']:.1f} |"
         )
-    ours, base = rows
+    ours, base = rows[:2]
     print(
         f"\nours / baseline peak: {(ours['peak'] - ours['before']) / (base['peak'] - base['before']):.2f}"
         f"  (target: ours <= 1.30x the model size)"
