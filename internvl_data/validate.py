@@ -126,11 +126,16 @@ def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:
                         __version__, cache.BLOCK, _code_stamp())
 
 
+# Modules whose code decides the findings of an annotation file (meta checks are never cached).
+_STAMPED = ("scan", "validate", "rules", "findings", "jsonutil", "models", "media", "checks_lines", "checks_records",
+            "checks_media", "checks_tokens", "tokenizer", "templates", "labels", "modelinfo", "tiling")
+
+
 @functools.lru_cache(maxsize=1)
 def _code_stamp() -> list:
-    """(name, size, mtime) of this package's modules: an edited check invalidates cached results (same version)."""
+    """(name, size, mtime) of the checking modules: an edited check invalidates cached results (same version)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return sorted([e.name, e.stat().st_size, e.stat().st_mtime_ns] for e in os.scandir(here) if e.name.endswith(".py"))
+    return [[name, *(cache.stat_signature(os.path.join(here, f"{name}.py")) or [])[:2]] for name in _STAMPED]
 
 
 def _to_payload(r: FileResult, media_stats: bool) -> dict:
