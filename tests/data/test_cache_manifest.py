@@ -161,3 +161,16 @@ def test_manifest_staleness_reasons(make_meta, tmp_path: Path) -> None:
     assert manifest.check(meta)[0] == f"manifest written by ivl-data 0.0.1, this is {__version__}: {run}"
     m.write_text("[]")
     assert manifest.check(meta) == [f"manifest {m} is not an ivl-data manifest of format 1: {run}"]
+
+
+def test_edited_check_code_misses_the_cache(make_meta, tmp_path: Path, calls, monkeypatch) -> None:
+    meta = make_meta(d=[clean(1)])
+    opts = dict(media="off", cache_dir=str(tmp_path / "c"), write_manifest=False)
+    engine.validate(meta, **opts)
+    engine.validate(meta, **opts)
+    assert len(calls) == 1
+    stamp = engine._code_stamp()
+    assert [row[0] for row in stamp][:3] == ["scan", "validate", "rules"] and all(len(row) == 3 for row in stamp)
+    monkeypatch.setattr(engine, "_code_stamp", lambda: stamp[:-1] + [["tiling", 1, 2]])
+    engine.validate(meta, **opts)
+    assert len(calls) == 2
