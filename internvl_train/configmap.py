@@ -17,7 +17,6 @@ from .errors import CheckpointError
 from .families import Family, family_of_architecture, family_of_native, llm_to_native, llm_to_original
 
 NAMESPACE = "internvl_chat"
-IMG_CONTEXT = "<IMG_CONTEXT>"
 
 _VISION_FIELDS = (
     "hidden_size",

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
+from internvl_data.tokenizer import IMG_CONTEXT
+
 from . import configmap
 from .errors import CheckpointError
 from .families import SUPPORTED
@@ -36,7 +38,7 @@ def load_pretrained(
     vocab_size = (cfg.get("llm_config") or cfg.get("text_config") or {}).get("vocab_size")
     if isinstance(vocab_size, int) and image_token_id >= vocab_size:
         raise CheckpointError(
-            f"{path}: the tokenizer's {configmap.IMG_CONTEXT} has id {image_token_id}, outside the "
+            f"{path}: the tokenizer's {IMG_CONTEXT} has id {image_token_id}, outside the "
             f"model's vocabulary (vocab_size {vocab_size}); the tokenizer does not belong to these weights"
         )
     if configmap.is_original(cfg):
@@ -101,12 +103,12 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
 def image_token_id_of(tokenizer: Any, path: Path) -> int:
     """The id of ``<IMG_CONTEXT>`` (config.json does not store it, reference §5.2)."""
     vocab = tokenizer.get_vocab()
-    if configmap.IMG_CONTEXT not in vocab:
+    if IMG_CONTEXT not in vocab:
         raise CheckpointError(
-            f"{path}: the tokenizer has no {configmap.IMG_CONTEXT} token; InternVL2 tokenizers "
+            f"{path}: the tokenizer has no {IMG_CONTEXT} token; InternVL2 tokenizers "
             "carry the 9 special tokens <img> </img> <IMG_CONTEXT> ... (add them and retry)"
         )
-    return int(vocab[configmap.IMG_CONTEXT])
+    return int(vocab[IMG_CONTEXT])
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

@@ -22,6 +22,15 @@ from .keymap import KeyMap, QKVShape
 from .shards import write_shards
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
+_TOKENIZER_FILES = (
+    "tokenizer.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+)
 
 
 def save_pretrained(
@@ -33,7 +42,8 @@ def save_pretrained(
     base: str | Path | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> Path:
-    """Save ``model`` (+ ``tokenizer``) to ``out_dir``; ``base`` lends its ``*.py`` and generation_config.json."""
+    """Save ``model`` (+ ``tokenizer``) to ``out_dir``; ``base`` lends its ``*.py`` and generation_config.json,
+    and, in the original layout, its tokenizer files when the vocabulary is unchanged."""
     if layout not in ("original", "hf"):
         raise CheckpointError(f"unknown layout {layout!r}; use 'original' or 'hf'")
     out = Path(out_dir)
@@ -43,10 +53,12 @@ def save_pretrained(
         else:
             save_original_weights(model, tmp, max_shard_bytes)
             (tmp / "config.json").write_text(json.dumps(original_config(model), indent=2) + "\n", encoding="utf-8")
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
         if base is not None:
             _copy_from_base(Path(base), tmp, with_code=layout == "original")
+        if tokenizer is not None and not (
+            layout == "original" and base is not None and _copy_same_tokenizer(tokenizer, Path(base), tmp)
+        ):
+            tokenizer.save_pretrained(str(tmp))
     return out
 
 
@@ -94,6 +106,22 @@ def _copy_from_base(base: Path, out: Path, *, with_code: bool) -> None:
     for name in names:
         if (base / name).is_file():
             shutil.copy2(base / name, out / name)
+
+
+def _copy_same_tokenizer(tokenizer: Any, base: Path, out: Path) -> bool:
+    """Copy ``base``'s own tokenizer files when ``tokenizer`` has the same vocabulary (a drop-in output keeps e.g.
+    InternLM2's remote-code tokenizer files); False when it differs or cannot be compared."""
+    from .loading import load_tokenizer
+
+    try:
+        same = load_tokenizer(base).get_vocab() == tokenizer.get_vocab()
+    except CheckpointError:
+        return False
+    if same:
+        for name in _TOKENIZER_FILES:
+            if (base / name).is_file():
+                shutil.copy2(base / name, out / name)
+    return same
 
 
 @contextmanager

@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from internvl_data.tokenizer import INTERNVL_TOKENS
+
 from .configmap import AUTO_MAP, DEFAULT_TEMPLATE
 from .families import FAMILIES
 
-SPECIAL_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>")
 _ARCH = {name: fam.architecture for name, fam in FAMILIES.items()}
 
 
@@ -317,12 +318,12 @@ def minimal_tokenizer() -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", *SPECIAL_TOKENS]
+    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", *INTERNVL_TOKENS]
     words = ["hello", "world", "image", "describe", "the", "a", "cat", "dog", "user", "assistant", "\n"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(specials + words)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
     )
-    fast.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
+    fast.add_special_tokens({"additional_special_tokens": list(INTERNVL_TOKENS)})
     return fast

@@ -9,6 +9,7 @@ import torch
 
 from internvl_train import load_pretrained, save_pretrained
 from internvl_train.configmap import NAMESPACE
+from internvl_train.tiny import write_tiny_checkpoint
 
 
 def test_vision_variants_map_to_native_options(tiny_ckpt):
@@ -70,7 +71,6 @@ def test_image_settings_reach_the_data_pipeline_from_a_native_dir(tiny_ckpt, tmp
 def test_shared_test_tokenizer_is_accepted(tmp_path):
     from transformers import AutoTokenizer
 
-    from internvl_train.tiny import write_tiny_checkpoint
     from tests.helpers.tokenizers import tokenizer_dir
 
     tok_dir = tokenizer_dir("qwen2")
@@ -113,3 +113,20 @@ def test_failed_save_leaves_the_old_output(tiny_ckpt, tmp_path):
         save_pretrained(model, tok, out, base=tmp_path / "missing")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (out / "keep.txt").read_text() == "old"
+
+
+def test_base_tokenizer_files_kept_when_vocabulary_unchanged(tmp_path):
+    """InternLM2 sizes ship a remote-code tokenizer: an unchanged vocabulary keeps the base's files verbatim."""
+    from internvl_data.tokenizer import load_tokenizer
+    from tests.helpers.tokenizers import tokenizer_dir
+
+    tok_dir = tokenizer_dir("internlm2")
+    n = len(load_tokenizer(tok_dir))
+    src = write_tiny_checkpoint(tmp_path / "src", "internlm2", "300m", tokenizer=tok_dir, vocab_size=n)
+    model, tok = load_pretrained(src)
+    save_pretrained(model, tok, tmp_path / "same", base=src)
+    for name in ("tokenizer_config.json", "tokenizer.model", "tokenization_internlm2.py"):
+        assert (tmp_path / "same" / name).read_bytes() == (src / name).read_bytes(), name
+    tok.add_tokens(["<new_token>"])
+    save_pretrained(model, tok, tmp_path / "changed", base=src)
+    assert "<new_token>" in load_tokenizer(tmp_path / "changed").get_vocab()

@@ -103,10 +103,20 @@ def test_dtype_cast_on_load(tiny_ckpt, tmp_path):
 
 # What transformers 4.37 writes into a released config.json besides the model fields (PretrainedConfig.to_dict).
 _GENERIC_437 = {
-    "_name_or_path": "", "add_cross_attention": False, "bad_words_ids": None, "begin_suppress_tokens": None,
-    "chunk_size_feed_forward": 0, "id2label": {"0": "LABEL_0", "1": "LABEL_1"}, "is_decoder": False,
-    "label2id": {"LABEL_0": 0, "LABEL_1": 1}, "output_attentions": False, "output_hidden_states": False,
-    "problem_type": None, "return_dict": True, "torchscript": False, "transformers_version": "4.37.2",
+    "_name_or_path": "",
+    "add_cross_attention": False,
+    "bad_words_ids": None,
+    "begin_suppress_tokens": None,
+    "chunk_size_feed_forward": 0,
+    "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+    "is_decoder": False,
+    "label2id": {"LABEL_0": 0, "LABEL_1": 1},
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "problem_type": None,
+    "return_dict": True,
+    "torchscript": False,
+    "transformers_version": "4.37.2",
     "use_bfloat16": True,
 }
 
