@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-for p in (ROOT, Path(__file__).resolve().parent):  # `tests.helpers` and `reference` importable under plain pytest
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+if str(ROOT) not in sys.path:  # `tests.helpers` and `tests.train.ckpt_reference` importable under plain pytest
+    sys.path.insert(0, str(ROOT))
 
 from transformers.utils import logging as hf_logging  # noqa: E402
 
@@ -18,10 +17,6 @@ from internvl_train.tiny import write_tiny_checkpoint  # noqa: E402
 
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
-
-LLMS = ("qwen2", "internlm2", "phi3", "llama")
-VITS = ("300m", "6b")
-COMBOS = [(llm, vit) for llm in LLMS for vit in VITS]
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from conftest import COMBOS
 from safetensors.torch import load_file
 
 from internvl_train import load_pretrained, save_pretrained
 from internvl_train.configmap import NAMESPACE
+from tests.train.ckpt_reference import COMBOS
 
 
 def _original_tensors(path) -> dict[str, torch.Tensor]:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from conftest import COMBOS
-from reference import forward as reference_forward
 from safetensors.torch import load_file
 
 from internvl_train import load_pretrained
+from tests.train.ckpt_reference import COMBOS
+from tests.train.ckpt_reference import forward as reference_forward
 
 
 def _original(path):

@@ -11,6 +11,9 @@ import torch
 import torch.nn.functional as F
 
 Tensor = torch.Tensor
+LLMS = ("qwen2", "internlm2", "phi3", "llama")
+VITS = ("300m", "6b")
+COMBOS = [(llm, vit) for llm in LLMS for vit in VITS]  # every LLM family with both InternViT variants
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
