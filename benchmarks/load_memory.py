@@ -150,8 +150,11 @@ def main() -> int:
     print(f"checkpoint: {path} ({on_disk / 2**30:.2f} GiB in 8 shards, written in {time.perf_counter() - t0:.0f} s)")
     native = root / "internvl2-synthetic-hf"
     if not (native / "config.json").exists():
-        subprocess.run([sys.executable, "-m", "internvl_train.cli", "convert", str(path), str(native), "--to", "hf"],
-                       capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "internvl_train", "convert", str(path), str(native), "--to", "hf"],
+            capture_output=True,
+            check=True,
+        )
     rows = []
     for mode, src in (("ours", path), ("baseline", path), ("ours, native layout", native)):
         out = subprocess.run(

@@ -1,0 +1,7 @@
+"""`python -m internvl_train` is `ivl-train`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
