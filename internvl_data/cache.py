@@ -32,7 +32,7 @@ _RACY_NS = 2_000_000_000  # a file modified this close to when its stat was reco
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename: readers never see half a file."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename (never half a file)."""
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -9,7 +9,10 @@ import orjson
 
 from .rules import Rule, all_rules
 
-HELP = {"rules": "list every rule: code, name, severity, summary", "explain": "show what a rule checks, why, an example and the fix"}
+HELP = {
+    "rules": "list every rule: code, name, severity, summary",
+    "explain": "show what a rule checks, why, an example and the fix",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     rules = all_rules()
     if args._name == "rules":
         if args.format == "json":
-            sys.stdout.write(orjson.dumps([rule_json(r) for r in rules.values()], option=orjson.OPT_INDENT_2).decode() + "\n")
+            doc = orjson.dumps([rule_json(r) for r in rules.values()], option=orjson.OPT_INDENT_2)
+            sys.stdout.write(doc.decode() + "\n")
         else:
             sys.stdout.write(rules_table(list(rules.values())))
         return 0

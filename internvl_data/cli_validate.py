@@ -19,7 +19,8 @@ def _codes(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="META", help="meta JSON file(s); JSONL files with --jsonl")
-    parser.add_argument("--jsonl", action="store_true", help="the paths are JSONL annotation files (no meta; media off)")
+    parser.add_argument("--jsonl", action="store_true",
+                        help="the paths are JSONL annotation files (no meta; media off)")
     parser.add_argument("--media", choices=MEDIA_MODES, default="header",
                         help="media checks: off, exists, header (read image/video headers; default), decode")
     parser.add_argument("--allow-outside-root", action="store_true", help="media paths may escape the dataset root")
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="DIR", help="reuse results for unchanged annotation files")
     parser.add_argument("--manifest", metavar="PATH", help="manifest path (default: <meta stem>.ivl-manifest.json)")
     parser.add_argument("--no-manifest", action="store_true", help="do not write a manifest")
-    parser.add_argument("--format", choices=FORMATS, default=os.environ.get(FORMAT_ENV) or "text",
+    parser.add_argument("--format", "--output-format", choices=FORMATS, default=os.environ.get(FORMAT_ENV) or "text",
                         help=f"output format (default text, or ${FORMAT_ENV})")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
     parser.add_argument("--template", help="chat template (internvl2_5 allows a first `system` turn)")

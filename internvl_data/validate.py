@@ -52,7 +52,8 @@ def _plan(entries: list[MetaEntry], todo: list[int]) -> list[list[tuple[int, int
     return plan
 
 
-def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions, jobs: list[tuple[int, int, int]]) -> Iterator[BlockResult]:
+def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions,
+                jobs: list[tuple[int, int, int]]) -> Iterator[BlockResult]:
     """Results in job order: in this process for small inputs or one worker, else in a process pool."""
     workers = min(opts.workers, len(jobs))
     if workers <= 1 or sum(size for _, i, size in jobs if i == 0) < SMALL:
