@@ -181,6 +181,11 @@ class KeyMap:
         return _fill(rule.original_t, groups)
 
     def _match_native(self, key: str) -> tuple[_Rule, int, dict[str, str]]:
+        if _LORA.match(key):
+            raise CheckpointError(
+                f"native tensor {key!r} belongs to a PEFT/LoRA wrapper; merge the adapters first "
+                "(model = model.merge_and_unload()) and save the merged model"
+            )
         for rule in self._rules:
             for idx, pattern in enumerate(rule.native):
                 m = pattern.match(key)

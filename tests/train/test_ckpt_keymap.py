@@ -91,3 +91,11 @@ def test_unknown_and_lora_tensors_are_refused_and_inv_freq_dropped():
             "language_model.base_model.model.model.layers.0.attention.wqkv.lora_A.default.weight", torch.ones(1)
         )
     assert km.to_native("language_model.model.layers.0.attention.rotary_emb.inv_freq", torch.ones(1)) == []
+
+
+def test_lora_wrapped_native_model_is_refused_on_save():
+    km = KeyMap("qwen2")
+    with pytest.raises(CheckpointError, match=r"belongs to a PEFT/LoRA wrapper; merge the adapters first"):
+        km.original_name("model.language_model.layers.0.self_attn.q_proj.base_layer.weight")
+    with pytest.raises(CheckpointError, match=r"native tensor 'model.extra.weight' has no place in the original"):
+        km.original_name("model.extra.weight")
