@@ -39,36 +39,20 @@ def test_vision_qkv_split_names_and_refuse():
     assert name == "vision_model.encoder.layers.3.attn.qkv.weight" and torch.equal(back, w)
 
 
+_O, _N = "language_model.model.layers.1.", "model.language_model.layers.1."
+
+
 @pytest.mark.parametrize(
     ("family", "original", "native"),
     [
-        (
-            "internlm2",
-            "language_model.model.layers.1.feed_forward.w1.weight",
-            "model.language_model.layers.1.mlp.gate_proj.weight",
-        ),
-        (
-            "internlm2",
-            "language_model.model.layers.1.feed_forward.w3.weight",
-            "model.language_model.layers.1.mlp.up_proj.weight",
-        ),
-        (
-            "internlm2",
-            "language_model.model.layers.1.feed_forward.w2.weight",
-            "model.language_model.layers.1.mlp.down_proj.weight",
-        ),
+        ("internlm2", _O + "feed_forward.w1.weight", _N + "mlp.gate_proj.weight"),
+        ("internlm2", _O + "feed_forward.w3.weight", _N + "mlp.up_proj.weight"),
+        ("internlm2", _O + "feed_forward.w2.weight", _N + "mlp.down_proj.weight"),
+        ("internlm2", _O + "attention_norm.weight", _N + "input_layernorm.weight"),
         ("internlm2", "language_model.output.weight", "lm_head.weight"),
         ("internlm2", "language_model.model.tok_embeddings.weight", "model.language_model.embed_tokens.weight"),
-        (
-            "phi3",
-            "language_model.model.layers.0.self_attn.qkv_proj.weight",
-            "model.language_model.layers.0.self_attn.qkv_proj.weight",
-        ),
-        (
-            "phi3",
-            "language_model.model.layers.0.mlp.gate_up_proj.weight",
-            "model.language_model.layers.0.mlp.gate_up_proj.weight",
-        ),
+        ("phi3", _O + "self_attn.qkv_proj.weight", _N + "self_attn.qkv_proj.weight"),
+        ("phi3", _O + "mlp.gate_up_proj.weight", _N + "mlp.gate_up_proj.weight"),
         ("llama", "language_model.lm_head.weight", "lm_head.weight"),
         ("qwen2", "vision_model.encoder.layers.0.ls1", "model.vision_tower.encoder.layer.0.lambda_1"),
         ("qwen2", "vision_model.embeddings.class_embedding", "model.vision_tower.embeddings.cls_token"),
