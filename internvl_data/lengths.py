@@ -179,8 +179,11 @@ def temp_beside(path: Path) -> Path:
 # -- the run: token lengths in worker processes, parts assembled in order, files replaced atomically ------------
 
 
-def run_chunk(chunk: Any) -> tuple[str, list[tuple[int, str]]]:
-    """Worker: rewrite the lines of one chunk into a part file; returns (part path, [(line, problem)])."""
+def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
+    """Worker: rewrite the lines of one chunk into a part file.
+
+    Returns (part path, lines in the chunk, [(0-based line within the chunk, problem)]).
+    """
     from .stats_hist import Tally
     from .stats_scan import _STATE, Record, scan_record
 
@@ -198,13 +201,13 @@ def run_chunk(chunk: Any) -> tuple[str, list[tuple[int, str]]]:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            problems.append((chunk.first_lineno + k, "not valid JSON (see `ivl-data validate`); left unchanged"))
+            problems.append((k, "not valid JSON (see `ivl-data validate`); left unchanged"))
             continue
         rec = scan_record(obj, ds, counter.settings, _STATE["sizes"], Tally())
         if rec is None:
-            problems.append((chunk.first_lineno + k, "not a record with `conversations`; left unchanged"))
+            problems.append((k, "not a record with `conversations`; left unchanged"))
         elif any(n == 0 for n in rec.tiles):
-            problems.append((chunk.first_lineno + k, "an image cannot be read and the record declares no size; "
+            problems.append((k, "an image cannot be read and the record declares no size; "
                                                      "left unchanged"))
         else:
             pending.append((k, rec))
@@ -212,15 +215,15 @@ def run_chunk(chunk: Any) -> tuple[str, list[tuple[int, str]]]:
         batch = pending[start : start + 256]
         for (k, _rec), counts in zip(batch, counter.count_batch([r for _, r in batch])):
             if counts.error:
-                problems.append((chunk.first_lineno + k, f"cannot be built ({counts.error}); left unchanged"))
+                problems.append((k, f"cannot be built ({counts.error}); left unchanged"))
                 continue
             try:
                 lines[k] = set_line_length(lines[k], counts.total)
             except EditError as exc:
-                problems.append((chunk.first_lineno + k, f"cannot be edited ({exc}); left unchanged"))
+                problems.append((k, f"cannot be edited ({exc}); left unchanged"))
     part = Path(_STATE["parts_dir"]) / f"{chunk.index:05d}-{chunk.start:016d}.part"
     part.write_bytes(b"\n".join(lines))
-    return str(part), problems
+    return str(part), len(lines) - (lines[-1] == b""), problems
 
 
 def init_lengths_worker(datasets: list, settings: Any, parts_dir: str) -> None:
@@ -252,19 +255,23 @@ def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, prog
     if out_dir and len({t.name for t in targets.values()}) < len(targets):
         raise EditError("two annotation files have the same name; write them in place or one meta at a time")
     work_dir = Path(tempfile.mkdtemp(prefix=".ivl-lengths-", dir=out_dir or Path(meta_path).resolve().parent))
-    problems: list[str] = []
-    parts: dict[int, list[tuple[int, str]]] = {i: [] for i in plans}
+    parts: dict[int, list[tuple[int, str, int, list[tuple[int, str]]]]] = {i: [] for i in plans}
     try:
         chunks = [c for p in plans.values() for c in p.chunks]
-        for c, (part, probs) in run_chunks(chunks, run_chunk, init_lengths_worker, (datasets, settings, str(work_dir)),
-                                           jobs, progress, "lengths"):
-            parts[c.index].append((c.start, part))
-            problems += [f"{datasets[c.index].annotation}:{line}: {msg}" for line, msg in probs]
+        for c, (part, n_lines, probs) in run_chunks(chunks, run_chunk, init_lengths_worker,
+                                                    (datasets, settings, str(work_dir)), jobs, progress, "lengths"):
+            parts[c.index].append((c.start, part, n_lines, probs))
+        problems: list[tuple[str, int, str]] = []
+        for i, done in parts.items():
+            first = 1
+            for _start, _part, n_lines, probs in sorted(done):
+                problems += [(datasets[i].annotation, first + k, msg) for k, msg in probs]
+                first += n_lines
         written = []
         for i, target in targets.items():
             tmp = temp_beside(target)
             with open(tmp, "wb") as out:
-                for _start, part in sorted(parts[i]):
+                for _start, part, _n, _p in sorted(parts[i]):
                     with open(part, "rb") as src:
                         shutil.copyfileobj(src, out, 1 << 20)
                 out.flush()
@@ -274,4 +281,4 @@ def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, prog
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     meta_lengths = {d.name: count_lines(d.annotation) for d in datasets}
-    return Outcome(written, sorted(problems), meta_lengths)
+    return Outcome(written, [f"{path}:{line}: {msg}" for path, line, msg in sorted(problems)], meta_lengths)

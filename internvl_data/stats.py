@@ -160,7 +160,8 @@ def compute(
         new.update(fresh)
     stats_media.save(cache_dir, disk, new)
     result = [
-        DatasetStats(d.name, d.annotation, r, p.lines, p.used_lines, t.scaled(repeat_factor(r)))
+        DatasetStats(d.name, d.annotation, r, t.lines if p.lines < 0 else p.lines,
+                     t.lines if p.used_lines < 0 else p.used_lines, t.scaled(repeat_factor(r)))
         for (d, r), p, t in zip(datasets, plans, tallies)
     ]
     return StatsResult(meta_path, settings, result, global_batch_size)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_CACHE = 200_000  # pieces kept; the cache is cleared when it grows past this (memory stays flat)
+MAX_CACHE = 4096  # pieces kept; the cache is cleared when it grows past this (memory stays flat)
 
 
 class PieceCodec:

@@ -24,8 +24,8 @@ READ_BLOCK = 1 << 22
 class FilePlan:
     """Line counts of one annotation file and the chunks that cover the lines in use."""
 
-    lines: int  # lines in the file (as Python's readlines counts them)
-    used_lines: int  # lines the trainer reads before repetition
+    lines: int  # lines in the file (as Python's readlines counts them); -1: not counted (the workers count)
+    used_lines: int  # lines the trainer reads before repetition; -1: all of them
     used_bytes: int
     chunks: list[Chunk]
 
@@ -53,6 +53,17 @@ def repeat_factor(repeat_time: float) -> int:
 
 def plan_file(index: int, path: str, repeat_time: float, chunk_bytes: int) -> FilePlan:
     """Chunks of about ``chunk_bytes`` over the used lines of ``path``, each starting at a line start."""
+    if repeat_time >= 1:  # every line is used: cut by bytes without reading the file (line numbers unknown: 0)
+        size = os.path.getsize(path)
+        cuts = [0]
+        with open(path, "rb") as f:
+            for target in range(chunk_bytes, size, chunk_bytes):
+                f.seek(max(target, cuts[-1] + 1) - 1)
+                f.readline()  # to the start of the next line
+                if cuts[-1] < f.tell() < size:
+                    cuts.append(f.tell())
+        cuts.append(size)
+        return FilePlan(-1, -1, size, [Chunk(index, a, b, 0) for a, b in zip(cuts, cuts[1:]) if b > a])
     total = count_lines(path)
     used = used_line_count(total, repeat_time)
     chunks: list[Chunk] = []

@@ -17,7 +17,7 @@ from .models import record_kind
 from .stats_hist import Tally
 from .stats_media import MediaSizes
 
-BATCH = 256  # records per tokenizer call
+BATCH = 256  # records per TokenCounter.add_batch call
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
 """Exact token counts per record without pixels: the token-only fast path of ``SampleBuilder.build_text``.
 
 Image token counts come from header sizes through ``tiling.num_tiles`` (:mod:`stats_scan`); the text goes
-through the same template rendering, placeholder expansion, tokenizer backend, semantic labels and official
-arithmetic as :class:`sample.SampleBuilder`, but a batch of records is tokenized in one ``encode_batch`` call,
-each image stays a single ``<IMG_CONTEXT>`` (its run length is added arithmetically) and the labels are counted
-with numpy instead of being materialised. Anything unusual (a record the builder rejects, the block-wise
-``internvl2_5`` template) goes through ``SampleBuilder.build_text`` itself, so both paths agree by
+through the same placeholder edits, template rendering, image placement, semantic labels and official
+arithmetic as :class:`sample.SampleBuilder`, but each image stays a single ``<IMG_CONTEXT>`` (its run length is
+added arithmetically), the labels are counted with numpy instead of being materialised, and every distinct
+piece of text between special tokens is tokenized once (:mod:`stats_pieces`), which makes the official
+arithmetic's many re-tokenizations dictionary lookups. Anything unusual (a record the builder rejects, the
+block-wise ``internvl2_5`` template) goes through ``SampleBuilder.build_text`` itself, so both paths agree by
 construction there; a test checks that they agree everywhere else.
 """
 

@@ -217,3 +217,21 @@ def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Pa
     assert got == [("IVL401", 2), ("IVL402", 3)]
     plain = validate(str(tmp_path / "meta.json"), jobs=1, write_manifest=False)
     assert not [f for f in plain.findings if f.code.startswith("IVL4")]
+
+
+def test_model_plots_and_html(mixture: Path, model_dirs: dict[str, Path], tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    plots, page = tmp_path / "plots", tmp_path / "r.html"
+    code = cli.main(["stats", str(mixture), "--model", str(model_dirs["qwen2/Hermes-2"]), "--plots", str(plots),
+                     "--html", str(page), "--no-cache", "--jobs", "1", "--num-frames", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Token budget (max_seq_length 4096)" in out
+    assert sorted(p.name for p in plots.iterdir()) == ["supervised_tokens.png", "tiles_per_image.png",
+                                                       "tiles_per_record.png", "total_tokens.png"]
+    with Image.open(plots / "total_tokens.png") as im:
+        assert im.format == "PNG"
+    text = page.read_text()
+    assert text.count("<table") == 3 and text.count("data:image/png;base64,") == 4
+    assert "<th>official mismatch</th>" in text
