@@ -32,6 +32,15 @@ def load_pretrained(
     """Load ``path`` as (model, tokenizer); ``dtype`` None keeps the stored dtype."""
     path = Path(path)
     cfg = read_config(path)
+    original = configmap.is_original(cfg)
+    if original:
+        configmap.original_family(cfg, str(path / "config.json"))  # an unsupported LLM fails before anything loads
+    elif cfg.get("model_type") != "internvl":
+        raise CheckpointError(
+            f"{path / 'config.json'}: not an InternVL2 checkpoint (architectures {cfg.get('architectures')!r}, "
+            f"model_type {cfg.get('model_type')!r}); supported: original InternVLChatModel with an LLM among "
+            f"{SUPPORTED}, or native InternVLForConditionalGeneration (model_type 'internvl')"
+        )
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     image_token_id = image_token_id_of(tokenizer, path)
     torch_dtype = resolve_dtype(dtype)
@@ -41,22 +50,13 @@ def load_pretrained(
             f"{path}: the tokenizer's {IMG_CONTEXT} has id {image_token_id}, outside the "
             f"model's vocabulary (vocab_size {vocab_size}); the tokenizer does not belong to these weights"
         )
-    if configmap.is_original(cfg):
-        native, fam = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
+    if original:
+        native, _ = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
         model = build_empty(native)
-        text = native.text_config
-        qkv = QKVShape(text.num_attention_heads, text.num_key_value_heads, text.hidden_size // text.num_attention_heads)
-        assign_tensors(model, KeyMap(fam.name, qkv), iter_tensors(path), torch_dtype)
-    elif cfg.get("model_type") == "internvl":
+        assign_tensors(model, keymap_for(model), iter_tensors(path), torch_dtype)
+    else:
         model = InternVLForConditionalGeneration.from_pretrained(str(path), dtype=torch_dtype or "auto")
         model.config.image_token_id = image_token_id
-    else:
-        raise CheckpointError(
-            f"{path / 'config.json'}: not an InternVL2 checkpoint (architectures {cfg.get('architectures')!r}, "
-            f"model_type {cfg.get('model_type')!r}); supported: original InternVLChatModel with an LLM among "
-            f"{SUPPORTED}, "
-            "or native InternVLForConditionalGeneration (model_type 'internvl')"
-        )
     model.eval()
     return model, tokenizer
 
@@ -134,6 +134,16 @@ def release_free_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def keymap_for(model: InternVLForConditionalGeneration) -> KeyMap:
+    """The KeyMap of a native model's LLM family and attention layout."""
+    text = model.config.text_config
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return KeyMap(
+        configmap.native_family(model.config).name,
+        QKVShape(text.num_attention_heads, text.num_key_value_heads, head_dim),
+    )
 
 
 def build_empty(config: InternVLConfig) -> InternVLForConditionalGeneration:

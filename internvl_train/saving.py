@@ -18,7 +18,7 @@ from transformers import InternVLForConditionalGeneration
 
 from . import configmap
 from .errors import CheckpointError
-from .keymap import KeyMap, QKVShape
+from .loading import keymap_for, load_tokenizer
 from .shards import write_shards
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
@@ -73,16 +73,6 @@ def original_config(model: InternVLForConditionalGeneration) -> dict[str, Any]:
     return cfg
 
 
-def keymap_for(model: InternVLForConditionalGeneration) -> KeyMap:
-    """The KeyMap of a native model's LLM family."""
-    text = model.config.text_config
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    return KeyMap(
-        configmap.native_family(model.config).name,
-        QKVShape(text.num_attention_heads, text.num_key_value_heads, head_dim),
-    )
-
-
 def save_original_weights(model: InternVLForConditionalGeneration, out: Path, max_shard_bytes: int) -> None:
     """safetensors shards under the original key names, re-fusing wqkv / InternViT qkv."""
     keymap = keymap_for(model)
@@ -111,8 +101,6 @@ def _copy_from_base(base: Path, out: Path, *, with_code: bool) -> None:
 def _copy_same_tokenizer(tokenizer: Any, base: Path, out: Path) -> bool:
     """Copy ``base``'s own tokenizer files when ``tokenizer`` has the same vocabulary (a drop-in output keeps e.g.
     InternLM2's remote-code tokenizer files); False when it differs or cannot be compared."""
-    from .loading import load_tokenizer
-
     try:
         same = load_tokenizer(base).get_vocab() == tokenizer.get_vocab()
     except CheckpointError:
