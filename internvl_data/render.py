@@ -47,22 +47,37 @@ class Rendered:
     error: SampleError | None
 
 
-def select(mixture: Any, dataset: str | None, index: int | None, limit: int) -> list[tuple[int, str, int]]:
-    """``[(global index, dataset name, index in dataset)]`` for the requested records."""
+def select(mixture: Any, dataset: str | None, index: int | None, limit: int) -> Iterator[tuple[int, str, int]]:
+    """``(global index, dataset name, index in dataset)`` for the requested records, lazily."""
     sizes = mixture.dataset_sizes()
     if dataset is not None and dataset not in sizes:
         raise RenderUsageError(f"no dataset {dataset!r} in the meta file; datasets: {', '.join(sizes)}")
-    out, start = [], 0
+    ranges, start = [], 0
     for name, size in sizes.items():
         if dataset is None or name == dataset:
-            out.extend((start + k, name, k) for k in range(size))
+            ranges.append((start, name, size))
         start += size
+    total = sum(size for _, _, size in ranges)
     if index is not None:
-        if not 0 <= index < len(out):
+        if not 0 <= index < total:
             where = f"dataset {dataset!r}" if dataset else "the meta file"
-            raise RenderUsageError(f"--index {index} is out of range: {where} has {len(out)} samples (0..{len(out) - 1})")
-        return [out[index]]
-    return out if limit <= 0 else out[:limit]
+            raise RenderUsageError(f"--index {index} is out of range: {where} has {total} samples (0..{total - 1})")
+        first, count = index, 1
+    else:
+        first, count = 0, total if limit <= 0 else min(limit, total)
+    return _walk(ranges, first, count)
+
+
+def _walk(ranges: list[tuple[int, str, int]], first: int, count: int) -> Iterator[tuple[int, str, int]]:
+    """``count`` positions from position ``first`` of the concatenated ``ranges``."""
+    pos = 0
+    for start, name, size in ranges:
+        for k in range(max(0, first - pos), size):
+            if count <= 0:
+                return
+            yield start + k, name, k
+            count -= 1
+        pos += size
 
 
 class Renderer:

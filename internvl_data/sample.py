@@ -89,8 +89,7 @@ class SampleBuilder:
         self.min_num_frame, self.max_num_frame, self.num_frames = min_num_frame, max_num_frame, num_frames
         self.sampling = sampling
         self.transforms = {aug: TileTransform(info.tile_size, normalize, augment=aug) for aug in (False, True)}
-        tpt = info.tokens_per_tile
-        self.tokens_per_tile = tpt
+        self.tokens_per_tile = info.tokens_per_tile
 
     # -- record -> pixels + conversation ---------------------------------------------------------------------
 

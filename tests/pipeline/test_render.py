@@ -117,3 +117,18 @@ def test_bad_model_dir(capsys, fixture, tmp_path):
     _, meta, _ = fixture
     code, _, err = run(capsys, meta, "--model", tmp_path)
     assert code == 2 and "config.json" in err and "Traceback" not in err
+
+
+def test_select_is_lazy_and_maps_indices():
+    from internvl_data.render import RenderUsageError, select
+
+    class Fake:
+        def dataset_sizes(self):
+            return {"a": 2, "b": 10**9, "c": 3}
+
+    assert list(select(Fake(), None, None, 3)) == [(0, "a", 0), (1, "a", 1), (2, "b", 0)]
+    assert list(select(Fake(), "c", None, 0)) == [(10**9 + 2, "c", 0), (10**9 + 3, "c", 1), (10**9 + 4, "c", 2)]
+    assert list(select(Fake(), None, 10**9 + 3, 1)) == [(10**9 + 3, "c", 1)]
+    assert list(select(Fake(), "b", 5, 1)) == [(7, "b", 5)]
+    with pytest.raises(RenderUsageError, match=r"dataset 'c' has 3 samples \(0..2\)"):
+        select(Fake(), "c", 3, 1)
