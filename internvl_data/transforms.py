@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +35,7 @@ JPEG_QUALITIES = range(75, 101)  # the official augmentation draws one of these 
 DUMMY_SIZE = 224  # the white image the official code tiles for pure-text samples (§3.10)
 
 _threads = 1
+_PREFIX = "ivl-tiles"
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked DataLoader worker makes its own
 
 
@@ -48,44 +50,47 @@ def set_num_threads(n: int) -> None:
 
 
 def _helper() -> ThreadPoolExecutor | None:
+    """The per-process helper pool, or None with 1 thread or when called on a helper (no nested waits)."""
     global _pool
-    if _threads < 2:
+    if _threads < 2 or threading.current_thread().name.startswith(_PREFIX):
         return None
     if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="ivl-tiles"))
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix=_PREFIX))
     return _pool[1]
 
 
 def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """``[fn(x) for x in items]``, spread over the ``set_num_threads`` threads (e.g. decoding a record's images).
 
-    The first item runs on the calling thread. Results come back in order; if calls fail, the exception of
-    the first failing item (in item order) is raised, as the sequential loop would.
+    The calling thread and the helpers take the next item whenever they are free. Results come back in order;
+    if calls fail, the exception of the first failing item (in item order) is raised, as the loop would.
     """
     helper = _helper()
     if helper is None or len(items) < 2:
         return [fn(x) for x in items]
-    jobs = [helper.submit(fn, x) for x in items[1:]]
-    try:
-        first = fn(items[0])
-    finally:
-        results = [_outcome(job) for job in jobs]
-    for r in results:
-        if isinstance(r, _Failure):
-            raise r.exc
-    return [first] + results  # type: ignore[list-item]
+    results: list[Any] = [None] * len(items)
+    errors: dict[int, Exception] = {}
+    todo = iter(range(len(items)))
+    lock = threading.Lock()
 
+    def work() -> None:
+        while True:
+            with lock:
+                k = next(todo, None)
+            if k is None:
+                return
+            try:
+                results[k] = fn(items[k])
+            except Exception as exc:  # re-raised below in item order
+                errors[k] = exc
 
-class _Failure:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-def _outcome(job: Future) -> object:
-    try:
-        return job.result()
-    except Exception as exc:  # re-raised by map_threads in item order
-        return _Failure(exc)
+    jobs = [helper.submit(work) for _ in range(min(_threads - 1, len(items) - 1))]
+    work()
+    for job in jobs:
+        job.result()
+    if errors:
+        raise errors[min(errors)]
+    return results
 
 
 def load_rgb(path: str) -> Image.Image:

@@ -163,3 +163,16 @@ def test_map_threads_keeps_order_and_raises_the_first_failure(threads):
             transforms.map_threads(fail_odd, [0, 2, 3, 5])
     finally:
         transforms.set_num_threads(1)
+
+
+def test_image_inside_map_threads_does_not_wait_on_its_own_pool():
+    from internvl_data import transforms
+
+    imgs = [_noise(120, 60, seed=s) for s in range(3)]
+    expected = [TileTransform(32).image(img, 1, 6, True) for img in imgs]
+    transforms.set_num_threads(2)
+    try:
+        got = transforms.map_threads(lambda img: TileTransform(32).image(img, 1, 6, True), imgs)
+    finally:
+        transforms.set_num_threads(1)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
