@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 NAME = "render"
@@ -50,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         renderer = Renderer(opts)
+        color = out.isatty() and not os.environ.get("NO_COLOR")
         for r in renderer.records():
-            out.write(orjson.dumps(to_json(r)).decode() + "\n" if args.format == "jsonl" else renderer.text(r))
+            out.write(orjson.dumps(to_json(r)).decode() + "\n" if args.format == "jsonl" else renderer.text(r, color))
             if opts.dump_pixels:
                 dump_pixels(r, opts.dump_pixels)
             failed += r.error is not None

@@ -17,6 +17,7 @@ from .labels import IGNORE
 from .sample import Sample, SampleBuilder, SampleError
 
 TRAIN_OPEN, TRAIN_CLOSE = "⟦", "⟧"  # marks trained spans in the text format
+COLOR_OPEN, COLOR_CLOSE = "\x1b[1;32m", "\x1b[0m"  # the same on a terminal: bold green
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ def _walk(ranges: list[tuple[int, str, int]], first: int, count: int) -> Iterato
 class Renderer:
     """Checkpoint (config + tokenizer), builder and mixture for one invocation."""
 
-    def __init__(self, opts: RenderOptions):
+    def __init__(self, opts: RenderOptions) -> None:
         from .mixture import Mixture
         from .modelinfo import ModelInfo
         from .tokenizer import load_tokenizer
@@ -113,8 +114,8 @@ class Renderer:
             path = getattr(entry, "annotation", None) or getattr(entry, "annotation_path", "")
             yield Rendered(name, k, line, path, sample, error)
 
-    def text(self, r: Rendered) -> str:
-        return to_text(r, self.tokenizer, self.builder.codec.img_context)
+    def text(self, r: Rendered, color: bool = False) -> str:
+        return to_text(r, self.tokenizer, self.builder.codec.img_context, color)
 
 
 def to_json(r: Rendered) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def dump_pixels(r: Rendered, folder: str) -> str | None:
     return path
 
 
-def to_text(r: Rendered, tokenizer: Any, img_context_id: int) -> str:
+def to_text(r: Rendered, tokenizer: Any, img_context_id: int, color: bool = False) -> str:
     """Readable form: header, one line per image (tile grid), the decoded sequence with trained spans marked."""
     head = f"== {r.dataset}[{r.index}]  {r.path}:{r.line}"
     if r.sample is None:
@@ -171,12 +172,13 @@ def to_text(r: Rendered, tokenizer: Any, img_context_id: int) -> str:
         cols, rows, thumb = grid
         lines.append(f"{word} {k + 1}: {w}x{h} -> grid {cols}x{rows}{' + thumbnail' if thumb else ''} = {n} tile(s)")
     lines.extend(f"warning {w}" for w in s.warnings)
-    lines.append(decode_marked(tokenizer, s.input_ids, s.labels, img_context_id))
+    lines.append(decode_marked(tokenizer, s.input_ids, s.labels, img_context_id, color))
     return "\n".join(lines) + "\n"
 
 
-def decode_marked(tokenizer: Any, ids: np.ndarray, labels: np.ndarray, img_context_id: int) -> str:
-    """Decode ``ids`` run by run; trained runs in ⟦ ⟧ and ``<IMG_CONTEXT>`` runs as ``<IMG_CONTEXT>xN``."""
+def decode_marked(tokenizer: Any, ids: np.ndarray, labels: np.ndarray, img_context_id: int, color: bool = False) -> str:
+    """Decode ``ids`` run by run; trained runs in ⟦ ⟧ (or green) and ``<IMG_CONTEXT>`` runs as ``<IMG_CONTEXT>xN``."""
+    start, end = (COLOR_OPEN, COLOR_CLOSE) if color else (TRAIN_OPEN, TRAIN_CLOSE)
     out, k, n = [], 0, len(ids)
     while k < n:
         if ids[k] == img_context_id:
@@ -191,6 +193,6 @@ def decode_marked(tokenizer: Any, ids: np.ndarray, labels: np.ndarray, img_conte
         while j < n and (labels[j] != IGNORE) == trained and ids[j] != img_context_id:
             j += 1
         text = tokenizer.decode(ids[k:j].tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        out.append(f"{TRAIN_OPEN}{text}{TRAIN_CLOSE}" if trained else text)
+        out.append(f"{start}{text}{end}" if trained else text)
         k = j
     return "".join(out)

@@ -35,7 +35,7 @@ from .tokenizer import TokenCodec
 class SampleError(ValueError):
     """A record the official trainer cannot build (it would be dropped and replaced). ``code`` is a rule code."""
 
-    def __init__(self, code: str, message: str, **details: Any):
+    def __init__(self, code: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.code = code
         self.details = details

@@ -63,7 +63,7 @@ class ConversationError(ValueError):
     where the template has none), IVL209 (roles do not alternate).
     """
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 

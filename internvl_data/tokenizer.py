@@ -43,7 +43,7 @@ def _is_internlm2(cfg: dict[str, Any]) -> bool:
     return "internlm2" in names.lower()
 
 
-def load_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False, use_fast: bool | None = None):
+def load_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False, use_fast: bool | None = None) -> Any:
     """Load the tokenizer of a checkpoint directory and make sure the 9 InternVL tokens are single ids."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -80,7 +80,7 @@ def load_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False, us
     return tok
 
 
-def spm_backend(model_file: str | Path, *, bos_token: str | None, add_bos: bool):
+def spm_backend(model_file: str | Path, *, bos_token: str | None, add_bos: bool) -> Any:
     """A ``tokenizers.Tokenizer`` equivalent to a SentencePiece model encoding each text chunk on its own.
 
     Added (special) tokens are split off before normalisation, so every chunk gets SentencePiece's dummy
@@ -118,7 +118,7 @@ def spm_backend(model_file: str | Path, *, bos_token: str | None, add_bos: bool)
     return tok
 
 
-def _native_internlm2(model_dir: Path, cfg: dict[str, Any]):
+def _native_internlm2(model_dir: Path, cfg: dict[str, Any]) -> Any:
     """InternLM2Tokenizer rebuilt from ``tokenizer.model`` + ``tokenizer_config.json`` without its code."""
     from tokenizers import AddedToken
     from transformers import PreTrainedTokenizerFast
@@ -157,7 +157,7 @@ class TokenCodec:
     also returns character offsets; truncation and padding are off (we truncate ourselves).
     """
 
-    def __init__(self, tokenizer: Any):
+    def __init__(self, tokenizer: Any) -> None:
         from tokenizers import Tokenizer
 
         backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -193,11 +193,11 @@ class TokenCodec:
             )
         return prefix
 
-    def encode(self, text: str):
+    def encode(self, text: str) -> Any:
         """A ``tokenizers.Encoding`` (``.ids``, ``.offsets``)."""
         return self.backend.encode(text)
 
-    def encode_batch(self, texts: list[str]) -> list:
+    def encode_batch(self, texts: list[str]) -> list[Any]:
         return self.backend.encode_batch(texts)
 
     def ids(self, text: str) -> list[int]:

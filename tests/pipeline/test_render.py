@@ -132,3 +132,15 @@ def test_select_is_lazy_and_maps_indices():
     assert list(select(Fake(), "b", 5, 1)) == [(7, "b", 5)]
     with pytest.raises(RenderUsageError, match=r"dataset 'c' has 3 samples \(0..2\)"):
         select(Fake(), "c", 3, 1)
+
+
+def test_text_view_colour_on_terminals():
+    from internvl_data.render import COLOR_CLOSE, COLOR_OPEN, decode_marked
+
+    class Tok:
+        def decode(self, ids, **kw):
+            return "".join(chr(ord("a") + i) for i in ids)
+
+    ids, labels = np.array([0, 1, 9, 9, 2]), np.array([-100, 1, -100, -100, 2])
+    assert decode_marked(Tok(), ids, labels, 9) == "a⟦b⟧<IMG_CONTEXT>x2⟦c⟧"
+    assert decode_marked(Tok(), ids, labels, 9, color=True) == f"a{COLOR_OPEN}b{COLOR_CLOSE}<IMG_CONTEXT>x2{COLOR_OPEN}c{COLOR_CLOSE}"
