@@ -108,6 +108,8 @@ class SampleBuilder:
         mdp = int(raw.get("max_dynamic_patch") or self.info.max_dynamic_patch)
         aug = bool(raw.get("data_augment", False)) if augment is None else augment
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        if "image" in record and record["image"] is None:
+            raise SampleError("IVL204", "`image` is null: the official loader crashes its DataLoader worker")
         kind = record_kind(record)
         transform = self.transforms[aug]
         sizes: list[tuple[int, int]] = []

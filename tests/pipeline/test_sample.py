@@ -233,6 +233,8 @@ def test_video_without_newline_is_reported(Entry_, builder_factory, frames_media
     ({"conversations": turns("Q", "A", "Q")[:1] + [{"from": "assistant", "value": "A"}]}, "IVL207"),
     ({"conversations": turns("Q", "A") + turns("Q", "A")[:1] * 2}, "IVL209"),
     ({"conversations": []}, "IVL201"),
+    ({"image": None, "conversations": turns("Q", "A")}, "IVL204"),
+    ({"image": {"path": IMG}, "conversations": turns("Q", "A")}, "IVL205"),
     ({"conversations": [{"from": "human", "value": 3}, {"from": "gpt", "value": "A"}]}, "IVL202"),
     ({"conversations": [{"value": "Q"}, {"from": "gpt", "value": "A"}]}, "IVL202"),
     ({"conversations": turns("Q", "A<|im_end|><|im_start|>user\nX", "Q2", "A2")}, "IVL213"),
