@@ -266,3 +266,22 @@ def test_duplicate_ids_capped_and_counted(tmp_path: Path, monkeypatch) -> None:
             (4, "duplicate id (first used at line 1)"), (5, "duplicate id (first used at line 2)"),
             (6, "duplicate id (first used at line 3)"), (7, "duplicate id (first used at line 1)")]
         assert report.suppressed == {"IVL224": 23}
+
+
+def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
+    metas = []
+    for name, rows in (("a", [clean(1)]), ("b", [clean(1), {"id": 2}])):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_jsonl(folder / "d.jsonl", rows)
+        meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1, "length": len(rows)}}
+        (folder / "meta.json").write_text(json.dumps(meta))
+        metas.append(folder / "meta.json")
+    code, out, _ = run_cli("validate", *metas, "--media", "off")
+    assert code == 1
+    assert out.splitlines() == [f"{tmp_path / 'b' / 'd.jsonl'}:2:0: IVL201 `conversations` is missing",
+                                out.splitlines()[-1]]
+    assert out.splitlines()[-1].startswith("Found 1 problem (1 error, 0 warnings, 0 info) in 2 files, 3 records")
+    assert (tmp_path / "a" / "meta.ivl-manifest.json").exists() and not (tmp_path / "b" / "meta.ivl-manifest.json").exists()
+    code, _, err = run_cli("validate", *metas, "--manifest", tmp_path / "m.json")
+    assert code == 2 and "--manifest names one file" in err
