@@ -2,14 +2,14 @@
 
 A block owns the lines that start in it; it hashes exactly its bytes (:func:`cache.block_digest`), checks its
 lines with numbers counted from 1 (the parent re-bases them) and returns findings, counts, id keys and the
-media paths it looked at. :class:`Keeper` applies --select/--ignore and --max-per-rule here and in the parent.
+media paths it looked at, after --select/--ignore and a per-block --max-per-rule (:class:`validate.Keeper`).
 """
 
 from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from . import cache
 from .checks_lines import LineCtx, check_line
@@ -18,7 +18,7 @@ from .checks_records import IdTracker, check_record
 from .findings import Finding
 from .meta import MetaEntry
 from .options import ValidateOptions
-from .rules import selected
+from .validate import Keeper
 
 _ID_TYPES = (int, str, float)
 _INT_KEYS = 1 << 63  # small non-negative int ids are their own key; other ids get a digest with this bit set
@@ -36,39 +36,6 @@ class BlockResult:
     id_keys: array
     id_lines: array
     media_paths: set[str]
-
-
-class Keeper:
-    """--select/--ignore and --max-per-rule: keeps the first N findings of each code, counts the rest."""
-
-    def __init__(self, opts: ValidateOptions) -> None:
-        self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
-        self.kept: list[Finding] = []
-        self.seen: dict[str, int] = {}
-        self.suppressed: dict[str, int] = {}
-        self._ok: dict[str, bool] = {}
-
-    def wants(self, code: str) -> bool:
-        ok = self._ok.get(code)
-        if ok is None:
-            ok = self._ok[code] = selected(code, self.select, self.ignore)
-        return ok
-
-    def add(self, findings: Iterable[Finding]) -> None:
-        for f in findings:
-            if not self.wants(f.code):
-                continue
-            n = self.seen[f.code] = self.seen.get(f.code, 0) + 1
-            if self.cap is None or n <= self.cap:
-                self.kept.append(f)
-            else:
-                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
-
-    def count(self, suppressed: dict[str, int]) -> None:
-        for code, n in suppressed.items():
-            if self.wants(code):
-                self.seen[code] = self.seen.get(code, 0) + n
-                self.suppressed[code] = self.suppressed.get(code, 0) + n
 
 
 _STATE: dict[str, Any] = {}

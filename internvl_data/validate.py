@@ -15,15 +15,17 @@ import time
 import types
 from array import array
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from . import __version__, cache, manifest
 from .checks_meta import check_declared_length
 from .findings import Finding, Report, Severity
 from .meta import MetaEntry, MetaResult, load_meta
 from .options import ValidateOptions
-from .rules import emit
-from .scan import BlockResult, Keeper, init_worker, scan_block
+from .rules import emit, selected
+
+if TYPE_CHECKING:
+    from .scan import BlockResult
 
 SMALL = 8 << 20  # total annotation bytes below which no worker process is started
 
@@ -38,6 +40,39 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     suppressed: dict[str, int] = field(default_factory=dict)
     media_paths: list[str] = field(default_factory=list)
+
+
+class Keeper:
+    """--select/--ignore and --max-per-rule: keeps the first N findings of each code, counts the rest."""
+
+    def __init__(self, opts: ValidateOptions) -> None:
+        self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
+        self.kept: list[Finding] = []
+        self.seen: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
+        self._ok: dict[str, bool] = {}
+
+    def wants(self, code: str) -> bool:
+        ok = self._ok.get(code)
+        if ok is None:
+            ok = self._ok[code] = selected(code, self.select, self.ignore)
+        return ok
+
+    def add(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            if not self.wants(f.code):
+                continue
+            n = self.seen[f.code] = self.seen.get(f.code, 0) + 1
+            if self.cap is None or n <= self.cap:
+                self.kept.append(f)
+            else:
+                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
+
+    def count(self, suppressed: dict[str, int]) -> None:
+        for code, n in suppressed.items():
+            if self.wants(code):
+                self.seen[code] = self.seen.get(code, 0) + n
+                self.suppressed[code] = self.suppressed.get(code, 0) + n
 
 
 # --------------------------------------------------------------------------------------------- parent side
@@ -55,6 +90,8 @@ def _plan(entries: list[MetaEntry], todo: list[int]) -> list[list[tuple[int, int
 def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions,
                 jobs: list[tuple[int, int, int]]) -> Iterator[BlockResult]:
     """Results in job order: in this process for small inputs or one worker, else in a process pool."""
+    from .scan import init_worker, scan_block  # not needed when every file is a cache hit
+
     workers = min(opts.workers, len(jobs))
     if workers <= 1 or sum(size for _, i, size in jobs if i == 0) < SMALL:
         init_worker(entries, opts)
