@@ -13,6 +13,7 @@ construction there; a test checks that they agree everywhere else.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +124,8 @@ class TokenCounter:
                 continue
             fast.append((i, segs, runs))
         for i, segs, runs in fast:
-            out[i] = self._count(records[i], segs, runs, self._encode("".join(s.text for s, _ in segs)))
+            text = "".join(s.text for s, _ in segs)
+            out[i] = self._count(records[i], segs, runs, text, self._encode(text))
         return [c for c in out if c is not None]
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,9 +141,10 @@ class TokenCounter:
         offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         return np.asarray(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1]
 
-    def _count(self, rec: Record, segs: list, runs: list[int], enc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counts:
+    def _count(self, rec: Record, segs: list, runs: list[int], text: str,
+               enc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counts:
         from . import labels as lab
-        from .templates import expanded_text, trained_spans
+        from .templates import trained_spans
 
         codec = self.b.codec
         ids, starts, ends = enc
@@ -166,13 +169,33 @@ class TokenCounter:
         trained = inside & (ends > starts) & ~is_image & (after <= self.L)
         c.supervised = int(trained.sum())
         full_ids = np.repeat(ids, reps)[: self.L]
+        official_text, n = self._official_inputs(segs, runs, text)
         try:
-            _labels, mismatch = lab.official_labels(self.b.template, expanded_text(segs, runs), full_ids, self.n,
+            _labels, mismatch = lab.official_labels(self.b.template, official_text, full_ids, n,
                                                     self.L, codec.pad_id, codec.endoftext_id)
         except ValueError:
             return self._slow(rec)
         c.mismatch = bool(mismatch)
         return c
+
+    def _official_inputs(self, segs: list, runs: list[int], text: str) -> tuple[str, Callable[[str], int]]:
+        """The text and ``n`` for the official arithmetic.
+
+        When every image has the same run length (one image, video frames, equal multi-image grids) and the
+        piece cache is exact, the text keeps one ``<IMG_CONTEXT>`` per image and ``n`` adds the run back: the
+        arithmetic splits only at template markers, so it sees the same parts without building and re-scanning
+        strings of thousands of ``<IMG_CONTEXT>``.
+        """
+        from .templates import expanded_text
+        from .tokenizer import IMG_CONTEXT
+
+        if not self.pieces.ok or len(set(runs)) > 1:
+            return expanded_text(segs, runs), self.n
+        count = self.pieces.count
+        extra = runs[0] - 1 if runs else 0
+        if not extra:
+            return text, count
+        return text, lambda s: count(s) + s.count(IMG_CONTEXT) * extra
 
     def _slow(self, rec: Record) -> Counts:
         """Through ``SampleBuilder.build_text`` (no pixels): exact by construction, one record at a time."""

@@ -235,3 +235,15 @@ def test_model_plots_and_html(mixture: Path, model_dirs: dict[str, Path], tmp_pa
     text = page.read_text()
     assert text.count("<table") == 3 and text.count("data:image/png;base64,") == 4
     assert "<th>official mismatch</th>" in text
+
+
+def test_valid_fixture_mixture(model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    meta = Path(__file__).resolve().parents[2] / "fixtures" / "valid" / "meta.json"
+    rows = _stats_json(["stats", str(meta), "--model", str(model_dirs["llama3/internlm2-chat"]), "--format", "json",
+                        "--no-cache", "--jobs", "2", "--num-frames", "4"], capsys)
+    assert {n: r["effective_records"] for n, r in rows.items()} == {
+        "text": 3, "single": 2, "multi": 4, "video": 2, "mixed": 5, "(mixture)": 16}  # 5 x 0.5 -> 2; 2 x 2 -> 4
+    mix = rows["(mixture)"]
+    assert (mix["text"] + mix["single"] + mix["multi"] + mix["video"], mix["skipped_lines"]) == (16, 0)
+    assert (mix["images_unreadable"], mix["videos_unreadable"], mix["build_errors"]) == (0, 0, 0)
+    assert mix["official_mismatch"] == 0 and mix["zero_supervised"] == 0
