@@ -7,12 +7,12 @@ __version__ = "0.1.0"
 __all__ = ["Finding", "Report", "Severity", "__version__", "validate"]
 
 
-def validate(meta_path, **options):
+def validate(meta_path, options=None, **kwargs):
     """Validate a meta file and every annotation it lists; returns a :class:`Report`.
 
     Options are the keyword forms of the ``ivl-data validate`` flags (``media="header"``, ``jobs=2``,
-    ``select=("IVL2",)``...). See :class:`internvl_data.options.ValidateOptions`.
+    ``select=("IVL2",)``...), or a :class:`internvl_data.options.ValidateOptions` with keyword overrides.
     """
-    from .validate import validate as _validate
+    from .engine import validate as _validate
 
-    return _validate(meta_path, **options)
+    return _validate(meta_path, options, **kwargs)

@@ -65,7 +65,7 @@ def execute(paths: list[str], opts: ValidateOptions, jsonl: bool = False, exit_z
     """Validate, print or write the report, return the exit code (0 clean, 1 errors, 2 unusable input)."""
     from .cache import write_atomic
     from .report import render
-    from .validate import exit_code, validate, validate_jsonl
+    from .engine import exit_code, validate, validate_jsonl
 
     if opts.manifest and len(paths) > 1:
         print("ivl-data validate: --manifest names one file; give one META or drop --manifest", file=sys.stderr)

@@ -18,7 +18,7 @@ from .checks_records import IdTracker, check_record
 from .findings import Finding
 from .meta import MetaEntry
 from .options import ValidateOptions
-from .validate import Keeper
+from .engine import Keeper
 
 _ID_TYPES = (int, str, float)
 _INT_KEYS = 1 << 63  # small non-negative int ids are their own key; other ids get a digest with this bit set

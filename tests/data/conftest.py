@@ -9,30 +9,7 @@ from typing import Callable
 import pytest
 
 from internvl_data import cli
-
-
-def turn(role: str, value: str) -> dict:
-    return {"from": role, "value": value}
-
-
-def clean(rid: object) -> dict:
-    """A clean pure-text record."""
-    return {"id": rid, "conversations": [turn("human", f"Question {rid}?"), turn("gpt", f"Answer {rid}.")]}
-
-
-def write_jsonl(path: Path, rows: list) -> Path:
-    """Rows: dicts (dumped as JSON) or str/bytes (written as the raw line)."""
-    out = bytearray()
-    for row in rows:
-        if isinstance(row, bytes):
-            out += row
-        elif isinstance(row, str):
-            out += row.encode()
-        else:
-            out += json.dumps(row, ensure_ascii=False).encode()
-        out += b"\n"
-    path.write_bytes(bytes(out))
-    return path
+from tests.helpers.records import write_jsonl
 
 
 MakeMeta = Callable[..., Path]

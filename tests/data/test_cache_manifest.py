@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import clean, turn
+from tests.helpers.records import clean, turn
 from PIL import Image
 
 from internvl_data import __version__, cache, manifest
 
-engine = importlib.import_module("internvl_data.validate")
+engine = importlib.import_module("internvl_data.engine")
 scan = importlib.import_module("internvl_data.scan")
 OLD = 1_600_000_000  # a past mtime: the stat index trusts files not modified just before it was written
 
@@ -170,7 +170,7 @@ def test_edited_check_code_misses_the_cache(make_meta, tmp_path: Path, calls, mo
     engine.validate(meta, **opts)
     assert len(calls) == 1
     stamp = engine._code_stamp()
-    assert [row[0] for row in stamp][:3] == ["scan", "validate", "rules"] and all(len(row) == 3 for row in stamp)
+    assert [row[0] for row in stamp][:3] == ["scan", "engine", "rules"] and all(len(row) == 3 for row in stamp)
     monkeypatch.setattr(engine, "_code_stamp", lambda: stamp[:-1] + [["tiling", 1, 2]])
     engine.validate(meta, **opts)
     assert len(calls) == 2

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from conftest import clean, turn, write_jsonl
+from tests.helpers.records import clean, turn, write_jsonl
 
 from internvl_data import cache
 
-engine = importlib.import_module("internvl_data.validate")
+engine = importlib.import_module("internvl_data.engine")
 scan = importlib.import_module("internvl_data.scan")
 NO_IMAGE = {"id": "w", "image": "a.jpg", "conversations": [turn("human", "What is it?"), turn("gpt", "A cat.")]}
 

@@ -138,7 +138,7 @@ def test_validate_passes_the_valid_fixture(tmp_path: Path) -> None:
     media mode (run on a copy: validate writes a manifest beside the meta file)."""
     cli_validate = pytest.importorskip("internvl_data.cli_validate")
     from internvl_data.cli import main
-    from internvl_data.validate import validate  # the package attribute is shadowed once the module is imported
+    from internvl_data import validate
 
     copy = tmp_path / "valid"
     shutil.copytree(VALID, copy, symlinks=True)

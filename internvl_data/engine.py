@@ -12,7 +12,6 @@ import functools
 import os
 import sys
 import time
-import types
 from array import array
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -165,7 +164,7 @@ def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:
 
 
 # Modules whose code decides the findings of an annotation file (meta checks are never cached).
-_STAMPED = ("scan", "validate", "rules", "findings", "jsonutil", "models", "media", "checks_lines", "checks_records",
+_STAMPED = ("scan", "engine", "rules", "findings", "jsonutil", "models", "media", "checks_lines", "checks_records",
             "checks_media", "checks_tokens", "tokenizer", "templates", "labels", "modelinfo", "tiling")
 
 
@@ -331,14 +330,3 @@ def _progress(opts: ValidateOptions, total: int) -> Any:
     bar.add_task("validating", total=total)
     bar.start()
     return bar
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this module rebinds ``internvl_data.validate`` (the API function) to the module; calling the
-    module therefore does what calling the function does, whichever of the two a caller got."""
-
-    def __call__(self, meta_path: str | os.PathLike, options: ValidateOptions | None = None, **kwargs: Any) -> Report:
-        return validate(meta_path, options, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
