@@ -11,7 +11,7 @@ import math
 import multiprocessing as mp
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,9 +147,11 @@ def show_progress(requested: bool | None) -> bool:
 
 class _Progress:
     def __init__(self, total: int, label: str):
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-        self.p = Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), transient=True)
+        self.p = Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), transient=True,
+                          console=Console(stderr=True))  # stdout carries the report
         self.p.start()
         self.task = self.p.add_task(label, total=total)
 
@@ -159,6 +161,3 @@ class _Progress:
     def close(self) -> None:
         self.p.stop()
 
-
-def flatten(items: Iterable[list[Chunk]]) -> list[Chunk]:
-    return [c for chunk_list in items for c in chunk_list]

@@ -121,6 +121,11 @@ def test_cli_json_columns(mixture: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert doc["settings"]["tile"] == 448 and doc["settings"]["max_dynamic_patch"] == 6
 
 
+def test_cli_progress_bar_forced_on(mixture: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["stats", str(mixture), "--format", "csv", "--progress", "--jobs", "2", "--no-cache"], capsys)
+    assert code == 0 and out.startswith("dataset,annotation,") and "Traceback" not in err
+
+
 def test_cli_csv(mixture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out_file = tmp_path / "s.csv"
     code, out, err = _run(["stats", str(mixture), "--format", "csv", "-o", str(out_file), "--no-cache"], capsys)
