@@ -12,8 +12,6 @@ from PIL import Image
 from internvl_data.tiling import dynamic_preprocess, num_tiles
 from internvl_data.transforms import NORMALIZE, TileTransform, load_rgb
 
-torch = pytest.importorskip("torch")
-
 MEAN, STD = NORMALIZE["imagenet"]
 
 
@@ -24,13 +22,32 @@ def _noise(w: int, h: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
 
 
 def torch_reference(tile: Image.Image, size: int, mean=MEAN, std=STD) -> np.ndarray:
-    """The official chain written plainly: RGB, PIL bicubic resize, ToTensor (/255), Normalize, in torch."""
+    """The official chain written plainly: RGB, PIL bicubic resize, then ToTensor (/255) and Normalize.
+
+    The arithmetic is torch's when torch is installed, else the same float32 steps in numpy.
+    """
     tile = tile.convert("RGB")
     if tile.size != (size, size):
         tile = tile.resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.array(tile, np.uint8, copy=True)).permute(2, 0, 1).contiguous().float().div(255)
-    x = x.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
-    return x.numpy()
+    data = np.array(tile, np.uint8, copy=True)
+    try:
+        import torch
+    except ImportError:
+        x = data.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+        return (x - np.asarray(mean, np.float32).reshape(3, 1, 1)) / np.asarray(std, np.float32).reshape(3, 1, 1)
+    x = torch.from_numpy(data).permute(2, 0, 1).contiguous().float().div(255)
+    return x.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1)).numpy()
+
+
+def test_torch_and_numpy_float32_steps_agree():
+    torch = pytest.importorskip("torch")
+    data = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)  # every byte value
+    for mean, std in NORMALIZE.values():
+        x = torch.from_numpy(data).permute(2, 0, 1).float().div(255)
+        x = x.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1)).numpy()
+        y = data.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+        y = (y - np.asarray(mean, np.float32).reshape(3, 1, 1)) / np.asarray(std, np.float32).reshape(3, 1, 1)
+        assert np.array_equal(x, y)
 
 
 @pytest.mark.parametrize("normalize", sorted(NORMALIZE))
