@@ -50,7 +50,7 @@ class Settings:
 
 @dataclass
 class Chunk:
-    """One unit of work: lines ``[start, end)`` (bytes) of dataset ``index`` starting at line ``first_lineno``."""
+    """One unit of work: bytes ``[start, end)`` of dataset ``index``; ``first_lineno`` 0 when not counted."""
 
     index: int
     start: int
@@ -65,7 +65,6 @@ class Record:
     obj: dict
     kind: str
     tiles: list[int] = field(default_factory=list)  # per image (per frame for video: 1 each)
-    lineno: int = 0
 
 
 _STATE: dict = {}
@@ -96,12 +95,11 @@ def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
     counter = _STATE["tokens"]
     tally = Tally()
     batch: list[Record] = []
-    for lineno, _offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
+    for _lineno, _offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
         tally.lines += 1
         rec = scan_line(raw, ds, settings, sizes, tally)
         if rec is None or counter is None or 0 in rec.tiles:  # no tokens without every image's size
             continue
-        rec.lineno = lineno
         batch.append(rec)
         if len(batch) >= BATCH:
             counter.add_batch(batch, tally)

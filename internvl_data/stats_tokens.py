@@ -255,7 +255,7 @@ class TokenCounter:
 
     def video_min_total(self, rec: Record) -> int:
         """Total tokens of a video record with the fewest frames the trainer draws (``min_num_frame``)."""
-        fewer = Record(rec.obj, rec.kind, [1] * self.settings.min_num_frame, rec.lineno)
+        fewer = Record(rec.obj, rec.kind, [1] * self.settings.min_num_frame)
         return self.count_batch([fewer])[0].total
 
 
