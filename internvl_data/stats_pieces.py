@@ -14,6 +14,7 @@ callers use the plain encoder.
 from __future__ import annotations
 
 import re
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,9 @@ class PieceCodec:
             hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
         else:
             enc = self.backend.encode(piece, add_special_tokens=False)
-            offs = np.array(enc.offsets, dtype=np.int64).reshape(-1, 2)
-            hit = (np.array(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1])
+            n = len(enc.ids)
+            offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
+            hit = (np.fromiter(enc.ids, np.int64, n), offs[:, 0], offs[:, 1])
         self.cache[piece] = hit
         return hit
 
