@@ -62,3 +62,40 @@ def test_inconsistent_samples_are_rejected():
         collate([])
     with pytest.raises(ValueError, match="pad_token_id is None"):
         Collator(pad_token_id=None)
+
+
+def test_meta_to_batch_end_to_end(tmp_path, builder_factory, media, meta_writer):
+    """meta -> Mixture -> SampleBuilder -> Collator: tiles, flags and image tokens line up in sample order."""
+    from internvl_data.mixture import Mixture
+    from internvl_data.tokenizer import IMG_CONTEXT
+    from internvl_data.transforms import TileTransform, load_rgb
+
+    builder, tok = builder_factory("internlm2-chat", "internlm2", image_size=28, max_dynamic_patch=6)
+    assert builder.tokens_per_tile == 1  # (28 // 14)^2 * 0.5^2
+    chat = [{"from": "human", "value": "What is it?"}, {"from": "gpt", "value": "A box."}]
+    records = {
+        "a": [{"conversations": chat}, {"image": "img_800x600.png", "conversations": chat}],
+        "b": [{"image": ["img_448x448.png", "img_57x31.png"],
+               "conversations": [{"from": "human", "value": "<image>\n<image>\nSame?"}, chat[1]]}],
+    }
+    mix = Mixture(str(meta_writer(tmp_path, records, media)))
+    samples = [builder.build(mix.read(i), mix.locate(i)[0], rng=mix.rng_for(0, i)) for i in range(len(mix))]
+    # text: 1 dummy tile; 800x600 at tile 28, max 6: 3x2 grid + thumbnail; multi budget 6 // 2 = 3 per image:
+    # 448x448 -> 1x1 (no thumbnail), 57x31 -> 2x1 + thumbnail
+    assert [s.num_tiles for s in samples] == [[], [7], [1, 3]]
+    batch = Collator(pad_token_id=tok.pad_token_id)(samples)
+    assert batch["image_flags"].tolist() == [0] + [1] * 7 + [1] * 4
+    assert np.array_equal(batch["pixel_values"].numpy(), np.concatenate([s.pixel_values for s in samples]))
+    single = TileTransform(28).image(load_rgb(str(media / "img_800x600.png")), 1, 6, True)
+    assert np.array_equal(batch["pixel_values"][1:8].numpy(), single)
+    context = tok.convert_tokens_to_ids(IMG_CONTEXT)
+    width = max(len(s.input_ids) for s in samples)
+    assert tuple(batch["input_ids"].shape) == (3, width)
+    for row, s in enumerate(samples):
+        n = len(s.input_ids)
+        assert batch["input_ids"][row, :n].tolist() == s.input_ids.tolist()
+        assert set(batch["input_ids"][row, n:].tolist()) <= {tok.pad_token_id}
+        assert batch["labels"][row, :n].tolist() == s.labels.tolist()
+        assert set(batch["labels"][row, n:].tolist()) <= {-100}
+        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (width - n)
+    assert [int((batch["input_ids"][r] == context).sum()) for r in range(3)] == [0, 7, 4]
