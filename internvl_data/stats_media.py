@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 CACHE_NAME = "stats-media-v1.json"
+MAX_MEMO = 500_000  # paths remembered per process
 Info = tuple[int, ...]  # image: (width, height); video: (frames, fps * 1000)
 
 
@@ -69,6 +70,8 @@ class MediaSizes:
             return self.memo[path]
         except KeyError:
             pass
+        if len(self.memo) >= MAX_MEMO:  # bounded memory; the disk cache still answers without reading headers
+            self.memo.clear()
         info: Info | None = None
         try:
             st = os.stat(path)
