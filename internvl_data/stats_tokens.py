@@ -157,7 +157,8 @@ class TokenCounter:
         full = int(after[-1]) if len(ids) else 0
         image = sum(runs) + 2 * len(runs)
         c = Counts(rec.kind, self.b.template.name, full, image, full - image, frames=len(runs) * (rec.kind == "video"))
-        is_image = np.isin(ids, self.image_ids)
+        a, b, c_ = self.image_ids
+        is_image = (ids == a) | (ids == b) | (ids == c_)
         if runs:
             c.last_image_end = int(after[is_image][-1])
             c.truncated_image = c.last_image_end > self.L
