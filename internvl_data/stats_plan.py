@@ -103,20 +103,30 @@ def run_chunks(
     progress: bool,
     label: str,
 ) -> Iterator[tuple[Chunk, Any]]:
-    """Yield ``(chunk, fn(chunk))`` as they complete; in-process when ``jobs`` is 1 or there is one chunk."""
+    """Yield ``(chunk, fn(chunk))`` as they complete; in-process when ``jobs`` is 1 or there is one chunk.
+
+    With the fork start method the parent runs ``init`` once before the pool starts and the workers inherit
+    its state (one tokenizer load instead of one per worker); the progress bar starts after the fork.
+    """
     total = sum(c.end - c.start for c in chunks)
-    bar = _Progress(total, label) if progress else None
+    bar = None
     try:
         if jobs <= 1 or len(chunks) <= 1:
             init(*init_args)
+            bar = _Progress(total, label) if progress else None
             for c in chunks:
                 out = fn(c)
                 if bar:
                     bar.advance(c.end - c.start)
                 yield c, out
             return
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(min(jobs, len(chunks)), initializer=init, initargs=init_args) as pool:
+        fork = "fork" in mp.get_all_start_methods()
+        if fork:
+            init(*init_args)
+        ctx = mp.get_context("fork" if fork else "spawn")
+        with ctx.Pool(min(jobs, len(chunks)), initializer=None if fork else init,
+                      initargs=() if fork else init_args) as pool:
+            bar = _Progress(total, label) if progress else None
             by_id = {id(c): c for c in chunks}
             for cid, out in pool.imap_unordered(_Call(fn), ((id(c), c) for c in chunks)):
                 c = by_id[cid]
