@@ -8,6 +8,8 @@ spliced in afterwards (added special tokens never merge with their neighbours, s
 
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,10 +122,14 @@ class SampleBuilder:
             else:
                 paths = record["image"]
                 budget = max(1, mdp // len(paths))
-            from .transforms import map_threads  # decodes in parallel under transforms.set_num_threads(n > 1)
-
-            images = map_threads(lambda p: self._open(root, p), paths)
-            pixels = [self._tiles(img, budget, gen, transform, sizes, grids) for img in images]
+            if aug or not self.info.dynamic_image_size:  # augmentation draws from one RNG in image order
+                images = [self._open(root, p) for p in paths]
+                pixels = [self._tiles(img, budget, gen, transform, sizes, grids) for img in images]
+            else:  # decode, canvas and thumbnail of every image on the set_num_threads threads
+                done = transform.images([functools.partial(self._open, root, p) for p in paths],
+                                        self.info.min_dynamic_patch, [budget] * len(paths), self.info.use_thumbnail)
+                pixels = [d[0] for d in done]
+                sizes, grids = [d[1] for d in done], [d[2] for d in done]
         elif kind == "video":
             frames = self._frames(root, record, gen)
             sizes = [f.size for f in frames]

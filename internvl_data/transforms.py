@@ -37,6 +37,7 @@ DUMMY_SIZE = 224  # the white image the official code tiles for pure-text sample
 _threads = 1
 _PREFIX = "ivl-tiles"
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked DataLoader worker makes its own
+_local = threading.local()  # .mapping: this thread is running map_threads items (no nested helper work)
 
 
 def set_num_threads(n: int) -> None:
@@ -52,7 +53,7 @@ def set_num_threads(n: int) -> None:
 def _helper() -> ThreadPoolExecutor | None:
     """The per-process helper pool, or None with 1 thread or when called on a helper (no nested waits)."""
     global _pool
-    if _threads < 2 or threading.current_thread().name.startswith(_PREFIX):
+    if _threads < 2 or threading.current_thread().name.startswith(_PREFIX) or getattr(_local, "mapping", False):
         return None
     if _pool is None or _pool[0] != os.getpid():
         _pool = (os.getpid(), ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix=_PREFIX))
@@ -85,12 +86,72 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
                 errors[k] = exc
 
     jobs = [helper.submit(work) for _ in range(min(_threads - 1, len(items) - 1))]
-    work()
+    _local.mapping = True  # the helpers are busy with items: work inside an item stays on this thread
+    try:
+        work()
+    finally:
+        _local.mapping = False
     for job in jobs:
         job.result()
     if errors:
         raise errors[min(errors)]
     return results
+
+
+def _run_tasks(first: list[tuple[int, Callable[[], list]]]) -> dict[int, Exception]:
+    """Run ``(key, task)`` pairs, where a task returns follow-up tasks of the same key, on the helper threads.
+
+    Follow-ups go to the front of the queue (finish what is loaded before loading more). Returns the first
+    exception per key; the other tasks of a failed key are not run.
+    """
+    from collections import deque
+
+    queue: deque = deque(first)
+    errors: dict[int, Exception] = {}
+    helper = _helper()
+    if helper is None or len(first) == 0:
+        while queue:
+            key, task = queue.popleft()
+            if key in errors:
+                continue
+            try:
+                queue.extendleft((key, t) for t in reversed(task()))
+            except Exception as exc:  # re-raised by the caller in key order
+                errors[key] = exc
+        return errors
+    cond = threading.Condition()
+    running = 0
+
+    def work() -> None:
+        nonlocal running
+        while True:
+            with cond:
+                while not queue and running:
+                    cond.wait()
+                if not queue:
+                    return
+                key, task = queue.popleft()
+                running += 1
+            follow: list = []
+            if key not in errors:
+                try:
+                    follow = task()
+                except Exception as exc:
+                    errors.setdefault(key, exc)
+            with cond:
+                queue.extendleft((key, t) for t in reversed(follow))
+                running -= 1
+                cond.notify_all()
+
+    jobs = [helper.submit(work) for _ in range(_threads - 1)]
+    _local.mapping = True
+    try:
+        work()
+    finally:
+        _local.mapping = False
+    for job in jobs:
+        job.result()
+    return errors
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -163,36 +224,62 @@ class TileTransform:
         the thumbnail runs on a helper thread when ``set_num_threads(n >= 2)``. With augmentation each tile
         must go through JPEG on its own, so that path uses ``stack``.
         """
-        from PIL import Image
-
         from .tiling import dynamic_preprocess
 
         if self.augment:
             return self.stack(dynamic_preprocess(img, min_num, max_num, self.tile, use_thumbnail), rng)
+        return self.images([lambda: img], min_num, [max_num], use_thumbnail)[0][0]
+
+    def images(
+        self, loaders: Sequence[Callable[[], Image.Image]], min_num: int, budgets: Sequence[int], use_thumbnail: bool
+    ) -> list[tuple[np.ndarray, tuple[int, int], tuple[int, int, bool]]]:
+        """Load and tile several images: ``[(tiles, (width, height), (cols, rows, thumbnail))]`` in image order.
+
+        Each image is three tasks: load (``loaders[k]()``, e.g. decode a file), resize the grid canvas into its
+        tiles, resize the thumbnail. With ``set_num_threads(n >= 2)`` whichever thread is free takes the next
+        task, the tasks of an image already loaded first; values do not depend on the schedule. Without
+        augmentation only (augmented tiles draw from one RNG in order: use ``stack``). If images fail, the
+        exception of the first failing image (in image order) is raised.
+        """
+        results: list[Any] = [None] * len(loaders)
+
+        def load(k: int) -> list[Callable[[], list]]:
+            img = loaders[k]()
+            s = self.tile
+            cols, rows = find_grid(img.width, img.height, min_num, budgets[k], s)
+            n = cols * rows
+            thumb = use_thumbnail and n != 1
+            out = np.empty((n + thumb, 3, s, s), dtype=np.float32)
+            results[k] = (out, img.size, (cols, rows, thumb))
+            tasks = [lambda: self._canvas_into(img, out[:n], cols, rows)]
+            if thumb:
+                tasks.insert(0, lambda: self._thumbnail_into(img, out[n:]))
+            return tasks
+
+        errors = _run_tasks([(k, lambda k=k: load(k)) for k in range(len(loaders))])
+        if errors:
+            raise errors[min(errors)]
+        return results
+
+    def _canvas_into(self, img: Image.Image, out: np.ndarray, cols: int, rows: int) -> list:
+        """The image resized to the ``cols x rows`` grid canvas, its tiles normalised into ``out`` (row-major)."""
+        from PIL import Image
+
         s = self.tile
-        cols, rows = find_grid(img.width, img.height, min_num, max_num, s)
-        n = cols * rows
-        thumb = use_thumbnail and n != 1
-        out = np.empty((n + thumb, 3, s, s), dtype=np.float32)
-        helper = _helper() if thumb else None
-        job: Future | None = helper.submit(self._thumbnail_into, img, out[n:]) if helper else None
         canvas = _rgb_array(img.resize((s * cols, s * rows), Image.Resampling.BICUBIC))
         grid = canvas.reshape(rows, s, cols, s, 3).transpose(0, 2, 4, 1, 3)
-        np.copyto(out[:n].reshape(rows, cols, 3, s, s), grid, casting="unsafe")
-        self._normalize(out[:n])
-        if job is not None:
-            job.result()
-        elif thumb:
-            self._thumbnail_into(img, out[n:])
-        return out
+        np.copyto(out.reshape(rows, cols, 3, s, s), grid, casting="unsafe")
+        self._normalize(out)
+        return []
 
-    def _thumbnail_into(self, img: Image.Image, out: np.ndarray) -> None:
+    def _thumbnail_into(self, img: Image.Image, out: np.ndarray) -> list:
         """Whole image resized to one tile, normalised into ``out`` of shape ``(1, 3, S, S)``."""
         from PIL import Image
 
         small = _rgb_array(img.resize((self.tile, self.tile), Image.Resampling.BICUBIC))
         np.copyto(out[0], small.transpose(2, 0, 1), casting="unsafe")
         self._normalize(out)
+        return []
 
     def dummy(self) -> np.ndarray:
         """The pure-text sample's tile (white 224x224 image -> one tile), ``(1, 3, S, S)``, read-only, cached.
