@@ -193,3 +193,34 @@ def test_image_inside_map_threads_does_not_wait_on_its_own_pool():
     finally:
         transforms.set_num_threads(1)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_images_as_tasks_equal_one_image_at_a_time_and_raise_the_first_failure(threads):
+    from internvl_data import transforms
+
+    imgs = [_noise(w, h, seed=s) for s, (w, h) in enumerate([(300, 170), (40, 40), (90, 400), (500, 60)])]
+    budgets = [6, 1, 12, 3]
+    t = TileTransform(32)
+    expected = [t.image(img, 1, b, True) for img, b in zip(imgs, budgets)]
+    transforms.set_num_threads(threads)
+    try:
+        got = t.images([lambda img=img: img for img in imgs], 1, budgets, True)
+
+        def broken(k: int):
+            def load():
+                raise OSError(f"cannot decode {k}")
+            return load
+
+        loaders = [lambda: imgs[0], broken(1), lambda: imgs[2], broken(3)]
+        with pytest.raises(OSError, match="cannot decode 1"):
+            t.images(loaders, 1, budgets, True)
+    finally:
+        transforms.set_num_threads(1)
+    assert [g[1] for g in got] == [img.size for img in imgs]
+    from internvl_data.tiling import find_grid
+
+    grids = [find_grid(img.width, img.height, 1, b, 32) for img, b in zip(imgs, budgets)]
+    assert [g[2] for g in got] == [(c, r, c * r > 1) for c, r in grids]
+    assert [len(g[0]) for g in got] == [len(e) for e in expected] and len(expected[1]) == 1
+    assert all(np.array_equal(g[0], e) for g, e in zip(got, expected))
