@@ -90,8 +90,8 @@ def plan_file(index: int, path: str, repeat_time: float, chunk_bytes: int) -> Fi
 
 
 def chunk_size(total_bytes: int, jobs: int) -> int:
-    """About 8 chunks per worker for load balance, between 256 KiB and 16 MiB."""
-    return max(1 << 18, min(1 << 24, math.ceil(total_bytes / max(1, jobs * 8))))
+    """About 32 chunks per worker (little idle time at the end), between 256 KiB and 16 MiB."""
+    return max(1 << 18, min(1 << 24, math.ceil(total_bytes / max(1, jobs * 32))))
 
 
 def run_chunks(

@@ -23,6 +23,7 @@ from .stats_hist import Tally
 from .stats_scan import Record, Settings
 
 
+_TOKENIZERS: dict[tuple[str, bool], Any] = {}  # loaded by model_settings, reused by TokenCounter.load
 CHECK_RECORDS = 64  # per process: piece-wise encoding verified against the tokenizer on this many records
 
 
@@ -57,7 +58,8 @@ def model_settings(model_dir: str, settings: Settings, template: str | None = No
         info = ModelInfo.from_dir(model_dir, template)
         name = info.require_template()
         get_template(name)
-        load_tokenizer(model_dir, trust_remote_code=settings.trust_remote_code)
+        _TOKENIZERS[(str(model_dir), settings.trust_remote_code)] = load_tokenizer(
+            model_dir, trust_remote_code=settings.trust_remote_code)
     except (ModelInfoError, TokenizerLoadError, ValueError) as exc:
         raise ModelError(str(exc)) from None
     return dataclasses.replace(
@@ -90,7 +92,8 @@ class TokenCounter:
         from .tokenizer import load_tokenizer
 
         assert settings.model_dir is not None
-        tok = load_tokenizer(settings.model_dir, trust_remote_code=settings.trust_remote_code)
+        key = (settings.model_dir, settings.trust_remote_code)
+        tok = _TOKENIZERS.get(key) or load_tokenizer(settings.model_dir, trust_remote_code=settings.trust_remote_code)
         info = ModelInfo.from_dir(settings.model_dir, settings.template)
         builder = SampleBuilder(tok, info, settings.template, settings.max_seq_length,
                                 min_num_frame=settings.min_num_frame, num_frames=settings.num_frames)
