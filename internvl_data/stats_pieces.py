@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-MAX_CACHE = 4096  # pieces kept; the cache is cleared when it grows past this (memory stays flat)
+MAX_CACHE = 8192  # pieces per cache generation; two generations are kept (memory stays flat)
 
 
 class PieceCodec:
@@ -33,20 +33,26 @@ class PieceCodec:
         self.split = re.compile("(" + "|".join(re.escape(s) for s in names) + ")").split if names else None
         self.prefix = np.asarray(codec.prefix, dtype=np.int64)
         self.cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.old: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # the previous generation
         self.ok = self.split is not None and all(self.agrees(t) for t in PROBES)
 
     def _piece(self, piece: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, starts, ends) of one piece, tokenized on first use."""
+        """(ids, starts, ends) of one piece, tokenized on first use (two generations keep frequent pieces)."""
         if len(self.cache) > MAX_CACHE:
-            self.cache.clear()
+            self.old, self.cache = self.cache, {}
+        hit = self.old.get(piece)
+        if hit is not None:
+            self.cache[piece] = hit
+            return hit
         tid = self.special.get(piece)
         if tid is not None:
             hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
         else:
             enc = self.backend.encode(piece, add_special_tokens=False)
-            n = len(enc.ids)
+            ids = enc.ids  # each attribute access converts the whole vector: read once
+            n = len(ids)
             offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
-            hit = (np.fromiter(enc.ids, np.int64, n), offs[:, 0], offs[:, 1])
+            hit = (np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1])
         self.cache[piece] = hit
         return hit
 
