@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_CACHE = 8192  # pieces per cache generation; two generations are kept (memory stays flat)
+MAX_CACHE = 8192  # short pieces per cache generation; two generations are kept (memory stays flat)
+SHORT = 256  # characters: longer pieces are kept for one record only
 
 
 class PieceCodec:
@@ -34,27 +35,37 @@ class PieceCodec:
         self.prefix = np.asarray(codec.prefix, dtype=np.int64)
         self.cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.old: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # the previous generation
+        self.local: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # long pieces of one record
         self.ok = self.split is not None and all(self.agrees(t) for t in PROBES)
 
     def _piece(self, piece: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, starts, ends) of one piece, tokenized on first use (two generations keep frequent pieces)."""
-        if len(self.cache) > MAX_CACHE:
-            self.old, self.cache = self.cache, {}
-        hit = self.old.get(piece)
-        if hit is not None:
-            self.cache[piece] = hit
-            return hit
-        tid = self.special.get(piece)
-        if tid is not None:
-            hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
+        """(ids, starts, ends) of one piece, tokenized on first use.
+
+        Short pieces (headers, frame labels, frequent prompts) stay in a two-generation cache; long ones (the
+        answers) only until :meth:`forget_long` is called after each record, so memory stays small.
+        """
+        hit = self.old.get(piece) or self.local.get(piece)
+        if hit is None:
+            tid = self.special.get(piece)
+            if tid is not None:
+                hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
+            else:
+                enc = self.backend.encode(piece, add_special_tokens=False)
+                ids = enc.ids  # each attribute access converts the whole vector: read once
+                n = len(ids)
+                offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
+                hit = (np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1])
+        if len(piece) > SHORT:
+            self.local[piece] = hit
         else:
-            enc = self.backend.encode(piece, add_special_tokens=False)
-            ids = enc.ids  # each attribute access converts the whole vector: read once
-            n = len(ids)
-            offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
-            hit = (np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1])
-        self.cache[piece] = hit
+            if len(self.cache) >= MAX_CACHE:
+                self.old, self.cache = self.cache, {}
+            self.cache[piece] = hit
         return hit
+
+    def forget_long(self) -> None:
+        """Drop the long pieces of the record just counted."""
+        self.local.clear()
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of ``text`` (prefix tokens have offsets (0, 0))."""

@@ -129,6 +129,7 @@ class TokenCounter:
         for i, segs, runs in fast:
             text = "".join(s.text for s, _ in segs)
             out[i] = self._count(records[i], segs, runs, text, self._encode(text))
+            self.pieces.forget_long()
         return [c for c in out if c is not None]
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
