@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
     parser.add_argument("--template", help="chat template (internvl2_5 allows a first `system` turn)")
     parser.add_argument("--model", metavar="DIR", help="checkpoint folder for token-budget rules (IVL4xx)")
+    parser.add_argument("--max-seq-length", type=int, default=ValidateOptions.max_seq_length, metavar="N",
+                        help="with --model: the trainer's max_seq_length (default %(default)s)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="with --model: allow the checkpoint's own tokenizer code (off by default)")
     parser.add_argument("--long-line", type=int, default=ValidateOptions.long_line, metavar="BYTES",
                         help="report longer lines (default %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -57,6 +61,7 @@ def options_from_args(args: argparse.Namespace) -> ValidateOptions:
         max_per_rule=args.max_per_rule, strict=args.strict, jobs=args.jobs, cache_dir=args.cache,
         manifest=args.manifest, write_manifest=not args.no_manifest and not args.jsonl, format=args.format,
         output=args.output, template=args.template, model_dir=args.model, long_line=args.long_line,
+        max_seq_length=args.max_seq_length, trust_remote_code=args.trust_remote_code,
         progress=False if args.no_progress else None,
     )
 

@@ -32,6 +32,8 @@ class ValidateOptions:
     output: str | None = None  # write the report here (atomically) instead of stdout
     template: str | None = None  # chat template name: decides whether a `system` turn is allowed
     model_dir: str | None = None  # checkpoint folder for the token-budget rules (IVL4xx)
+    max_seq_length: int = 4096  # with model_dir: the trainer's --max_seq_length (4096 in the official scripts)
+    trust_remote_code: bool = False  # with model_dir: allow the checkpoint's own tokenizer code
     long_line: int = 1 << 20  # bytes; longer lines are reported (IVL0xx)
     progress: bool | None = None  # None: a bar only on a terminal outside CI
 
@@ -42,6 +44,8 @@ class ValidateOptions:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
         if self.max_per_rule is not None and self.max_per_rule < 0:
             raise ValueError("max_per_rule must be >= 0")
+        if self.max_seq_length < 1:
+            raise ValueError("max_seq_length must be >= 1")
         if self.jobs < 0:
             raise ValueError("jobs must be >= 0 (0 = all cores)")
         for name in ("select", "ignore"):

@@ -71,10 +71,10 @@ class Tally:
     hists: dict[str, Hist] = field(default_factory=dict)  # metric -> histogram
 
     def add(self, metric: str, value: int) -> None:
-        h = self.hists.get(metric)
-        if h is None:
-            h = self.hists[metric] = Hist()
-        h[value] += 1
+        try:
+            self.hists[metric][value] += 1
+        except KeyError:  # the metric's first value
+            self.hists[metric] = Hist({value: 1})
 
     def merge(self, other: "Tally") -> "Tally":
         self.lines += other.lines

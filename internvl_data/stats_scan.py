@@ -194,8 +194,16 @@ def _declared_size(obj: dict, i: int, multi: bool) -> tuple[int, int] | None:
     return None
 
 
+_JOINED: dict[tuple[str, str], str] = {}  # (root, rel) -> path: media paths repeat across many records
+
+
 def _join(root: str, rel: str) -> str:
     """The media path as the official loader builds it (stats reads it wherever it points)."""
-    from .media import resolve
+    path = _JOINED.get((root, rel))
+    if path is None:
+        from .media import resolve
 
-    return resolve(root, rel, allow_outside_root=True)[0]
+        if len(_JOINED) > 200_000:  # bounded memory on datasets where every record has its own image
+            _JOINED.clear()
+        path = _JOINED[(root, rel)] = resolve(root, rel, allow_outside_root=True)[0]
+    return path

@@ -197,8 +197,8 @@ def test_rules_are_in_the_catalogue() -> None:
     }
 
 
-def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Path,
-                                                   model_dirs: dict[str, Path]) -> None:
+def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Path, model_dirs: dict[str, Path],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     from internvl_data import validate
 
     long = " ".join(str(i) for i in range(1200))  # over 4,096 tokens
@@ -217,6 +217,13 @@ def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Pa
     assert got == [("IVL401", 2), ("IVL402", 3)]
     plain = validate(str(tmp_path / "meta.json"), jobs=1, write_manifest=False)
     assert not [f for f in plain.findings if f.code.startswith("IVL4")]
+    from internvl_data import cli
+
+    code = cli.main(["validate", str(tmp_path / "meta.json"), "--model", str(model_dirs["qwen2/Hermes-2"]),
+                     "--max-seq-length", "20", "--select", "IVL4", "--no-manifest", "--format", "json", "-j", "1"])
+    rows = json.loads(capsys.readouterr().out)["findings"]
+    assert code == 1 and [(r["code"], r["location"]["row"]) for r in rows] == [
+        ("IVL401", 2), ("IVL401", 3), ("IVL402", 3)]
 
 
 def test_model_plots_and_html(mixture: Path, model_dirs: dict[str, Path], tmp_path: Path,
