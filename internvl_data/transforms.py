@@ -66,33 +66,15 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
     The calling thread and the helpers take the next item whenever they are free. Results come back in order;
     if calls fail, the exception of the first failing item (in item order) is raised, as the loop would.
     """
-    helper = _helper()
-    if helper is None or len(items) < 2:
+    if _helper() is None or len(items) < 2:
         return [fn(x) for x in items]
     results: list[Any] = [None] * len(items)
-    errors: dict[int, Exception] = {}
-    todo = iter(range(len(items)))
-    lock = threading.Lock()
 
-    def work() -> None:
-        while True:
-            with lock:
-                k = next(todo, None)
-            if k is None:
-                return
-            try:
-                results[k] = fn(items[k])
-            except Exception as exc:  # re-raised below in item order
-                errors[k] = exc
+    def item(k: int) -> list:
+        results[k] = fn(items[k])
+        return []
 
-    jobs = [helper.submit(work) for _ in range(min(_threads - 1, len(items) - 1))]
-    _local.mapping = True  # the helpers are busy with items: work inside an item stays on this thread
-    try:
-        work()
-    finally:
-        _local.mapping = False
-    for job in jobs:
-        job.result()
+    errors = _run_tasks([(k, lambda k=k: item(k)) for k in range(len(items))])
     if errors:
         raise errors[min(errors)]
     return results
