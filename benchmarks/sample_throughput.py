@@ -39,7 +39,8 @@ from internvl_data.modelinfo import ModelInfo  # noqa: E402
 from internvl_data.models import record_kind  # noqa: E402
 from internvl_data.sample import SampleBuilder  # noqa: E402
 from internvl_data.tokenizer import load_tokenizer  # noqa: E402
-from internvl_data.transforms import TileTransform, load_rgb, map_threads, set_num_threads  # noqa: E402
+from internvl_data.transforms import (  # noqa: E402
+    TileTransform, load_rgb, map_threads, retain_freed_memory, set_num_threads)
 from tests.helpers.tokenizers import write_model_dir  # noqa: E402
 
 MAKE_DATASET = REPO.parent / "shared" / "bench" / "make_dataset.py"
@@ -233,10 +234,14 @@ def main() -> int:
     parser.add_argument("--per-kind", default="300,120,60,120", help="records measured for text,single,multi,mixed")
     parser.add_argument("--threads", default="2,1", help="thread counts (torch for the baseline, transforms for ours)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per record; the fastest counts")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="transforms.retain_freed_memory() first (process-wide: both sides benefit)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, a load-independent estimate of single-threaded (--threads 1) "
                              "wall time on a quiet machine; meaningless with more threads")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        print(f"retain_freed_memory: {retain_freed_memory()}")
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     counts = dict(zip(KINDS, (int(x) for x in args.per_kind.split(","))))
