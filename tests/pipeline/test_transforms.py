@@ -224,3 +224,13 @@ def test_images_as_tasks_equal_one_image_at_a_time_and_raise_the_first_failure(t
     assert [g[2] for g in got] == [(c, r, c * r > 1) for c, r in grids]
     assert [len(g[0]) for g in got] == [len(e) for e in expected] and len(expected[1]) == 1
     assert all(np.array_equal(g[0], e) for g, e in zip(got, expected))
+
+
+def test_retain_freed_memory_takes_effect_on_glibc():
+    import platform
+
+    from internvl_data import transforms
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert transforms.retain_freed_memory() is True
