@@ -12,16 +12,11 @@ import importlib
 import os
 import sys
 
+from internvl_data.cli import _Parser  # usage errors: one line and exit 2, as in ivl-data
+
 COMMANDS = {
     "convert": "internvl_train.cli_convert",
 }
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with one line, never a traceback
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
