@@ -54,9 +54,9 @@ def _takes_name(fn) -> bool:
     return fn.__code__.co_argcount >= 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+def dispatch(prog: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """Parse ``argv`` and run the chosen command: help and exit 2 without one; an internal error is one line and
+    exit 2 (``IVL_DEBUG=1`` shows the traceback); Ctrl-C exits 130. Shared by ``ivl-data`` and ``ivl-train``."""
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except KeyboardInterrupt:
-        print("ivl-data: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
@@ -74,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("IVL_DEBUG"):
             traceback.print_exc()
-        print(f"ivl-data: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return dispatch("ivl-data", build_parser(argv[0] if argv and argv[0] in COMMANDS else None), argv)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
-from internvl_data.cli import _Parser  # usage errors: one line and exit 2, as in ivl-data
+from internvl_data.cli import _Parser, dispatch  # usage errors and internal errors as in ivl-data
 
 COMMANDS = {
     "convert": "internvl_train.cli_convert",
@@ -34,26 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help(sys.stderr)
-        return 2
-    try:
-        return int(args._run(args))
-    except KeyboardInterrupt:
-        print("ivl-train: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # an internal error: one line, exit 2, never a traceback unless asked
-        if os.environ.get("IVL_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        print(
-            f"ivl-train: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)",
-            file=sys.stderr,
-        )
-        return 2
+    return dispatch("ivl-train", build_parser(), sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
