@@ -75,16 +75,9 @@ def official_labels(
     ids = np.asarray(input_ids, dtype=np.int64)
     labels = ids.copy()
     total_len = int((ids != pad_id).sum()) if pad_id is not None else len(ids)
-    if template.preprocess == "internlm":
-        cur = _internlm(template, text, labels, n)
-    elif template.preprocess == "mpt":
-        cur = _mpt(template, text, labels, n)
-    elif template.preprocess == "phi3":
-        if endoftext_id is not None:
-            labels[ids == endoftext_id] = IGNORE
-        cur = _phi3(template, text, labels, n)
-    else:
-        raise ValueError(f"template {template.name} has no whole-string arithmetic (use block labels)")
+    if template.preprocess == "phi3" and endoftext_id is not None:
+        labels[ids == endoftext_id] = IGNORE
+    cur = _arithmetic(template)(template, text, labels, n)
     labels[max(cur, 0):] = IGNORE
     mismatch = cur < max_seq_length and cur != total_len
     if mismatch:
@@ -92,13 +85,27 @@ def official_labels(
     return labels, mismatch
 
 
-def _mask(labels: np.ndarray, start: int, length: int) -> None:
-    """``labels[start:start+length] = IGNORE`` with torch slice semantics (negative bounds wrap)."""
-    sl = slice(start, start + length)
-    labels[sl] = IGNORE
+def official_length(template: Template, text: str, n: Callable[[str], int]) -> int:
+    """``cur`` of the official arithmetic without labels: the official trainer falls back to "tokenization
+    mismatch" when ``cur < max_seq_length`` and ``cur`` differs from the real (non-pad) input length."""
+    return _arithmetic(template)(template, text, None, n)
 
 
-def _internlm(t: Template, text: str, labels: np.ndarray, n: Callable[[str], int]) -> int:
+def _arithmetic(template: Template) -> Callable[..., int]:
+    fn = {"internlm": _internlm, "mpt": _mpt, "phi3": _phi3}.get(template.preprocess)
+    if fn is None:
+        raise ValueError(f"template {template.name} has no whole-string arithmetic (use block labels)")
+    return fn
+
+
+def _mask(labels: np.ndarray | None, start: int, length: int) -> None:
+    """``labels[start:start+length] = IGNORE`` with torch slice semantics (negative bounds wrap); no labels:
+    only the length is wanted."""
+    if labels is not None:
+        labels[start : start + length] = IGNORE
+
+
+def _internlm(t: Template, text: str, labels: np.ndarray | None, n: Callable[[str], int]) -> int:
     cur = 1
     _mask(labels, 0, 1)
     parts = text.split(t.assistant)
@@ -126,7 +133,7 @@ def _re_turns(t: Template, text: str) -> list[str]:
     return out
 
 
-def _mpt(t: Template, text: str, labels: np.ndarray, n: Callable[[str], int]) -> int:
+def _mpt(t: Template, text: str, labels: np.ndarray | None, n: Callable[[str], int]) -> int:
     cur = 0
     sep = t.sep + t.assistant
     for turn in _re_turns(t, text):
@@ -141,7 +148,7 @@ def _mpt(t: Template, text: str, labels: np.ndarray, n: Callable[[str], int]) ->
     return cur
 
 
-def _phi3(t: Template, text: str, labels: np.ndarray, n: Callable[[str], int]) -> int:
+def _phi3(t: Template, text: str, labels: np.ndarray | None, n: Callable[[str], int]) -> int:
     cur = 1
     _mask(labels, 0, 1)
     sep = t.sep + t.assistant

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -23,8 +23,16 @@ MAX_CACHE = 8192  # short pieces per cache generation; two generations are kept 
 SHORT = 256  # characters: longer pieces are kept for one record only
 
 
+Entry = Any  # a ``tokenizers.Encoding`` of one piece (``add_special_tokens=False``)
+
+
 class PieceCodec:
-    """``encode(text) -> (ids, starts, ends)`` and ``count(text) -> int`` through a piece cache."""
+    """Piece-wise tokenization through a cache of ``tokenizers.Encoding`` objects.
+
+    ``encode(text) -> (ids, starts, ends)`` materialises ids and offsets (the exact path); ``count(text)`` and
+    :meth:`measure` read only lengths and, at span boundaries, one token's offsets, so the long answers are
+    never converted to Python lists (that conversion cost more than the tokenization itself).
+    """
 
     def __init__(self, codec: Any):
         self.backend = codec.backend
@@ -33,28 +41,27 @@ class PieceCodec:
         names = sorted(self.special, key=len, reverse=True)  # leftmost-longest, as the tokenizer matches
         self.split = re.compile("(" + "|".join(re.escape(s) for s in names) + ")").split if names else None
         self.prefix = np.asarray(codec.prefix, dtype=np.int64)
-        self.cache: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.old: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # the previous generation
-        self.local: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # long pieces of one record
+        self.prefix_ids = [int(i) for i in codec.prefix]
+        self.img = (codec.img_start, codec.img_end, codec.img_context)
+        self.pad_id = codec.pad_id
+        # ids that a plain piece could produce (they are in the model's own vocabulary): pieces are checked
+        base = set(self.backend.get_vocab(with_added_tokens=False).values())
+        self.watch = {i for i in (*self.img, self.pad_id) if i is not None and i in base}
+        self.watch_image = self.watch - {self.pad_id}
+        self.cache: dict[str, Entry] = {}
+        self.old: dict[str, Entry] = {}  # the previous generation
+        self.local: dict[str, Entry] = {}  # long pieces of one record
         self.ok = self.split is not None and all(self.agrees(t) for t in PROBES)
 
-    def _piece(self, piece: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, starts, ends) of one piece, tokenized on first use.
+    def _piece(self, piece: str) -> Entry:
+        """The Encoding of one (non-special) piece, tokenized on first use.
 
         Short pieces (headers, frame labels, frequent prompts) stay in a two-generation cache; long ones (the
         answers) only until :meth:`forget_long` is called after each record, so memory stays small.
         """
         hit = self.old.get(piece) or self.local.get(piece)
         if hit is None:
-            tid = self.special.get(piece)
-            if tid is not None:
-                hit = (np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64))
-            else:
-                enc = self.backend.encode(piece, add_special_tokens=False)
-                ids = enc.ids  # each attribute access converts the whole vector: read once
-                n = len(ids)
-                offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
-                hit = (np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1])
+            hit = self.backend.encode(piece, add_special_tokens=False)
         if len(piece) > SHORT:
             self.local[piece] = hit
         else:
@@ -67,15 +74,24 @@ class PieceCodec:
         """Drop the long pieces of the record just counted."""
         self.local.clear()
 
+    def _arrays(self, piece: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        tid = self.special.get(piece)
+        if tid is not None:
+            return np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64)
+        enc = self.cache.get(piece) or self._piece(piece)
+        ids = enc.ids  # each attribute access converts the whole vector: read once
+        n = len(ids)
+        offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
+        return np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1]
+
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of ``text`` (prefix tokens have offsets (0, 0))."""
         k = len(self.prefix)
         ids, starts, ends, where, sizes = [self.prefix], [np.zeros(k, np.int64)], [np.zeros(k, np.int64)], [0], [k]
         pos = 0
-        get = self.cache.get
         for piece in self.split(text) if self.split else [text]:
             if piece:
-                hit = get(piece) or self._piece(piece)
+                hit = self._arrays(piece)
                 ids.append(hit[0])
                 starts.append(hit[1])
                 ends.append(hit[2])
@@ -88,11 +104,71 @@ class PieceCodec:
     def count(self, text: str) -> int:
         """``len(tokenizer(text).input_ids)``."""
         n = len(self.prefix)
-        get = self.cache.get
+        get, special = self.cache.get, self.special
         for piece in self.split(text) if self.split else [text]:
             if piece:
-                n += len((get(piece) or self._piece(piece))[0])
+                n += 1 if piece in special else len(get(piece) or self._piece(piece))
         return n
+
+    def measure(self, text: str, spans: list[tuple[int, int]], runs: list[int], limit: int) -> Measure | None:
+        """Token facts of ``text`` (one ``<IMG_CONTEXT>`` per image, image k stands for ``runs[k]`` tokens).
+
+        Trained tokens are those whose first character lies in a ``spans`` interval (sorted, disjoint) and that
+        are not image tokens and end at a full position <= ``limit``, as :func:`labels.semantic_labels` with
+        truncation. Returns None when a piece needs the exact path (an image id inside plain text).
+        """
+        img_start, img_end, ctx = self.img
+        pad, watch, special = self.pad_id, self.watch, self.special
+        tok = len(self.prefix_ids)
+        pads = sum(1 for i in self.prefix_ids[:limit] if i == pad)
+        supervised = last_image = n_ctx = n_end = 0
+        pos = si = 0
+        nspan = len(spans)
+        get = self.cache.get
+        for piece in self.split(text) if self.split else [text]:
+            if not piece:
+                continue
+            end = pos + len(piece)
+            while si < nspan and spans[si][1] <= pos:
+                si += 1
+            tid = special.get(piece)
+            if tid is not None:
+                k = 1
+                if tid == ctx:
+                    k = runs[n_ctx] if n_ctx < len(runs) else 1
+                    n_ctx += 1
+                if tid == ctx or tid == img_start or tid == img_end:
+                    n_end += tid == img_end
+                    last_image = tok + k
+                elif si < nspan and spans[si][0] <= pos and tok < limit:
+                    supervised += 1
+                if tid == pad and tok < limit:
+                    pads += 1
+                tok += k
+                pos = end
+                continue
+            enc = get(piece) or self._piece(piece)
+            n = len(enc)
+            if watch:
+                ids = enc.ids
+                if self.watch_image and not self.watch_image.isdisjoint(ids):
+                    return None
+                if pad in watch and tok < limit:
+                    pads += ids[: limit - tok].count(pad)
+            room = limit - tok  # tokens of this piece at local index < room are inside the limit
+            k = si
+            while k < nspan and spans[k][0] < end and room > 0:
+                a, b = spans[k][0] - pos, spans[k][1] - pos
+                lo = _before(enc, a) if a > 0 else None
+                hi = n if b >= len(piece) else _before(enc, b)
+                if lo is None or hi is None:  # the span starts at the piece (or a char without a token)
+                    supervised += _exact(enc, a, b, room)
+                else:
+                    supervised += max(0, min(hi, room) - lo)
+                k += 1
+            tok += n
+            pos = end
+        return Measure(tok, supervised, last_image, pads, n_ctx, n_end)
 
     def agrees(self, text: str) -> bool:
         """Whether piece-wise encoding equals the tokenizer's own encoding of ``text`` (ids and offsets)."""
@@ -103,6 +179,31 @@ class PieceCodec:
             return False
         k = len(self.prefix)  # prefix tokens carry no characters
         return bool((starts[k:] == offs[k:, 0]).all() and (ends[k:] == offs[k:, 1]).all())
+
+
+class Measure(NamedTuple):
+    """What :meth:`PieceCodec.measure` reads off one record's text."""
+
+    full: int  # tokens with every image run expanded (before truncation)
+    supervised: int  # trained tokens within the limit
+    last_image_end: int  # 1-based full position of the last image token (0: none)
+    pads: int  # pad ids among the first ``limit`` positions
+    contexts: int  # <IMG_CONTEXT> pieces
+    ends: int  # </img> pieces
+
+
+def _before(enc: Any, c: int) -> int | None:
+    """How many tokens of a piece start before local character ``c`` (0 < c < len); None when ``c`` is in no
+    token (a character the normalizer removed): the caller then reads every offset."""
+    j = enc.char_to_token(c)
+    if j is None:
+        return None
+    return j if enc.token_to_chars(j)[0] >= c else j + 1
+
+
+def _exact(enc: Any, a: int, b: int, room: int) -> int:
+    """Tokens with start in ``[a, b)``, a non-empty span of characters, and index < ``room``."""
+    return sum(1 for i, (s, e) in enumerate(enc.offsets) if a <= s < b and e > s and i < room)
 
 
 PROBES = (

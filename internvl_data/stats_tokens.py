@@ -84,6 +84,7 @@ class TokenCounter:
         self.pieces = PieceCodec(codec)
         self.n = lab.counter(lambda text: range(self.pieces.count(text))) if self.pieces.ok else builder.n
         self.checks_left = CHECK_RECORDS  # records whose piece-wise encoding is compared with the tokenizer's
+        self.measured = self.pieces.ok  # count-only path (PieceCodec.measure), compared on the same records
 
     @classmethod
     def load(cls, settings: Settings) -> "TokenCounter":
@@ -128,12 +129,19 @@ class TokenCounter:
             fast.append((i, segs, runs))
         for i, segs, runs in fast:
             text = "".join(s.text for s, _ in segs)
-            out[i] = self._count(records[i], segs, runs, text, self._encode(text))
+            if self.checks_left > 0 or not self.pieces.ok:
+                out[i] = self._count(records[i], segs, runs, text, self._encode(text))
+                if self.pieces.ok and self.measured and self._measured(records[i], segs, runs, text) != out[i]:
+                    self.measured = False  # the count-only path is not exact for this tokenizer: never again
+            else:
+                out[i] = (self._measured(records[i], segs, runs, text) if self.measured
+                          else self._count(records[i], segs, runs, text, self.pieces.encode(text)))
             self.pieces.forget_long()
         return [c for c in out if c is not None]
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ids, starts, ends) through the piece cache when it is exact for this tokenizer."""
+        """(ids, starts, ends) through the piece cache when it is exact for this tokenizer (checked on the first
+        ``CHECK_RECORDS`` records against the tokenizer's own encoding of the whole text)."""
         if self.pieces.ok and self.checks_left > 0:
             self.checks_left -= 1
             self.pieces.ok = self.pieces.agrees(text)
@@ -144,6 +152,33 @@ class TokenCounter:
         enc = self.b.codec.encode(text)
         offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         return np.asarray(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1]
+
+    def _measured(self, rec: Record, segs: list, runs: list[int], text: str) -> Counts:
+        """:meth:`_count` from token counts and boundary offsets only (:meth:`PieceCodec.measure`)."""
+        from . import labels as lab
+        from .templates import trained_spans
+
+        m = self.pieces.measure(text, trained_spans(segs), runs, self.L)
+        if m is None:
+            return self._count(rec, segs, runs, text, self.pieces.encode(text))
+        if m.contexts != len(runs) or m.ends != len(runs):
+            return self._slow(rec)  # a literal image token in the text: the builder names the problem
+        image = sum(runs) + 2 * len(runs)
+        c = Counts(rec.kind, self.b.template.name, m.full, image, m.full - image,
+                   frames=len(runs) * (rec.kind == "video"))
+        if runs:
+            c.last_image_end = m.last_image_end
+            c.truncated_image = m.last_image_end > self.L
+        if c.truncated_image:
+            return c
+        c.supervised = m.supervised
+        official_text, n = self._official_inputs(segs, runs, text)
+        try:
+            cur = lab.official_length(self.b.template, official_text, n)
+        except ValueError:
+            return self._slow(rec)
+        c.mismatch = cur < self.L and cur != min(m.full, self.L) - m.pads
+        return c
 
     def _count(self, rec: Record, segs: list, runs: list[int], text: str,
                enc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counts:
@@ -186,17 +221,31 @@ class TokenCounter:
     def _official_inputs(self, segs: list, runs: list[int], text: str) -> tuple[str, Callable[[str], int]]:
         """The text and ``n`` for the official arithmetic.
 
-        When every image has the same run length (one image, video frames, equal multi-image grids) and the
-        piece cache is exact, the text keeps one ``<IMG_CONTEXT>`` per image and ``n`` adds the run back: the
-        arithmetic splits only at template markers, so it sees the same parts without building and re-scanning
-        strings of thousands of ``<IMG_CONTEXT>``.
+        With an exact piece cache the images are never expanded: the arithmetic splits only at template
+        markers, so it sees the same parts without building and re-scanning strings of thousands of
+        ``<IMG_CONTEXT>``. When every image has the same run length the text keeps one ``<IMG_CONTEXT>`` per
+        image and ``n`` adds the run back; otherwise image k keeps k + 1 of them, so that ``n`` can tell from a
+        part's runs which images it holds. (Callers have checked that the text has no other ``<IMG_CONTEXT>``.)
         """
+        from .labels import IMG_CONTEXT_RUN
         from .templates import expanded_text
         from .tokenizer import IMG_CONTEXT
 
-        if not self.pieces.ok or len(set(runs)) > 1:
+        if not self.pieces.ok:
             return expanded_text(segs, runs), self.n
         count = self.pieces.count
+        if len(set(runs)) > 1:
+            width = len(IMG_CONTEXT)
+
+            def n(s: str) -> int:
+                extra = 0
+                if IMG_CONTEXT in s:
+                    for m in IMG_CONTEXT_RUN.finditer(s):
+                        k = (m.end() - m.start()) // width
+                        extra += runs[k - 1] - k
+                return count(s) + extra
+
+            return expanded_text(segs, list(range(1, len(runs) + 1))), n
         extra = runs[0] - 1 if runs else 0
         if not extra:
             return text, count
@@ -226,7 +275,7 @@ class TokenCounter:
             return c
         c.total = s.full_length
         where = np.flatnonzero(np.isin(s.input_ids, self.image_ids))  # never truncated: that raises above
-        c.image = len(where)
+        c.image = sum(self.b.tokens_per_tile * k + 2 for k in rec.tiles)  # a literal <img> in text is text
         c.last_image_end = int(where[-1]) + 1 if len(where) else 0
         c.text = c.total - c.image
         c.supervised = int((s.labels != -100).sum())
