@@ -23,15 +23,17 @@ MAX_CACHE = 8192  # short pieces per cache generation; two generations are kept 
 SHORT = 256  # characters: longer pieces are kept for one record only
 
 
-Entry = Any  # a ``tokenizers.Encoding`` of one piece (``add_special_tokens=False``)
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]  # ids, starts, ends of one piece
+Entry = Any  # Arrays (a short piece) or the ``tokenizers.Encoding`` of a long one (``add_special_tokens=False``)
 
 
 class PieceCodec:
-    """Piece-wise tokenization through a cache of ``tokenizers.Encoding`` objects.
+    """Piece-wise tokenization through a cache of pieces.
 
     ``encode(text) -> (ids, starts, ends)`` materialises ids and offsets (the exact path); ``count(text)`` and
-    :meth:`measure` read only lengths and, at span boundaries, one token's offsets, so the long answers are
-    never converted to Python lists (that conversion cost more than the tokenization itself).
+    :meth:`measure` read lengths and, inside a long piece, only the offsets of the token at each span boundary:
+    a long piece (an answer) stays a ``tokenizers.Encoding`` and is never converted to Python lists, which
+    cost more than the tokenization itself. Short pieces are kept as small arrays (an Encoding is ~10 KB).
     """
 
     def __init__(self, codec: Any):
@@ -54,7 +56,7 @@ class PieceCodec:
         self.ok = self.split is not None and all(self.agrees(t) for t in PROBES)
 
     def _piece(self, piece: str) -> Entry:
-        """The Encoding of one (non-special) piece, tokenized on first use.
+        """The entry of one (non-special) piece, tokenized on first use.
 
         Short pieces (headers, frame labels, frequent prompts) stay in a two-generation cache; long ones (the
         answers) only until :meth:`forget_long` is called after each record, so memory stays small.
@@ -62,6 +64,8 @@ class PieceCodec:
         hit = self.old.get(piece) or self.local.get(piece)
         if hit is None:
             hit = self.backend.encode(piece, add_special_tokens=False)
+            if len(piece) <= SHORT:
+                hit = _arrays(hit)
         if len(piece) > SHORT:
             self.local[piece] = hit
         else:
@@ -78,11 +82,8 @@ class PieceCodec:
         tid = self.special.get(piece)
         if tid is not None:
             return np.asarray([tid], np.int64), np.zeros(1, np.int64), np.asarray([len(piece)], np.int64)
-        enc = self.cache.get(piece) or self._piece(piece)
-        ids = enc.ids  # each attribute access converts the whole vector: read once
-        n = len(ids)
-        offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
-        return np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1]
+        hit = self.cache.get(piece) or self._piece(piece)
+        return hit if type(hit) is tuple else _arrays(hit)
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of ``text`` (prefix tokens have offsets (0, 0))."""
@@ -107,7 +108,11 @@ class PieceCodec:
         get, special = self.cache.get, self.special
         for piece in self.split(text) if self.split else [text]:
             if piece:
-                n += 1 if piece in special else len(get(piece) or self._piece(piece))
+                if piece in special:
+                    n += 1
+                else:
+                    hit = get(piece) or self._piece(piece)
+                    n += len(hit[0]) if type(hit) is tuple else len(hit)
         return n
 
     def measure(self, text: str, spans: list[tuple[int, int]], runs: list[int], limit: int) -> Measure | None:
@@ -148,14 +153,30 @@ class PieceCodec:
                 pos = end
                 continue
             enc = get(piece) or self._piece(piece)
+            room = limit - tok  # tokens of this piece at local index < room are inside the limit
+            if type(enc) is tuple:  # a short piece: its arrays answer everything exactly
+                ids, starts, ends = enc
+                if watch:
+                    if self.watch_image and np.isin(ids, list(self.watch_image)).any():
+                        return None
+                    if pad in watch and room > 0:
+                        pads += int((ids[:room] == pad).sum())
+                k = si
+                while k < nspan and spans[k][0] < end and room > 0:
+                    a, b = spans[k][0] - pos, spans[k][1] - pos
+                    s, e = starts[:room], ends[:room]
+                    supervised += int(((s >= a) & (s < b) & (e > s)).sum())
+                    k += 1
+                tok += len(ids)
+                pos = end
+                continue
             n = len(enc)
             if watch:
                 ids = enc.ids
                 if self.watch_image and not self.watch_image.isdisjoint(ids):
                     return None
-                if pad in watch and tok < limit:
-                    pads += ids[: limit - tok].count(pad)
-            room = limit - tok  # tokens of this piece at local index < room are inside the limit
+                if pad in watch and room > 0:
+                    pads += ids[:room].count(pad)
             k = si
             while k < nspan and spans[k][0] < end and room > 0:
                 a, b = spans[k][0] - pos, spans[k][1] - pos
@@ -179,6 +200,13 @@ class PieceCodec:
             return False
         k = len(self.prefix)  # prefix tokens carry no characters
         return bool((starts[k:] == offs[k:, 0]).all() and (ends[k:] == offs[k:, 1]).all())
+
+
+def _arrays(enc: Any) -> Arrays:
+    ids = enc.ids  # each attribute access converts the whole vector: read once
+    n = len(ids)
+    offs = np.fromiter(chain.from_iterable(enc.offsets), np.int64, 2 * n).reshape(n, 2)
+    return np.fromiter(ids, np.int64, n), offs[:, 0], offs[:, 1]
 
 
 class Measure(NamedTuple):
