@@ -69,13 +69,22 @@ def check_line(raw: bytes, ctx: LineCtx) -> tuple[dict[str, Any] | None, list[Fi
         return None, [_f("IVL006", ctx, f"line is a JSON {_json_type(obj)}, not an object")]
     findings: list[Finding] = []
     keys = _key_count(obj)
-    if raw.count(b":") != keys and raw.count(b'":') != keys:  # sound filter: every key has its colon
+    if raw.count(b":") != keys and not _keys_tight(raw, keys):
         findings = _duplicates(raw, ctx)
     if len(raw) > ctx.long_line:
         findings.append(_f("IVL007", ctx, f"line is {len(raw):,} bytes long (threshold {ctx.long_line:,})"))
     if raw[-1] == 13:  # b"\r" (raw is not empty: it parsed)
         findings.append(_f("IVL004", ctx, "line ends with CRLF", col=len(raw)))
     return obj, findings
+
+
+def _keys_tight(raw: bytes, keys: int) -> bool:
+    """Whether the line provably has no duplicate key although values contain colons.
+
+    Every key occurrence is followed by its colon; when no colon has whitespace before it, each one is a
+    `":`, and a string value can only add more (as `\\":`). So ``count('":') == keys`` rules out duplicates.
+    """
+    return raw.count(b'":') == keys and b" :" not in raw and b"\t:" not in raw and b"\r:" not in raw
 
 
 def _key_count(obj: dict[str, Any]) -> int:

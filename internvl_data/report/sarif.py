@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
 import orjson
 
 from .. import __version__
@@ -11,8 +14,16 @@ SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
+def _uri(path: str) -> str:
+    """A URI reference for a finding's path: relative paths stay relative (code scanning resolves them against
+    the checkout), absolute ones become ``file://`` URIs; spaces and other reserved characters are escaped."""
+    if PurePosixPath(path).is_absolute():
+        return "file://" + quote(path)
+    return quote(path)
+
+
 def _result(f: Finding, index: dict[str, int]) -> dict:
-    loc: dict = {"artifactLocation": {"uri": f.path}}
+    loc: dict = {"artifactLocation": {"uri": _uri(f.path)}}
     if f.line:
         loc["region"] = {"startLine": f.line, **({"startColumn": f.col} if f.col else {})}
     res: dict = {"ruleId": f.code, "level": _LEVEL[f.severity], "message": {"text": f.message},

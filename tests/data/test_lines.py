@@ -108,6 +108,16 @@ def test_duplicate_keys_at_any_depth_and_spacing() -> None:
     assert found[0][3] == "key 'from' appears twice in $.conversations[0]; the parser keeps only the last value"
 
 
+@pytest.mark.parametrize("sep", [b" :", b"\t:", b" \t :"])
+def test_duplicate_key_with_whitespace_before_its_colon(sep: bytes) -> None:
+    """One occurrence written `"id" :`: the `":` count alone equals the key count, so it cannot clear the line."""
+    raw = b'{"id": 1, "id"' + sep + b' 2, "conversations": [{"from": "human", "value": "Image-1: a"}]}'
+    obj, found = run(raw)
+    assert obj["id"] == 2
+    assert [(c, col, m) for c, col, _, m in found] == [
+        ("IVL008", 11, "key 'id' appears twice in $; the parser keeps only the last value")]
+
+
 def test_colons_inside_values_are_not_duplicates() -> None:
     raw = b'{"id": 1, "conversations": [{"from": "human", "value": "Image-1: \\"a\\": b"}]}'
     assert run(raw)[1] == []

@@ -75,6 +75,16 @@ def test_sarif_2_1_0() -> None:
     assert run["results"][1]["level"] == "warning" and run["results"][1]["properties"] == {"json_path": "$.conversations[0]"}
     assert run["results"][1]["locations"][0]["physicalLocation"]["region"] == {"startLine": 9}
     assert run["results"][2]["level"] == "note" and "region" not in run["results"][2]["locations"][0]["physicalLocation"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]]
+    assert uris == ["data/a.jsonl", "data/a%2C%20b.jsonl", "meta.json"]
+
+
+def test_sarif_uris_of_absolute_and_unusual_paths() -> None:
+    found = [Finding("IVL001", Severity.ERROR, p, 1, 1, "x") for p in ("/data/my set/a#1.jsonl", "d/%.jsonl",
+                                                                        "数据/a.jsonl")]
+    doc = json.loads(render(Report(found, files=3, records=3, seconds=0.1), "sarif"))
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in doc["runs"][0]["results"]]
+    assert uris == ["file:///data/my%20set/a%231.jsonl", "d/%25.jsonl", "%E6%95%B0%E6%8D%AE/a.jsonl"]
 
 
 def test_rules_and_explain(run_cli) -> None:
