@@ -118,7 +118,7 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
         base += b.lines
         records += b.records
     if keep.wants("IVL224"):
-        found, more = _duplicate_ids(me, keys, where, opts.max_per_rule)
+        found, more = _duplicate_ids(me, keys, where, opts.max_per_rule, [b.lines for b in blocks])
         keep.add(found)
         keep.count({"IVL224": more} if more else {})
     keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
@@ -134,10 +134,11 @@ def _shift(findings: list[Finding], base: int) -> Iterator[Finding]:
 
 
 def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, int]],
-                   cap: int | None) -> tuple[list[Finding], int]:
+                   cap: int | None, block_lines: list[int]) -> tuple[list[Finding], int]:
     """IVL224 for every id seen before in the file (one stable sort of 8-byte keys), in line order.
 
-    With a cap, only the first ``cap`` findings are built; the second value counts the others.
+    With a cap, only the first ``cap`` findings are built; the second value counts the others. The workers
+    keep digests only, so the ids named in the messages are read back from the blocks that hold those lines.
     """
     import numpy as np
 
@@ -153,9 +154,50 @@ def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, in
     at = np.argsort(ls[dup], kind="stable")
     shown = at if cap is None else at[:cap]
     lines, firsts = ls[dup][shown].tolist(), first[shown].tolist()
-    found = [emit("IVL224", me.annotation_path, line, f"duplicate id (first used at line {was})", json_path="$.id",
-                  dataset=me.name) for line, was in zip(lines, firsts)]
+    ids = _ids_at(me.annotation_path, lines, block_lines)
+    found = [emit("IVL224", me.annotation_path, line,
+                  f"duplicate id {ids[line]!r} (first used at line {was})" if line in ids
+                  else f"duplicate id (first used at line {was})", json_path="$.id", dataset=me.name)
+             for line, was in zip(lines, firsts)]
     return found, len(at) - len(shown)
+
+
+def _ids_at(path: str, lines: list[int], block_lines: list[int]) -> dict[int, Any]:
+    """``{line: id}`` for 1-based ``lines`` of ``path``, reading only the blocks that hold them (each once).
+
+    ``block_lines[i]`` is the number of lines that start in block ``i``. A file that changed since the scan (its
+    line no longer has the id) simply yields no name."""
+    import bisect
+
+    import orjson
+
+    from .scan import read_block
+
+    ends, total = [], 0
+    for n in block_lines:
+        total += n
+        ends.append(total)
+    wanted: dict[int, list[int]] = {}
+    for line in lines:
+        i = bisect.bisect_left(ends, line)
+        if i < len(ends):
+            wanted.setdefault(i, []).append(line)
+    out: dict[int, Any] = {}
+    try:
+        size = os.path.getsize(path)
+        for i, group in sorted(wanted.items()):
+            block = read_block(path, i, size)[1]
+            base = ends[i] - block_lines[i]
+            for line in group:
+                try:
+                    obj = orjson.loads(block[line - base - 1])
+                except (IndexError, orjson.JSONDecodeError):
+                    continue
+                if type(obj) is dict and "id" in obj:
+                    out[line] = obj["id"]
+    except OSError:
+        pass
+    return out
 
 
 def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:

@@ -262,9 +262,22 @@ def test_duplicate_ids_capped_and_counted(tmp_path: Path, monkeypatch) -> None:
     for jobs in (1, 2):
         report = engine.validate_jsonl([str(path)], jobs=jobs, max_per_rule=4)
         assert [(f.line, f.message) for f in report.findings] == [
-            (4, "duplicate id (first used at line 1)"), (5, "duplicate id (first used at line 2)"),
-            (6, "duplicate id (first used at line 3)"), (7, "duplicate id (first used at line 1)")]
+            (4, "duplicate id 0 (first used at line 1)"), (5, "duplicate id 1 (first used at line 2)"),
+            (6, "duplicate id 2 (first used at line 3)"), (7, "duplicate id 0 (first used at line 1)")]
         assert report.suppressed == {"IVL224": 23}
+
+
+def test_duplicate_ids_are_named_across_blocks(tmp_path: Path, monkeypatch) -> None:
+    """The workers keep 8-byte digests; the message names the id, read back from the line (CRLF lines too)."""
+    rows = [{**clean(0), "id": rid} for rid in ("a", "b", 7, "a", "7", 7)]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\r\n" for r in rows))
+    monkeypatch.setattr(cache, "BLOCK", 300)
+    monkeypatch.setattr(engine, "SMALL", 0)
+    for jobs in (1, 2):
+        report = engine.validate_jsonl([str(path)], jobs=jobs, select=["IVL224"])
+        assert [(f.line, f.message) for f in report.findings] == [
+            (4, "duplicate id 'a' (first used at line 1)"), (6, "duplicate id 7 (first used at line 3)")]
 
 
 def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
