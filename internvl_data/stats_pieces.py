@@ -118,9 +118,9 @@ class PieceCodec:
     def measure(self, text: str, spans: list[tuple[int, int]], runs: list[int], limit: int) -> Measure | None:
         """Token facts of ``text`` (one ``<IMG_CONTEXT>`` per image, image k stands for ``runs[k]`` tokens).
 
-        Trained tokens are those whose first character lies in a ``spans`` interval (sorted, disjoint) and that
-        are not image tokens and end at a full position <= ``limit``, as :func:`labels.semantic_labels` with
-        truncation. Returns None when a piece needs the exact path (an image id inside plain text).
+        Trained tokens are those whose first character lies in a ``spans`` interval (sorted, disjoint), that are
+        not image tokens (when the record has images: a literal ``<img>`` in a text record is trained, as in
+        ``SampleBuilder``) and that end at a full position <= ``limit``. Returns None when a piece needs the exact path (an image id inside plain text).
         """
         img_start, img_end, ctx = self.img
         pad, watch, special = self.pad_id, self.watch, self.special
@@ -142,9 +142,9 @@ class PieceCodec:
                 if tid == ctx:
                     k = runs[n_ctx] if n_ctx < len(runs) else 1
                     n_ctx += 1
-                if tid == ctx or tid == img_start or tid == img_end:
-                    n_end += tid == img_end
-                    last_image = tok + k
+                n_end += tid == img_end
+                if runs and (tid == ctx or tid == img_start or tid == img_end):
+                    last_image = tok + k  # image tokens are never trained (in a text record they are text)
                 elif si < nspan and spans[si][0] <= pos and tok < limit:
                     supervised += 1
                 if tid == pad and tok < limit:

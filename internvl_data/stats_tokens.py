@@ -206,7 +206,9 @@ class TokenCounter:
         spans = np.asarray(trained_spans(segs), dtype=np.int64).reshape(-1, 2)
         j = np.searchsorted(spans[:, 0], starts, side="right") - 1
         inside = (j >= 0) & (starts < spans[np.maximum(j, 0), 1]) if len(spans) else np.zeros(len(ids), bool)
-        trained = inside & (ends > starts) & ~is_image & (after <= self.L)
+        trained = inside & (ends > starts) & (after <= self.L)
+        if runs:  # as SampleBuilder: image ids are masked in records with images only
+            trained &= ~is_image
         c.supervised = int(trained.sum())
         full_ids = np.repeat(ids, reps)[: self.L]
         official_text, n = self._official_inputs(segs, runs, text)
