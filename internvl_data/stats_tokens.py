@@ -278,7 +278,7 @@ class TokenCounter:
         c.total = s.full_length
         where = np.flatnonzero(np.isin(s.input_ids, self.image_ids))  # never truncated: that raises above
         c.image = sum(self.b.tokens_per_tile * k + 2 for k in rec.tiles)  # a literal <img> in text is text
-        c.last_image_end = int(where[-1]) + 1 if len(where) else 0
+        c.last_image_end = int(where[-1]) + 1 if len(where) and rec.tiles else 0  # as the fast paths
         c.text = c.total - c.image
         c.supervised = int((s.labels != -100).sum())
         c.mismatch = bool(s.official_mismatch)

@@ -30,8 +30,12 @@ def records(draw: st.DrawFn) -> Record:
     convs = []
     for _ in range(turns):
         convs += [{"from": "human", "value": draw(MESSAGE)}, {"from": "gpt", "value": draw(MESSAGE)}]
-    kind = draw(st.sampled_from(["text", "single", "multi"]))
-    if kind == "text":
+    kind = draw(st.sampled_from(["text", "single", "multi", "video"]))
+    if kind == "video":
+        if draw(st.booleans()):
+            convs[0]["value"] = "<video>\n" + convs[0]["value"]
+        obj, tiles = {"video": "v.mp4", "conversations": convs}, [1] * 3
+    elif kind == "text":
         obj, tiles = {"conversations": convs}, []
     elif kind == "single":
         obj, tiles = {"image": "x.jpg", "conversations": convs}, [draw(st.integers(1, 4))]
@@ -64,6 +68,8 @@ def test_count_only_path_equals_sample_builder(model_dirs: dict[str, Path], pair
         got = counter.count_batch([rec])
         ref = SampleBuilder(counter.b.codec.tokenizer, counter.b.info, max_seq_length=max_len, num_frames=3)
         assert [_fast(c) for c in got] == [_reference(ref, rec)]
+        if not got[0].error:  # every field, not only those the reference has
+            assert got == [counter._slow(rec)]
         assert counter.measured and counter.pieces.ok
 
     check()
