@@ -102,6 +102,8 @@ def _join(reports: list[Report]) -> Report:
         out.findings += r.findings
         for code, n in r.suppressed.items():
             out.suppressed[code] = out.suppressed.get(code, 0) + n
+        for sev, n in (r.left_out or {}).items():
+            out.left_out[sev] = out.left_out.get(sev, 0) + n
         out.files += r.files
         out.records += r.records
         out.seconds += r.seconds

@@ -21,6 +21,7 @@ from .checks_meta import check_declared_length
 from .findings import Finding, Report, Severity
 from .meta import MetaEntry, MetaResult, load_meta
 from .options import ValidateOptions
+from . import rules
 from .rules import emit, selected
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class FileResult:
     lines: int
     records: int
     findings: list[Finding] = field(default_factory=list)
-    suppressed: dict[str, int] = field(default_factory=dict)
+    suppressed: dict[tuple[str, str], int] = field(default_factory=dict)  # (code, severity) -> left out
     media_paths: list[str] = field(default_factory=list)
 
 
@@ -48,7 +49,7 @@ class Keeper:
         self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
         self.kept: list[Finding] = []
         self.seen: dict[str, int] = {}
-        self.suppressed: dict[str, int] = {}
+        self.suppressed: dict[tuple[str, str], int] = {}  # (code, severity value) -> findings left out
         self._ok: dict[str, bool] = {}
 
     def wants(self, code: str) -> bool:
@@ -65,13 +66,26 @@ class Keeper:
             if self.cap is None or n <= self.cap:
                 self.kept.append(f)
             else:
-                self.suppressed[f.code] = self.suppressed.get(f.code, 0) + 1
+                key = (f.code, f.severity.value)
+                self.suppressed[key] = self.suppressed.get(key, 0) + 1
 
-    def count(self, suppressed: dict[str, int]) -> None:
-        for code, n in suppressed.items():
+    def count(self, suppressed: dict[tuple[str, str], int]) -> None:
+        for key, n in suppressed.items():
+            code = key[0]
             if self.wants(code):
                 self.seen[code] = self.seen.get(code, 0) + n
-                self.suppressed[code] = self.suppressed.get(code, 0) + n
+                self.suppressed[key] = self.suppressed.get(key, 0) + n
+
+    def report(self, findings: list[Finding], strict: bool = False, **fields: Any) -> Report:
+        """A :class:`Report` of ``findings`` with what was left out, per code and per severity (``strict``:
+        warnings count as errors)."""
+        by_code: dict[str, int] = {}
+        by_severity: dict[Severity, int] = {}
+        for (code, sev), n in self.suppressed.items():
+            by_code[code] = by_code.get(code, 0) + n
+            level = Severity.ERROR if strict and sev == Severity.WARNING.value else Severity(sev)
+            by_severity[level] = by_severity.get(level, 0) + n
+        return Report(findings, by_code, left_out=by_severity, **fields)
 
 
 # --------------------------------------------------------------------------------------------- parent side
@@ -120,7 +134,7 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
     if keep.wants("IVL224"):
         found, more = _duplicate_ids(me, keys, where, opts.max_per_rule, [b.lines for b in blocks])
         keep.add(found)
-        keep.count({"IVL224": more} if more else {})
+        keep.count({("IVL224", rules.get("IVL224").severity.value): more} if more else {})
     keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
     return FileResult(cache.combine([b.digest for b in blocks]), base, records, keep.kept, keep.suppressed,
                       sorted(media))
@@ -219,7 +233,8 @@ def _code_stamp() -> list:
 
 def _to_payload(r: FileResult, media_stats: bool) -> dict:
     return {
-        "content_hash": r.content_hash, "lines": r.lines, "records": r.records, "suppressed": r.suppressed,
+        "content_hash": r.content_hash, "lines": r.lines, "records": r.records,
+        "suppressed": [[code, sev, n] for (code, sev), n in r.suppressed.items()],
         "findings": [[f.code, f.severity.value, f.path, f.line, f.col, f.message, f.json_path, f.hint, f.dataset]
                      for f in r.findings],
         "media_paths": r.media_paths,
@@ -231,7 +246,8 @@ def _from_payload(p: dict) -> FileResult | None:
     """A cached result, or None when the entry is damaged (then the file is checked again)."""
     try:
         found = [Finding(c, Severity(s), *rest) for c, s, *rest in p["findings"]]
-        return FileResult(p["content_hash"], p["lines"], p["records"], found, p["suppressed"], p["media_paths"])
+        left = {(code, Severity(sev).value): int(n) for code, sev, n in p["suppressed"]}
+        return FileResult(p["content_hash"], p["lines"], p["records"], found, left, p["media_paths"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -247,7 +263,7 @@ def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = Non
     meta = load_meta(os.fspath(meta_path))
     report, done = _check(meta, opts)
     report.seconds = time.perf_counter() - t0
-    if opts.write_manifest and done and not _has_errors(report):
+    if opts.write_manifest and done and report.ok:
         manifest.write(meta_path, opts, done)
     elif opts.write_manifest:  # a manifest from an earlier clean run must not vouch for this data any more
         manifest.remove(meta_path, opts)
@@ -334,15 +350,9 @@ def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], o
     found = keep.kept
     if opts.strict:
         found = [replace(f, severity=Severity.ERROR) if f.severity is Severity.WARNING else f for f in found]
-    report = Report(found, keep.suppressed, len(todo), sum(results[ds].records for ds in todo))
+    report = keep.report(found, opts.strict, files=len(todo), records=sum(results[ds].records for ds in todo))
     report.datasets = [me.name for me in meta.entries]
     return report
-
-
-def _has_errors(report: Report) -> bool:
-    from .report import severity_counts
-
-    return severity_counts(report)[Severity.ERROR] > 0
 
 
 def meta_unusable(report: Report) -> bool:
@@ -352,11 +362,9 @@ def meta_unusable(report: Report) -> bool:
 
 def exit_code(report: Report, strict: bool = False) -> int:
     """0 clean (warnings allowed unless strict), 1 errors, 2 unusable meta file."""
-    from .report import severity_counts
-
     if meta_unusable(report):
         return 2
-    counts = severity_counts(report)
+    counts = report.counts()
     return 1 if counts[Severity.ERROR] or (strict and counts[Severity.WARNING]) else 0
 
 

@@ -37,7 +37,12 @@ class Finding:
 
 @dataclass(slots=True)
 class Report:
-    """The outcome of one validation run."""
+    """The outcome of one validation run.
+
+    ``suppressed`` counts the findings left out by --max-per-rule per code (what reporters list); ``left_out``
+    counts the same findings per severity (a code can have findings of several severities). A report built by
+    hand without ``left_out`` counts each code at its rule's default severity.
+    """
 
     findings: list[Finding] = field(default_factory=list)
     suppressed: dict[str, int] = field(default_factory=dict)  # code -> findings left out by --max-per-rule
@@ -45,10 +50,30 @@ class Report:
     records: int = 0
     seconds: float = 0.0
     datasets: list[str] = field(default_factory=list)
+    left_out: dict[Severity, int] | None = None  # severity -> findings left out by --max-per-rule
+
+    def __post_init__(self) -> None:
+        if self.left_out is None:
+            self.left_out = {}
+            if self.suppressed:
+                from .rules import all_rules
+
+                rules = all_rules()
+                for code, n in self.suppressed.items():
+                    sev = rules[code].severity if code in rules else Severity.ERROR
+                    self.left_out[sev] = self.left_out.get(sev, 0) + n
+
+    def counts(self) -> dict[Severity, int]:
+        """Findings per severity, those left out by --max-per-rule included."""
+        out = {s: 0 for s in Severity}
+        for f in self.findings:
+            out[f.severity] += 1
+        for sev, n in (self.left_out or {}).items():
+            out[sev] += n
+        return out
 
     def count(self, severity: Severity) -> int:
-        n = sum(1 for f in self.findings if f.severity is severity)
-        return n
+        return self.counts()[severity]
 
     @property
     def errors(self) -> int:

@@ -32,7 +32,7 @@ class BlockResult:
     lines: int
     records: int
     findings: list[Finding]
-    suppressed: dict[str, int]
+    suppressed: dict[tuple[str, str], int]  # (code, severity value) -> findings left out by --max-per-rule
     id_keys: array
     id_lines: array
     media_paths: set[str]

@@ -23,32 +23,13 @@ def render(report: Report, fmt: str = "text") -> str:
     return _load(fmt)(report)
 
 
-def severity_counts(report: Report) -> dict[Severity, int]:
-    """Findings per severity, including those left out by --max-per-rule (counted at their code's severity)."""
-    counts = {s: 0 for s in Severity}
-    first: dict[str, Severity] = {}
-    for f in report.findings:
-        counts[f.severity] += 1
-        first.setdefault(f.code, f.severity)
-    for code, n in report.suppressed.items():
-        counts[first.get(code) or _default_severity(code)] += n
-    return counts
-
-
-def _default_severity(code: str) -> Severity:
-    from .. import rules
-
-    r = rules.all_rules().get(code)
-    return r.severity if r else Severity.ERROR
-
-
 def _n(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 or word == "info" else "s")
 
 
 def summary_line(report: Report) -> str:
     """`Found N problems (E errors, W warnings, I info) in F files, R records, in S s.`"""
-    c = severity_counts(report)
+    c = report.counts()
     return (
         f"Found {_n(sum(c.values()), 'problem')} ({_n(c[Severity.ERROR], 'error')}, "
         f"{_n(c[Severity.WARNING], 'warning')}, {_n(c[Severity.INFO], 'info')}) in {_n(report.files, 'file')}, "

@@ -6,7 +6,6 @@ import orjson
 
 from .. import __version__
 from ..findings import Finding, Report, Severity
-from . import severity_counts
 
 
 def finding_dict(f: Finding, names: dict[str, str]) -> dict:
@@ -27,7 +26,7 @@ def render(report: Report) -> str:
     from ..rules import all_rules
 
     names = {code: r.name for code, r in all_rules().items()}
-    counts = severity_counts(report)
+    counts = report.counts()
     doc = {
         "tool": "ivl-data",
         "version": __version__,

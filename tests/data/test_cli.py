@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.helpers.records import clean, turn, write_jsonl
 
-from internvl_data import cache
+from internvl_data import cache, manifest
 
 engine = importlib.import_module("internvl_data.engine")
 scan = importlib.import_module("internvl_data.scan")
@@ -103,6 +103,33 @@ def test_max_per_rule_keeps_first_and_counts_rest(make_meta, run_cli) -> None:
     doc = json.loads(out)
     assert code == 1 and doc["findings"] == [] and doc["summary"]["suppressed"] == {"IVL001": 1, "IVL201": 5}
     assert doc["summary"]["errors"] == 6
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_left_out_findings_keep_their_own_severity(tmp_path: Path, run_cli, strict: bool) -> None:
+    """IVL208 is a warning by default but an error with internlm2-chat; IVL211 an error by default but a warning
+    for a whitespace-only value: findings left out by --max-per-rule count at their real severity."""
+    system = write_jsonl(tmp_path / "s.jsonl", [SYSTEM])
+    blank = write_jsonl(tmp_path / "b.jsonl", [{"id": 1, "conversations": [turn("human", "  "), turn("gpt", "x")]}])
+    extra = ["--strict"] if strict else []
+    for path, args, code, summary in (
+        (system, ["--template", "internlm2-chat"], 1, "(1 error, 0 warnings, 0 info)"),
+        (blank, [], 1 if strict else 0, "(1 error, 0 warnings, 0 info)" if strict else "(0 errors, 1 warning, 0 info)"),
+    ):
+        got, out, _ = run_cli("validate", "--jsonl", path, "--max-per-rule", "0", *args, *extra)
+        assert (got, out.splitlines()[-1].split(" in ")[0]) == (code, f"Found 1 problem {summary}")
+
+
+def test_left_out_errors_block_the_manifest_and_count_in_the_api(make_meta) -> None:
+    meta = make_meta(d=[{"id": 1}])
+    report = engine.validate(meta, media="off", max_per_rule=0)
+    assert (report.findings, report.suppressed, report.errors, report.ok) == ([], {"IVL201": 1}, 1, False)
+    assert engine.exit_code(report) == 1 and not manifest.default_path(meta).exists()
+    strict = engine.validate(make_meta(d=[NO_IMAGE]), media="off", max_per_rule=0, strict=True)
+    assert (strict.findings, strict.errors, strict.warnings) == ([], 1, 0)
+    assert engine.exit_code(strict) == 1 and not manifest.default_path(meta).exists()
+    missing = engine.validate(meta.parent / "missing.json", max_per_rule=0, write_manifest=False)
+    assert (missing.errors, engine.exit_code(missing)) == (1, 2)
 
 
 def test_jsonl_mode_and_exit_zero(tmp_path: Path, run_cli) -> None:
