@@ -73,16 +73,12 @@ class TokenCounter:
     """Counts tokens for batches of :class:`stats_scan.Record` with one checkpoint's tokenizer and template."""
 
     def __init__(self, builder: Any, settings: Settings):
+        from .stats_pieces import PieceCodec
+
         self.b = builder
         self.settings = settings
         self.L = builder.max_seq_length
-        from . import labels as lab
-        from .stats_pieces import PieceCodec
-
-        codec = builder.codec
-        self.image_ids = np.asarray([codec.img_start, codec.img_end, codec.img_context])
-        self.pieces = PieceCodec(codec)
-        self.n = lab.counter(lambda text: range(self.pieces.count(text))) if self.pieces.ok else builder.n
+        self.pieces = PieceCodec(builder.codec)
         self.checks_left = CHECK_RECORDS  # records whose piece-wise encoding is compared with the tokenizer's
         self.measured = self.pieces.ok  # count-only path (PieceCodec.measure), compared on the same records
 
@@ -104,40 +100,46 @@ class TokenCounter:
 
     def count_batch(self, records: list[Record]) -> list[Counts]:
         """Counts for each record, in order."""
+        if self.b.template.preprocess == "internvl2_5":  # block-wise labels: the builder itself
+            return [self._slow(rec) for rec in records]
+        out = []
+        for rec in records:
+            layout = self._layout(rec)
+            out.append(self._slow(rec) if layout is None else self._fast(rec, *layout))
+            self.pieces.forget_long()
+        return out
+
+    def _layout(self, rec: Record) -> tuple[list, list[int]] | None:
+        """(rendered segments with images placed, image run lengths), or None: the builder decides."""
         from .sample import SampleError
         from .templates import conversation_turns, place_images, render_segments
 
         t = self.b.template
-        out: list[Counts | None] = [None] * len(records)
-        fast: list[tuple[int, list, list[int]]] = []
-        for i, rec in enumerate(records):
-            if t.preprocess == "internvl2_5":
-                out[i] = self._slow(rec)
-                continue
-            try:
-                convs = prepare(rec)
-                system, turns = conversation_turns(t, convs)
-                runs = [self.b.tokens_per_tile * k for k in rec.tiles]
-                segs, placed = place_images(t, render_segments(t, turns, system),
-                                            len(runs) if rec.kind != "text" else 0)
-            except (SampleError, ValueError, KeyError, AttributeError, TypeError):
-                out[i] = self._slow(rec)
-                continue
-            if placed != len(runs):  # too few placeholders (an error) or frames without one: the builder decides
-                out[i] = self._slow(rec)
-                continue
-            fast.append((i, segs, runs))
-        for i, segs, runs in fast:
-            text = "".join(s.text for s, _ in segs)
-            if self.checks_left > 0 or not self.pieces.ok:
-                out[i] = self._count(records[i], segs, runs, text, self._encode(text))
-                if self.pieces.ok and self.measured and self._measured(records[i], segs, runs, text) != out[i]:
-                    self.measured = False  # the count-only path is not exact for this tokenizer: never again
-            else:
-                out[i] = (self._measured(records[i], segs, runs, text) if self.measured
-                          else self._count(records[i], segs, runs, text, self.pieces.encode(text)))
-            self.pieces.forget_long()
-        return [c for c in out if c is not None]
+        try:
+            system, turns = conversation_turns(t, prepare(rec))
+            runs = [self.b.tokens_per_tile * k for k in rec.tiles]
+            segs, placed = place_images(t, render_segments(t, turns, system), len(runs) if rec.kind != "text" else 0)
+        except (SampleError, ValueError, KeyError, AttributeError, TypeError):
+            return None
+        # too few placeholders (an error) or frames without one: the builder decides
+        return (segs, runs) if placed == len(runs) else None
+
+    def _fast(self, rec: Record, segs: list, runs: list[int]) -> Counts:
+        """Counts without the builder: the first ``CHECK_RECORDS`` records through the exact arrays (compared with
+        the tokenizer's whole-text encoding and with the count-only path), later ones count-only."""
+        from .templates import trained_spans
+
+        text = "".join(s.text for s, _ in segs)
+        spans = trained_spans(segs)
+        if self.checks_left > 0 or not self.pieces.ok:
+            m = self._from_arrays(self._encode(text), spans, runs)
+            if self.pieces.ok and self.measured and self.pieces.measure(text, spans, runs, self.L) != m:
+                self.measured = False  # the count-only path is not exact for this tokenizer: never again
+        else:
+            m = self.pieces.measure(text, spans, runs, self.L) if self.measured else None
+            if m is None:  # an image id inside plain text, or the count-only path is off
+                m = self._from_arrays(self.pieces.encode(text), spans, runs)
+        return self._finish(rec, segs, runs, text, m)
 
     def _encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, starts, ends) through the piece cache when it is exact for this tokenizer (checked on the first
@@ -145,97 +147,70 @@ class TokenCounter:
         if self.pieces.ok and self.checks_left > 0:
             self.checks_left -= 1
             self.pieces.ok = self.pieces.agrees(text)
-            if not self.pieces.ok:
-                self.n = self.b.n
         if self.pieces.ok:
             return self.pieces.encode(text)
         enc = self.b.codec.encode(text)
         offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         return np.asarray(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1]
 
-    def _measured(self, rec: Record, segs: list, runs: list[int], text: str) -> Counts:
-        """:meth:`_count` from token counts and boundary offsets only (:meth:`PieceCodec.measure`)."""
+    def _from_arrays(self, enc: tuple[np.ndarray, np.ndarray, np.ndarray], spans: list[tuple[int, int]],
+                     runs: list[int]) -> Any:
+        """The :class:`stats_pieces.Measure` of a tokenized text (one ``<IMG_CONTEXT>`` per image), from its ids and
+        offsets: what :meth:`PieceCodec.measure` computes from piece lengths."""
         from . import labels as lab
-        from .templates import trained_spans
+        from .stats_pieces import Measure
 
-        m = self.pieces.measure(text, trained_spans(segs), runs, self.L)
-        if m is None:
-            return self._count(rec, segs, runs, text, self.pieces.encode(text))
+        codec = self.b.codec
+        ids, starts, ends = enc
+        ctx = np.flatnonzero(ids == codec.img_context)
+        reps = np.ones(len(ids), dtype=np.int64)
+        reps[ctx[: len(runs)]] = runs[: len(ctx)]  # a surplus <IMG_CONTEXT> is one token
+        after = np.cumsum(reps)  # full position (1-based) of each token's last id
+        trained = (lab.semantic_labels(ids, np.column_stack((starts, ends)), spans) != lab.IGNORE) & (after <= self.L)
+        last_image = 0
+        if runs:  # as SampleBuilder: image ids are masked (and located) in records with images only
+            is_image = self.b._is_image(ids)
+            trained &= ~is_image
+            last_image = int(after[is_image][-1]) if is_image.any() else 0
+        pads = int(((ids == codec.pad_id) & (after <= self.L)).sum()) if codec.pad_id is not None else 0
+        return Measure(int(after[-1]) if len(ids) else 0, int(trained.sum()), last_image, pads, len(ctx),
+                       int((ids == codec.img_end).sum()))
+
+    def _finish(self, rec: Record, segs: list, runs: list[int], text: str, m: Any) -> Counts:
+        """Counts from a record's :class:`stats_pieces.Measure`; the official arithmetic decides ``mismatch``."""
+        from . import labels as lab
+
         if m.contexts != len(runs) or m.ends != len(runs):
             return self._slow(rec)  # a literal image token in the text: the builder names the problem
-        image = sum(runs) + 2 * len(runs)
+        image = _image_tokens(runs)
         c = Counts(rec.kind, self.b.template.name, m.full, image, m.full - image,
-                   frames=len(runs) * (rec.kind == "video"))
-        if runs:
-            c.last_image_end = m.last_image_end
-            c.truncated_image = m.last_image_end > self.L
+                   frames=len(runs) * (rec.kind == "video"), last_image_end=m.last_image_end)
+        c.truncated_image = bool(runs) and m.last_image_end > self.L
         if c.truncated_image:
             return c
         c.supervised = m.supervised
-        official_text, n = self._official_inputs(segs, runs, text)
         try:
-            cur = lab.official_length(self.b.template, official_text, n)
+            cur = lab.official_length(self.b.template, *self._official_inputs(segs, runs, text))
         except ValueError:
             return self._slow(rec)
         c.mismatch = cur < self.L and cur != min(m.full, self.L) - m.pads
         return c
 
-    def _count(self, rec: Record, segs: list, runs: list[int], text: str,
-               enc: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Counts:
-        from . import labels as lab
-        from .templates import trained_spans
-
-        codec = self.b.codec
-        ids, starts, ends = enc
-        ctx = np.flatnonzero(ids == codec.img_context)
-        if len(ctx) != len(runs) or int((ids == codec.img_end).sum()) != len(runs):
-            return self._slow(rec)  # a literal image token in the text: the builder names the problem
-        reps = np.ones(len(ids), dtype=np.int64)
-        reps[ctx] = runs
-        after = np.cumsum(reps)  # full position (1-based) of each token's last id
-        full = int(after[-1]) if len(ids) else 0
-        image = sum(runs) + 2 * len(runs)
-        c = Counts(rec.kind, self.b.template.name, full, image, full - image, frames=len(runs) * (rec.kind == "video"))
-        a, b, c_ = self.image_ids
-        is_image = (ids == a) | (ids == b) | (ids == c_)
-        if runs:
-            c.last_image_end = int(after[is_image][-1])
-            c.truncated_image = c.last_image_end > self.L
-        if c.truncated_image:
-            return c
-        spans = np.asarray(trained_spans(segs), dtype=np.int64).reshape(-1, 2)
-        j = np.searchsorted(spans[:, 0], starts, side="right") - 1
-        inside = (j >= 0) & (starts < spans[np.maximum(j, 0), 1]) if len(spans) else np.zeros(len(ids), bool)
-        trained = inside & (ends > starts) & (after <= self.L)
-        if runs:  # as SampleBuilder: image ids are masked in records with images only
-            trained &= ~is_image
-        c.supervised = int(trained.sum())
-        full_ids = np.repeat(ids, reps)[: self.L]
-        official_text, n = self._official_inputs(segs, runs, text)
-        try:
-            _labels, mismatch = lab.official_labels(self.b.template, official_text, full_ids, n,
-                                                    self.L, codec.pad_id, codec.endoftext_id)
-        except ValueError:
-            return self._slow(rec)
-        c.mismatch = bool(mismatch)
-        return c
-
     def _official_inputs(self, segs: list, runs: list[int], text: str) -> tuple[str, Callable[[str], int]]:
         """The text and ``n`` for the official arithmetic.
 
-        With an exact piece cache the images are never expanded: the arithmetic splits only at template
-        markers, so it sees the same parts without building and re-scanning strings of thousands of
-        ``<IMG_CONTEXT>``. When every image has the same run length the text keeps one ``<IMG_CONTEXT>`` per
-        image and ``n`` adds the run back; otherwise image k keeps k + 1 of them, so that ``n`` can tell from a
-        part's runs which images it holds. (Callers have checked that the text has no other ``<IMG_CONTEXT>``.)
+        The images are never expanded: the arithmetic splits only at template markers, so it sees the same
+        parts without building and re-scanning strings of thousands of ``<IMG_CONTEXT>``. When every image has
+        the same run length the text keeps one ``<IMG_CONTEXT>`` per image and ``n`` adds the run back;
+        otherwise image k keeps k + 1 of them, so that ``n`` can tell from a part's runs which images it holds.
+        (Callers have checked that the text has no other ``<IMG_CONTEXT>``.) ``n`` counts through the piece
+        cache when it is exact, else with the tokenizer.
         """
         from .labels import IMG_CONTEXT_RUN
         from .templates import expanded_text
         from .tokenizer import IMG_CONTEXT
 
-        if not self.pieces.ok:
-            return expanded_text(segs, runs), self.n
-        count = self.pieces.count
+        count = self.pieces.count if self.pieces.ok else self.b.n
         if len(set(runs)) > 1:
             width = len(IMG_CONTEXT)
 
@@ -265,7 +240,7 @@ class TokenCounter:
         except TruncatedImageError as exc:
             c.total = int(exc.details["length"])
             c.last_image_end = int(exc.details["last_image_token"]) + 1
-            c.image = sum(self.b.tokens_per_tile * k + 2 for k in rec.tiles)
+            c.image = _image_tokens([self.b.tokens_per_tile * k for k in rec.tiles])
             c.text = c.total - c.image
             c.truncated_image = True
             return c
@@ -276,8 +251,8 @@ class TokenCounter:
             c.error = f"IVL201: the record cannot be built ({exc})"
             return c
         c.total = s.full_length
-        where = np.flatnonzero(np.isin(s.input_ids, self.image_ids))  # never truncated: that raises above
-        c.image = sum(self.b.tokens_per_tile * k + 2 for k in rec.tiles)  # a literal <img> in text is text
+        where = np.flatnonzero(self.b._is_image(s.input_ids))  # never truncated: that raises above
+        c.image = _image_tokens([self.b.tokens_per_tile * k for k in rec.tiles])  # a literal <img> in text is text
         c.last_image_end = int(where[-1]) + 1 if len(where) and rec.tiles else 0  # as the fast paths
         c.text = c.total - c.image
         c.supervised = int((s.labels != -100).sum())
@@ -313,6 +288,11 @@ class TokenCounter:
         """Total tokens of a video record with the fewest frames the trainer draws (``min_num_frame``)."""
         fewer = Record(rec.obj, rec.kind, [1] * self.settings.min_num_frame)
         return self.count_batch([fewer])[0].total
+
+
+def _image_tokens(runs: list[int]) -> int:
+    """Tokens of the images themselves: each run of ``<IMG_CONTEXT>`` plus its ``<img>`` and ``</img>``."""
+    return sum(runs) + 2 * len(runs)
 
 
 def prepare(rec: Record) -> list[dict]:

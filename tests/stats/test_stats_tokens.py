@@ -115,7 +115,32 @@ def test_piece_cache_falls_back_when_it_disagrees(model_dirs: dict[str, Path]) -
     counter.pieces.agrees = lambda text: False  # type: ignore[method-assign]
     records = _records()
     assert counter.count_batch(records) == [counter._slow(r) for r in records]
-    assert not counter.pieces.ok and counter.n is counter.b.n
+    assert not counter.pieces.ok
+
+
+def test_count_only_path_switches_off_when_it_disagrees(model_dirs: dict[str, Path]) -> None:
+    counter = TokenCounter.load(model_settings(str(model_dirs["qwen2/Hermes-2"]), Settings()))
+    measure = counter.pieces.measure
+    counter.pieces.measure = lambda *a: measure(*a)._replace(supervised=-1)  # type: ignore[method-assign]
+    records = _records()
+    assert counter.count_batch(records) == [counter._slow(r) for r in records]
+    assert counter.pieces.ok and not counter.measured
+    counter.checks_left = 0  # later records: the exact arrays, never the disagreeing path
+    assert counter.count_batch(records) == [counter._slow(r) for r in records]
+
+
+def test_count_only_path_hands_pieces_with_image_ids_to_the_arrays(model_dirs: dict[str, Path], monkeypatch) -> None:
+    """A tokenizer whose own vocabulary could emit an image id inside plain text: ``measure`` gives up on such a
+    piece and the record is counted from its arrays. Also rotates the short-piece cache every 4 pieces."""
+    monkeypatch.setattr("internvl_data.stats_pieces.MAX_CACHE", 4)
+    counter = TokenCounter.load(model_settings(str(model_dirs["qwen2/Hermes-2"]), Settings(max_seq_length=700)))
+    counter.checks_left = 0
+    common = int(counter.b.codec.encode("the").ids[-1])  # pretend this id were an image token
+    counter.pieces.watch = counter.pieces.watch_image = {common}
+    records = _records()
+    assert counter.pieces.measure("the cat", [], [], 700) is None
+    assert counter.count_batch(records) == [counter._slow(r) for r in records]
+    assert counter.measured and len(counter.pieces.cache) <= 4
 
 
 def _stats_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
@@ -140,7 +165,8 @@ def test_exact_mixture_stats_with_a_model(mixture: Path, model_dirs: dict[str, P
         "videos": (3, 17643, 4, 2, 2, 0, 0, 0, 0, 1, 8665),
         "(mixture)": (13, 25957, 79, 2, 2, 0, 0, 0, 0, 4, 8665),
     }
-    assert rows["captions"]["image_tokens_p50"] == (770 + 1284) / 2  # 0, 770 (3 tiles), 1284 (1 + 4), 1794 (7) and rows["chat"]["image_tokens_max"] == 0
+    assert rows["captions"]["image_tokens_p50"] == (770 + 1284) / 2  # 0, 770 (3 tiles), 1284 (1 + 4), 1794 (7)
+    assert rows["chat"]["image_tokens_max"] == 0
 
 
 def test_official_mismatch_is_counted(mixture: Path, model_dirs: dict[str, Path],
