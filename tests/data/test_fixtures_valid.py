@@ -39,7 +39,9 @@ def text(rec: dict) -> str:
 
 
 def tree(root: Path) -> dict[str, Path]:
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
+    """Files and links under root, less the manifests `ivl-data validate` writes beside a meta file (git-ignored)."""
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
+            if (p.is_file() or p.is_symlink()) and not p.name.endswith(".ivl-manifest.json")}
 
 
 # ----------------------------------------------------------------------------- contents
@@ -103,6 +105,13 @@ def _pixels(path: Path) -> str:
         return f"{im.size} {im.mode} {hashlib.sha256(im.tobytes()).hexdigest()}"
 
 
+def test_tree_leaves_out_validate_manifests(tmp_path: Path) -> None:
+    """The README's first command writes fixtures/valid/meta.ivl-manifest.json; it is not a fixture."""
+    (tmp_path / "meta.json").write_text("{}")
+    (tmp_path / "meta.ivl-manifest.json").write_text("{}")
+    assert list(tree(tmp_path)) == ["meta.json"]
+
+
 def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
     """Text byte for byte; PNG pixels exactly; JPEG, palette PNG and MP4 by size, mode and frame count (their
     encoders' bytes can vary across library versions, and x264's even between runs)."""
@@ -136,7 +145,6 @@ def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
 def test_validate_passes_the_valid_fixture(tmp_path: Path) -> None:
     """`ivl-data validate fixtures/valid/meta.json` exits 0 with no errors and no media findings, in every
     media mode (run on a copy: validate writes a manifest beside the meta file)."""
-    cli_validate = pytest.importorskip("internvl_data.cli_validate")
     from internvl_data.cli import main
     from internvl_data import validate
 
@@ -146,4 +154,4 @@ def test_validate_passes_the_valid_fixture(tmp_path: Path) -> None:
         report = validate(str(copy / "meta.json"), media=mode, min_frames=8, write_manifest=False)
         assert report.errors == 0, report.findings
         assert [f for f in report.findings if f.code.startswith("IVL3")] == []
-    assert cli_validate is not None and main(["validate", str(copy / "meta.json"), "--media", "decode"]) == 0
+    assert main(["validate", str(copy / "meta.json"), "--media", "decode"]) == 0
