@@ -42,8 +42,7 @@ class PieceCodec:
         self.special = {tok.content: tid for tid, tok in added.items()}
         names = sorted(self.special, key=len, reverse=True)  # leftmost-longest, as the tokenizer matches
         self.split = re.compile("(" + "|".join(re.escape(s) for s in names) + ")").split if names else None
-        self.prefix = np.asarray(codec.prefix, dtype=np.int64)
-        self.prefix_ids = [int(i) for i in codec.prefix]
+        self.prefix = [int(i) for i in codec.prefix]  # what the tokenizer puts before any text (BOS or nothing)
         self.img = (codec.img_start, codec.img_end, codec.img_context)
         self.pad_id = codec.pad_id
         # ids that a plain piece could produce (they are in the model's own vocabulary): pieces are checked
@@ -88,7 +87,7 @@ class PieceCodec:
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of ``text`` (prefix tokens have offsets (0, 0))."""
         k = len(self.prefix)
-        ids, starts, ends, where, sizes = [self.prefix], [np.zeros(k, np.int64)], [np.zeros(k, np.int64)], [0], [k]
+        ids, starts, ends, where, sizes = [np.asarray(self.prefix, np.int64)], [np.zeros(k, np.int64)], [np.zeros(k, np.int64)], [0], [k]
         pos = 0
         for piece in self.split(text) if self.split else [text]:
             if piece:
@@ -124,8 +123,8 @@ class PieceCodec:
         """
         img_start, img_end, ctx = self.img
         pad, watch, special = self.pad_id, self.watch, self.special
-        tok = len(self.prefix_ids)
-        pads = sum(1 for i in self.prefix_ids[:limit] if i == pad)
+        tok = len(self.prefix)
+        pads = self.prefix[:limit].count(pad)
         supervised = last_image = n_ctx = n_end = 0
         pos = si = 0
         nspan = len(spans)
