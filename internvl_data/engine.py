@@ -219,16 +219,13 @@ def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:
                         __version__, cache.BLOCK, _code_stamp())
 
 
-# Modules whose code decides the findings of an annotation file (meta checks are never cached).
-_STAMPED = ("scan", "engine", "rules", "findings", "jsonutil", "models", "media", "checks_lines", "checks_records",
-            "checks_media", "checks_tokens", "tokenizer", "templates", "labels", "modelinfo", "tiling")
-
-
 @functools.lru_cache(maxsize=1)
 def _code_stamp() -> list:
-    """(name, size, mtime) of the checking modules: an edited check invalidates cached results (same version)."""
+    """(name, size, mtime) of every module of the package: an edited check, or anything it uses, invalidates
+    cached results (same version). All modules, not a hand-kept list that misses a new dependency."""
     here = os.path.dirname(os.path.abspath(__file__))
-    return [[name, *(cache.stat_signature(os.path.join(here, f"{name}.py")) or [])[:2]] for name in _STAMPED]
+    names = sorted(f[:-3] for f in os.listdir(here) if f.endswith(".py"))
+    return [[name, *(cache.stat_signature(os.path.join(here, f"{name}.py")) or [])[:2]] for name in names]
 
 
 def _to_payload(r: FileResult, media_stats: bool) -> dict:
