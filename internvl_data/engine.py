@@ -291,7 +291,7 @@ def _options(options: ValidateOptions | None, kwargs: dict[str, Any]) -> Validat
 
 def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[MetaEntry, FileResult]]]:
     """Check every readable annotation file of ``meta`` (cache first); the report and (entry, result) pairs."""
-    store = cache.Cache(opts.cache_dir) if opts.cache_dir else None
+    store = _open_cache(opts.cache_dir)
     todo = [i for i, me in enumerate(meta.entries) if me.annotation_path and os.path.isfile(me.annotation_path)]
     results: dict[int, FileResult] = {}
     hashes: dict[int, str] = {}
@@ -303,6 +303,17 @@ def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[
                 results[ds] = result
     results.update(_scan(meta, [ds for ds in todo if ds not in results], opts, store, hashes))
     return _report(meta, todo, results, opts), [(meta.entries[ds], results[ds]) for ds in todo]
+
+
+def _open_cache(folder: str | None) -> cache.Cache | None:
+    """The result store, or None (run uncached) without one or when the folder cannot be created: an unusable
+    cache folder only costs speed."""
+    if not folder:
+        return None
+    try:
+        return cache.Cache(folder)
+    except OSError:
+        return None
 
 
 def _scan(meta: MetaResult, todo: list[int], opts: ValidateOptions, store: cache.Cache | None,

@@ -177,3 +177,13 @@ def test_edited_check_code_misses_the_cache(make_meta, tmp_path: Path, calls, mo
     monkeypatch.setattr(engine, "_code_stamp", lambda: stamp[:-1] + [["tiling", 1, 2]])
     engine.validate(meta, **opts)
     assert len(calls) == 2
+
+
+def test_a_cache_folder_that_cannot_be_created_only_costs_speed(make_meta, tmp_path: Path, calls, run_cli) -> None:
+    meta = make_meta(d=[clean(1), {"id": 2}])
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    for where in (blocker, blocker / "sub"):
+        code, out, err = run_cli("validate", meta, "--media", "off", "--no-manifest", "--cache", where)
+        assert (code, err) == (1, "") and "IVL201" in out
+    assert calls == [1, 2, 1, 2] and blocker.read_text() == "not a folder"
