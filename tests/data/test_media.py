@@ -322,7 +322,7 @@ def test_malformed_records_never_raise(tmp_path: Path, record: dict) -> None:
     assert check_one(tmp_path, record) == []
 
 
-def test_pixel_limit_and_broken_video_messages(tmp_path: Path) -> None:
+def test_pixel_limit_and_broken_video_messages(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     case = FIXTURES / "invalid"
     (tmp_path / "bomb.png").write_bytes((case / "ivl307-image-too-large" / "bomb.png").read_bytes())
     (tmp_path / "broken.mp4").write_bytes((case / "ivl311-video-unreadable" / "broken.mp4").read_bytes())
@@ -331,9 +331,11 @@ def test_pixel_limit_and_broken_video_messages(tmp_path: Path) -> None:
         (f,) = check_one(tmp_path, {"image": "bomb.png", "conversations": conv("<image>", "x")},
                          media=mode, max_pixels=1_000_000)
         assert (f.code, f.message) == ("IVL307", want)
+    capfd.readouterr()
     (f,) = check_one(tmp_path, {"video": "broken.mp4", "conversations": conv("<video>\nx", "y")})
     assert f.code == "IVL311" and f.message.startswith("'broken.mp4' cannot be decoded by decord: ")
     assert str(tmp_path) not in f.message  # decord's text names the file; the finding already does
+    assert capfd.readouterr().err == ""  # decord's C++ logger is silenced while it opens the file (fd 2)
 
 
 # ----------------------------------------------------------------------------- untrusted bytes
