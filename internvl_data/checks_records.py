@@ -7,9 +7,7 @@ findings. Structure checks agree with ``schemas/record.schema.json`` (tests/data
 
 from __future__ import annotations
 
-import hashlib
 import re
-from array import array
 from typing import Any, Callable
 
 from .findings import Finding, Severity
@@ -477,89 +475,3 @@ def grounding_problems(value: str) -> list[tuple[str, str]]:
             elif x1 > x2 or y1 > y2:
                 problems.append(("IVL222", f"box {box.group(0)} has x1 > x2 or y1 > y2"))
     return problems
-
-
-# ---------------------------------------------------------------------------------------------- ids
-
-_MIX = 0x9E3779B97F4A7C15  # odd: multiplication is a bijection modulo 2**64
-_MASK64 = (1 << 64) - 1
-_BIG = 1 << 63
-
-
-class IdTracker:
-    """Duplicate ids among records, in a flat open-addressing table: an 8-byte digest (+ its line) per id.
-
-    Digests are deterministic (blake2b), so trackers from different worker processes can be merged.
-    """
-
-    __slots__ = ("_keys", "_lines", "_mask", "_count")
-
-    def __init__(self, capacity: int = 1 << 12) -> None:
-        size = 1 << max(4, (capacity * 2 - 1).bit_length())
-        self._keys = array("Q", bytes(8 * size))
-        self._lines = array("Q", bytes(8 * size))
-        self._mask = size - 1
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    @staticmethod
-    def digest(rid: Any) -> int:
-        """Nonzero 64-bit digest of an id: exact (a bijection) for integers, blake2b for strings."""
-        if type(rid) is int and -_BIG <= rid < _BIG:
-            return ((rid * _MIX) & _MASK64) or 1
-        tag = b"s" if type(rid) is str else b"n"
-        data = tag + str(rid).encode("utf-8", "surrogatepass")
-        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
-
-    def _insert(self, h: int, line: int) -> int:
-        """Insert; returns 0, or the line of the earlier occurrence."""
-        keys, mask = self._keys, self._mask
-        i = h & mask
-        k = keys[i]
-        while k and k != h:
-            i = (i + 1) & mask
-            k = keys[i]
-        if k:
-            return self._lines[i] or -1
-        keys[i] = h
-        self._lines[i] = line
-        self._count += 1
-        if self._count * 2 > mask:
-            self._grow()
-        return 0
-
-    def _grow(self) -> None:
-        old_keys, old_lines = self._keys, self._lines
-        size = (self._mask + 1) * 2
-        self._keys = array("Q", bytes(8 * size))
-        self._lines = array("Q", bytes(8 * size))
-        self._mask, self._count = size - 1, 0
-        for k, ln in zip(old_keys, old_lines):
-            if k:
-                self._insert(k, ln)
-
-    def add(self, rid: Any, ctx: Any) -> Finding | None:
-        """Record ``rid`` seen at ``ctx.line``; a Finding (IVL224) when it was seen before."""
-        if type(rid) is int and -_BIG <= rid < _BIG:
-            h = ((rid * _MIX) & _MASK64) or 1
-        elif type(rid) is str or type(rid) is float or type(rid) is int:
-            h = self.digest(rid)
-        else:
-            return None
-        first = self._insert(h, ctx.line)
-        if not first:
-            return None
-        return emit("IVL224", ctx.path, ctx.line, f"duplicate id {rid!r} (first used at line {first})",
-                    json_path="$.id", dataset=getattr(ctx, "dataset", ""))
-
-    def merge(self, other: "IdTracker", path: str, dataset: str = "") -> list[Finding]:
-        """Add every id of ``other`` (a later range of the same file); findings for those seen before."""
-        found = []
-        for k, ln in sorted(((k, ln) for k, ln in zip(other._keys, other._lines) if k), key=lambda t: t[1]):
-            first = self._insert(k, ln)
-            if first:
-                found.append(emit("IVL224", path, ln, f"duplicate id (first used at line {first})",
-                                  json_path="$.id", dataset=dataset))
-        return found

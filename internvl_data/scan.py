@@ -7,6 +7,7 @@ media paths it looked at, after --select/--ignore and a per-block --max-per-rule
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from . import cache
 from .checks_lines import LineCtx, check_line
 from .checks_media import MediaChecker, clear_cache
-from .checks_records import IdTracker, check_record
+from .checks_records import check_record
 from .findings import Finding
 from .meta import MetaEntry
 from .options import ValidateOptions
@@ -22,6 +23,25 @@ from .engine import Keeper
 
 _ID_TYPES = (int, str, float)
 _INT_KEYS = 1 << 63  # small non-negative int ids are their own key; other ids get a digest with this bit set
+_MIX = 0x9E3779B97F4A7C15  # odd: multiplication is a bijection modulo 2**64
+_MASK64 = (1 << 64) - 1
+
+
+def id_key(rid: Any) -> int | None:
+    """The 8-byte key by which IVL224 compares record ids (None: not an id, i.e. not an int, str or float).
+
+    Small non-negative ints are their own key; other ints a bijective mix, strings and floats a blake2b digest
+    (deterministic, so keys from different worker processes compare), all with the top bit set.
+    """
+    t = type(rid)
+    if t is int and 0 <= rid < _INT_KEYS:
+        return rid
+    if t is int and -_INT_KEYS <= rid < 0:
+        return ((rid * _MIX) & _MASK64) | _INT_KEYS
+    if t not in _ID_TYPES:
+        return None
+    data = (b"s" if t is str else b"n") + str(rid).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") | _INT_KEYS
 
 
 @dataclass
@@ -94,7 +114,7 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
         tokens = checkers.get(ds) or checkers.setdefault(ds, TokenChecker(me, opts))
     keep = Keeper(opts)
     id_keys, id_lines = array("Q"), array("Q")
-    add_key, add_line, digest_id = id_keys.append, id_lines.append, IdTracker.digest
+    add_key, add_line = id_keys.append, id_lines.append
     records = 0
     lineno = 0
     for lineno, raw in enumerate(lines, 1):
@@ -116,12 +136,9 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
             found = tokens.check(obj, ctx)
             if found:
                 keep.add(found)
-        rid = obj.get("id")
-        if type(rid) is int and 0 <= rid < _INT_KEYS:  # small ints are their own key (digests: 2**63 and up)
-            add_key(rid)
-            add_line(lineno)
-        elif rid is not None and type(rid) in _ID_TYPES:
-            add_key(digest_id(rid) | _INT_KEYS)
+        key = id_key(obj.get("id"))
+        if key is not None:
+            add_key(key)
             add_line(lineno)
     paths = media.media_paths if media is not None else set()
     return BlockResult(digest, lineno, records, keep.kept, keep.suppressed, id_keys, id_lines, paths)

@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import jsonschema
+import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from internvl_data import lines
+from internvl_data import cache, engine, lines
 from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.checks_records import IdTracker, _findings, check_record
+from internvl_data.checks_records import _findings, check_record
 from internvl_data.findings import Finding, Severity
 from internvl_data.meta import load_meta
 from internvl_data.rules import all_rules
@@ -130,38 +133,43 @@ def test_arbitrary_meta_objects_never_raise(meta: dict) -> None:
         assert [e.name for e in result.entries] == [k for k, v in meta.items() if isinstance(v, dict)]
 
 
-@SETTINGS
-@given(ids=st.lists(st.integers(-3, 30) | st.sampled_from(["1", "a", "b", "é"]) | st.integers(2**62, 2**64),
-                    max_size=60))
-def test_id_tracker_matches_a_set(ids: list) -> None:
-    tracker, seen = IdTracker(capacity=1), {}
-    ctx = LineCtx("d.jsonl")
-    for line, rid in enumerate(ids, start=1):
-        ctx.line = line
-        f = tracker.add(rid, ctx)
-        key = (type(rid), rid)
-        assert (f is not None) == (key in seen)
-        if f:
-            assert f.message.endswith(f"(first used at line {seen[key]})")
+ID = (st.integers(-3, 30) | st.sampled_from(["1", "a", "b", "é", 1.5, 2.0, -0.0, 0.0, None, True, [1]])
+      | st.integers(2**62, 2**64 - 1) | st.integers(-2**63, -2**62))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(ID, st.integers(0, 90)), max_size=40), block=st.integers(16, 200))
+def test_duplicate_ids_match_a_first_seen_dict(rows: list[tuple[Any, int]], block: int) -> None:
+    """IVL224 across blocks, in and out of worker processes, against a plain dict of first lines."""
+    data = b"".join(orjson.dumps({"id": rid, "pad": "x" * pad}) + b"\n" for rid, pad in rows)
+    want, seen = [], {}
+    for line, raw in enumerate(data.splitlines(), start=1):
+        rid = orjson.loads(raw)["id"]  # as the validator reads it
+        if type(rid) not in (int, str, float):
+            continue
+        key = (type(rid), repr(rid))
+        if key in seen:
+            want.append((line, f"duplicate id {rid!r} (first used at line {seen[key]})"))
         seen.setdefault(key, line)
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        path = Path(tmp) / "d.jsonl"
+        path.write_bytes(data)
+        mp.setattr(cache, "BLOCK", block)
+        mp.setattr(engine, "SMALL", 0)
+        for jobs in (1, 2):
+            report = engine.validate_jsonl([str(path)], jobs=jobs, select=["IVL224"], progress=False)
+            assert [(f.line, f.message) for f in report.findings] == want
 
 
 @SETTINGS
-@given(data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")), n=st.integers(1, 5))
-def test_ranges_and_lines_match_split(data: bytes, n: int) -> None:
-    old = lines.MIN_RANGE
-    lines.MIN_RANGE = 8
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "d.jsonl"
-            path.write_bytes(data)
-            want = data.split(b"\n")
-            if data.endswith(b"\n") or not data:
-                want.pop()
-            ranges = lines.split_ranges(path, n)
-            got = [raw for s, e, first in ranges for _, _, raw in lines.iter_lines(path, s, e, first)]
-            assert got == want
-            assert [ln for ln, _, _ in lines.iter_lines(path)] == list(range(1, len(want) + 1))
-            assert lines.count_lines(path) == len(want)
-    finally:
-        lines.MIN_RANGE = old
+@given(data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n")))
+def test_lines_and_count_match_split(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.jsonl"
+        path.write_bytes(data)
+        want = data.split(b"\n")
+        if data.endswith(b"\n") or not data:
+            want.pop()
+        assert [raw for _, _, raw in lines.iter_lines(path)] == want
+        assert [ln for ln, _, _ in lines.iter_lines(path)] == list(range(1, len(want) + 1))
+        assert lines.count_lines(path) == len(want)

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.checks_records import IdTracker, _findings, check_record, grounding_problems
+from internvl_data.checks_records import _findings, check_record, grounding_problems
 from internvl_data.findings import Severity
 from internvl_data.lines import iter_lines
+from internvl_data.scan import id_key
 from tests.helpers.bench_data import write_bench_lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,43 +201,15 @@ def test_make_dataset_records_are_clean(bench_lines: Path) -> None:
     assert set(codes) == {"IVL214"}
 
 
-def test_id_tracker() -> None:
-    t = IdTracker(capacity=4)
-    ctx = LineCtx("d.jsonl")
-    seen = []
-    for line, rid in enumerate([1, "1", 2, 1.5, 1, "1", None, [1], *range(3, 200), 150], start=1):
-        ctx.line = line
-        f = t.add(rid, ctx)
-        if f:
-            seen.append((f.code, f.line, f.message, f.severity))
-    assert seen == [
-        ("IVL224", 5, "duplicate id 1 (first used at line 1)", W),
-        ("IVL224", 6, "duplicate id '1' (first used at line 2)", W),
-        ("IVL224", 206, "duplicate id 150 (first used at line 156)", W),
-    ]
-    assert len(t) == 4 + 197
-
-
-def test_id_tracker_merge_reports_later_ranges() -> None:
-    a, b = IdTracker(), IdTracker()
-    ctx = LineCtx("d.jsonl")
-    for line, rid in [(1, "x"), (2, "y")]:
-        ctx.line = line
-        a.add(rid, ctx)
-    for line, rid in [(3, "z"), (4, "x")]:
-        ctx.line = line
-        b.add(rid, ctx)
-    found = a.merge(b, "d.jsonl", "ds")
-    assert [(f.code, f.line, f.message) for f in found] == [("IVL224", 4, "duplicate id (first used at line 1)")]
-
-
 def test_digest_is_stable_across_processes() -> None:
-    code = "from internvl_data.checks_records import IdTracker as T; print(T.digest('abc'), T.digest(-5))"
+    code = "from internvl_data.scan import id_key; print(id_key('abc'), id_key(-5))"
     runs = {
         subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
                        capture_output=True, text=True, check=True).stdout
         for seed in ("1", "2")
     }
-    assert runs == {f"{IdTracker.digest('abc')} {IdTracker.digest(-5)}\n"}
-    assert IdTracker.digest(1) != IdTracker.digest("1")
-    assert IdTracker.digest(0) == 1  # never the empty-slot marker
+    assert runs == {f"{id_key('abc')} {id_key(-5)}\n"}
+    assert id_key(1) != id_key("1")
+    assert id_key(0) == 0 and id_key(1.0) != id_key(1)  # small ints are their own key; digests have the top bit
+    assert min(id_key("abc"), id_key(-5), id_key(2**63), id_key(1.0)) >= 1 << 63
+    assert [id_key(v) for v in (None, True, [1], {"a": 1})] == [None] * 4  # not ids
