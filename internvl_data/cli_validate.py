@@ -7,7 +7,7 @@ import os
 import sys
 
 from .findings import Report
-from .options import FORMATS, MEDIA_MODES, ValidateOptions
+from .options import FORMATS, MEDIA_MODES, OptionError, ValidateOptions
 
 HELP = "check a meta file and its annotation/media files (or JSONL files with --jsonl)"
 FORMAT_ENV = "IVL_DATA_FORMAT"  # default for --format (e.g. `github` in CI)
@@ -115,9 +115,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:  # only possible through the environment variable
         print(f"ivl-data validate: ${FORMAT_ENV}={args.format!r} is not one of {', '.join(FORMATS)}", file=sys.stderr)
         return 2
-    for flag in ("max_per_rule", "max_pixels", "min_frames", "long_line", "jobs"):
-        value = getattr(args, flag)
-        if value is not None and value < 0:
-            print(f"ivl-data validate: --{flag.replace('_', '-')} must be >= 0, not {value}", file=sys.stderr)
-            return 2
-    return execute(args.paths, options_from_args(args), jsonl=args.jsonl, exit_zero=args.exit_zero)
+    try:
+        opts = options_from_args(args)
+    except OptionError as exc:  # the bounds live in options.LIMITS
+        print(f"ivl-data validate: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
+              file=sys.stderr)
+        return 2
+    return execute(args.paths, opts, jsonl=args.jsonl, exit_zero=args.exit_zero)

@@ -286,7 +286,7 @@ def _options(options: ValidateOptions | None, kwargs: dict[str, Any]) -> Validat
     """An options object, keyword options applied on top (unknown names: ValueError listing the valid ones)."""
     if options is None:
         return ValidateOptions.from_kwargs(**kwargs)
-    return replace(options, **kwargs) if kwargs else options
+    return options.updated(**kwargs) if kwargs else options
 
 
 def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[MetaEntry, FileResult]]]:

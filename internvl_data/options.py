@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 MEDIA_MODES = ("off", "exists", "header", "decode")
 FORMATS = ("text", "json", "github", "sarif")
 
+# Lower bound of each numeric option (``None`` is allowed where the default is None). The CLI flag of an option is
+# its name with dashes: --max-per-rule.
+LIMITS = {"max_pixels": 0, "min_frames": 0, "max_per_rule": 0, "jobs": 0, "max_seq_length": 1, "long_line": 0}
+
 # Fields that cannot change what the checks find; every other field is part of the cache key.
 _NOT_IN_KEY = frozenset({"strict", "jobs", "cache_dir", "manifest", "write_manifest", "format", "output", "progress"})
+
+
+class OptionError(ValueError):
+    """An option below its bound in :data:`LIMITS`; ``name``, ``bound`` and ``value`` say which."""
+
+    def __init__(self, name: str, bound: int, value: object) -> None:
+        super().__init__(f"{name} must be >= {bound}, not {value!r}")
+        self.name, self.bound, self.value = name, bound, value
 
 
 @dataclass(frozen=True)
@@ -42,12 +54,10 @@ class ValidateOptions:
             raise ValueError(f"media must be one of {', '.join(MEDIA_MODES)}, not {self.media!r}")
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if self.max_per_rule is not None and self.max_per_rule < 0:
-            raise ValueError("max_per_rule must be >= 0")
-        if self.max_seq_length < 1:
-            raise ValueError("max_seq_length must be >= 1")
-        if self.jobs < 0:
-            raise ValueError("jobs must be >= 0 (0 = all cores)")
+        for name, bound in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and value < bound:
+                raise OptionError(name, bound, value)
         for name in ("select", "ignore"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -58,11 +68,13 @@ class ValidateOptions:
     @classmethod
     def from_kwargs(cls, **options: object) -> "ValidateOptions":
         """Build from keyword options; an unknown name is a usage error naming the valid ones."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - names)
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        _known(cls, options)
         return cls(**options)  # type: ignore[arg-type]
+
+    def updated(self, **options: object) -> "ValidateOptions":
+        """A copy with keyword options applied on top (checked as in :meth:`from_kwargs`)."""
+        _known(type(self), options)
+        return replace(self, **options)  # type: ignore[arg-type]
 
     @property
     def workers(self) -> int:
@@ -71,3 +83,10 @@ class ValidateOptions:
     def key_fields(self) -> dict[str, object]:
         """The options that can change findings (cache key and manifest)."""
         return {k: v for k, v in asdict(self).items() if k not in _NOT_IN_KEY}
+
+
+def _known(cls: type, options: dict[str, object]) -> None:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
