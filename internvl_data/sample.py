@@ -213,7 +213,7 @@ class SampleBuilder:
                                         "official `</img>` count assertion drops this record")
         runs = runs[:placed]
         if t.preprocess == "internvl2_5":
-            ids, offsets, spans, official = self._blocks(segs, runs)
+            ids, offsets, spans, official = self._blocks(segs)
         else:
             text = "".join(s.text for s, _ in segs)
             enc = self.codec.encode(text)
@@ -232,6 +232,8 @@ class SampleBuilder:
             reps[ctx] = runs
             sem[self._is_image(ids)] = lab.IGNORE
             full_ids, sem = np.repeat(ids, reps), np.repeat(sem, reps)
+            if official is not None:
+                official = np.repeat(official, reps)
         full = len(full_ids)
         L = self.max_seq_length
         if full > L and len(runs):
@@ -263,8 +265,9 @@ class SampleBuilder:
         c = self.codec
         return (ids == c.img_context) | (ids == c.img_start) | (ids == c.img_end)
 
-    def _blocks(self, segs: list, runs: list[int]) -> tuple[list[int], list[tuple[int, int]], list, np.ndarray]:
-        """``internvl2_5``: every turn tokenized on its own (official ``preprocess_internvl2_5``)."""
+    def _blocks(self, segs: list) -> tuple[list[int], list[tuple[int, int]], list, np.ndarray]:
+        """``internvl2_5``: every turn tokenized on its own (official ``preprocess_internvl2_5``); the official
+        labels still have one ``<IMG_CONTEXT>`` per image (``build_text`` expands them with the ids)."""
         blocks: dict[int, list] = {}
         for seg, img in segs:
             blocks.setdefault(seg.turn, []).append((seg, img))
@@ -288,11 +291,6 @@ class SampleBuilder:
             spans.extend((a + base + shift, c + base + shift) for a, c in trained_spans(b))
             base += len(text) + 1  # +1 keeps spans of different blocks apart
         official = lab.block_labels(self.template, roles, per_block, head)
-        ctx = np.flatnonzero(np.asarray(ids) == self.codec.img_context)
-        if len(ctx) and len(ctx) == len(runs):
-            reps = np.ones(len(ids), dtype=np.int64)
-            reps[ctx] = runs[: len(ctx)]
-            official = np.repeat(official, reps)
         return ids, offsets, spans, official
 
 
