@@ -1,7 +1,8 @@
 """Streaming JSONL by byte offset: every line with its 1-based number and byte offset, in bounded memory.
 
-A range ``[start, end)`` always starts at a line start; :func:`split_ranges` cuts a file into such ranges and
-tells each range's first line number, so workers can check parts of one file in parallel.
+:func:`iter_lines` reads a whole file or a range ``[start, end)`` that starts at a line start (the chunks of
+`ivl-data stats`); :func:`count_lines` counts lines the same way. `ivl-data validate` reads its 4 MiB blocks
+through :func:`scan.read_block` instead.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 from collections.abc import Iterator
 
 CHUNK = 1 << 22  # bytes read at a time
-MIN_RANGE = 1 << 16  # split_ranges never cuts ranges smaller than this
 
 
 def iter_lines(
@@ -43,50 +43,11 @@ def iter_lines(
         yield lineno, offset, rest
 
 
-def split_ranges(path: str | os.PathLike[str], n: int) -> list[tuple[int, int, int]]:
-    """Cut the file into at most ``n`` ranges ``(start, end, first_lineno)`` whose bounds sit on line starts.
-
-    Ranges are contiguous and cover the whole file; the line numbers come from counting newlines per range.
-    """
-    size = os.path.getsize(path)
-    n = max(1, min(n, size // MIN_RANGE or 1))  # tiny files are one range
-    cuts = [0]
-    with open(path, "rb") as f:
-        for k in range(1, n):
-            target = max(size * k // n, cuts[-1])
-            f.seek(target)
-            if target:
-                f.readline()  # move to the start of the next line
-            pos = f.tell()
-            if pos > cuts[-1] and pos < size:
-                cuts.append(pos)
-        cuts.append(size)
-        ranges: list[tuple[int, int, int]] = []
-        lineno = 1
-        for start, end in zip(cuts, cuts[1:]):
-            ranges.append((start, end, lineno))
-            lineno += _count_newlines(f, start, end)
-    return ranges
-
-
-def _count_newlines(f, start: int, end: int) -> int:  # type: ignore[no-untyped-def]
-    f.seek(start)
-    count, left = 0, end - start
-    while left > 0:
-        data = f.read(min(CHUNK, left))
-        if not data:
-            break
-        count += data.count(b"\n")
-        left -= len(data)
-    return count
-
-
 def count_lines(path: str | os.PathLike[str]) -> int:
     """Number of lines as :func:`iter_lines` yields them (a final line without newline counts)."""
+    n, last = 0, b"\n"
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        n = _count_newlines(f, 0, size)
-        if size:
-            f.seek(size - 1)
-            n += f.read(1) != b"\n"
-    return n
+        while data := f.read(CHUNK):
+            n += data.count(b"\n")
+            last = data[-1:]
+    return n + (last != b"\n")

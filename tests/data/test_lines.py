@@ -1,4 +1,4 @@
-"""lines.py (byte-offset streaming, ranges) and checks_lines.py (IVL0xx) with exact positions."""
+"""lines.py (byte-offset streaming, ranges, line counts) and checks_lines.py (IVL0xx) with exact positions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from internvl_data import lines
 from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.lines import count_lines, iter_lines, split_ranges
+from internvl_data.lines import count_lines, iter_lines
 
 
 def write(tmp_path: Path, data: bytes) -> Path:
@@ -37,26 +37,18 @@ def test_iter_lines_from_the_middle(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 1 << 22])
 @pytest.mark.parametrize("n", [1, 2, 3, 8])
-def test_split_ranges_cover_the_file_with_correct_line_numbers(
+def test_ranges_at_line_starts_join_to_the_whole_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, n: int
 ) -> None:
     data = b"".join(b"x" * (k % 13) + b"\n" for k in range(3000)) + b"tail"
     p = write(tmp_path, data)
     monkeypatch.setattr(lines, "CHUNK", chunk if chunk > 1000 else chunk * 997)
-    monkeypatch.setattr(lines, "MIN_RANGE", 1024)
     whole = list(iter_lines(p))
-    ranges = split_ranges(p, n)
-    assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
-    assert all(start == 0 or data[start - 1 : start] == b"\n" for start, _, _ in ranges)
+    starts = sorted({0} | {data.index(b"\n", len(data) * k // n) + 1 for k in range(1, n)})
+    ranges = [(a, b, data.count(b"\n", 0, a) + 1) for a, b in zip(starts, [*starts[1:], len(data)])]
     parts = [t for start, end, first in ranges for t in iter_lines(p, start, end, first)]
     assert parts == whole
-    assert len(ranges) == n
-
-
-def test_split_ranges_keeps_tiny_files_whole(tmp_path: Path) -> None:
-    p = write(tmp_path, b"a\nb\n")
-    assert split_ranges(p, 4) == [(0, 4, 1)]
+    assert count_lines(p) == len(whole) == 3001
 
 
 def run(raw: bytes, long_line: int = 1 << 20) -> tuple[object, list[tuple[str, int, int, str]]]:
