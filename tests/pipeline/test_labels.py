@@ -1,9 +1,6 @@
 """Semantic labels vs the official per-template arithmetic (reference §4.3-4.7), on many generated records."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +12,9 @@ from internvl_data.models import record_kind
 from internvl_data.sample import prepare_conversations
 from internvl_data.templates import conversation_turns, get_template, render_conversation
 
+from tests.helpers.bench_data import MAKE_DATASET, write_bench_lines
 from tests.helpers.tokenizers import PAIRS
 
-MAKE_DATASET = Path(__file__).resolve().parents[3] / "shared" / "bench" / "make_dataset.py"
 PX = np.zeros((1, 3, 1, 1), np.float32)
 FAKE_TILES = {"text": lambda r: [], "single": lambda r: [7], "multi": lambda r: [3] * len(r["image"]),
               "video": lambda r: [1] * 4}
@@ -25,11 +22,10 @@ FAKE_TILES = {"text": lambda r: [], "single": lambda r: [7], "multi": lambda r: 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    if not MAKE_DATASET.is_file():
+    path = write_bench_lines(tmp_path_factory.mktemp("lines"), 240)
+    if path is None:
         pytest.skip(f"{MAKE_DATASET} not available")
-    out = tmp_path_factory.mktemp("lines")
-    subprocess.run([sys.executable, str(MAKE_DATASET), str(out), "--lines", "240"], check=True, capture_output=True)
-    return [json.loads(line) for line in (out / "lines_240.jsonl").read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def build(builder, record):
