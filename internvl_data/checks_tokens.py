@@ -112,7 +112,7 @@ class TokenChecker:
         if _SIZES is None:
             from .stats_media import MediaSizes
 
-            _SIZES = MediaSizes({})
+            _SIZES = MediaSizes({}, record_new=False)
         self.sizes = _SIZES
 
     def check(self, obj: Any, ctx: Any) -> list[Finding]:

@@ -229,7 +229,7 @@ def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
 def init_lengths_worker(datasets: list, settings: Any, parts_dir: str) -> None:
     from .stats_scan import _STATE, init_worker
 
-    init_worker(datasets, settings)
+    init_worker(datasets, settings, record_new=False)  # lengths does not write the media cache
     _STATE["parts_dir"] = parts_dir
 
 

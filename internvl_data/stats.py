@@ -149,8 +149,6 @@ def compute(
     cb = chunk_size(sum(sizes), jobs)
     plans = [plan_file(i, d.annotation, r, cb) for i, (d, r) in enumerate(datasets)]
     chunks = [c for p in plans for c in p.chunks]
-    cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
-    disk = stats_media.load(cache_dir)
     tallies = [Tally() for _ in datasets]
     new: dict[str, list[int]] = {}
     names = [d for d, _ in datasets]
@@ -158,7 +156,7 @@ def compute(
                                                    progress, "stats"):
         tallies[index].merge(tally)
         new.update(fresh)
-    stats_media.save(cache_dir, disk, new)
+    stats_media.save(Path(settings.cache_dir) if settings.cache_dir else None, new)
     result = [
         DatasetStats(d.name, d.annotation, r, t.lines if p.lines < 0 else p.lines,
                      t.lines if p.used_lines < 0 else p.used_lines, t.scaled(repeat_factor(r)))

@@ -3,7 +3,7 @@
 Each process remembers every path it has looked up during a run (a path is read once however often records
 reference it). Across runs, an on-disk cache (one JSON file) keyed by the resolved path and validated by the
 file's size and mtime avoids re-reading headers: a changed file is read again. Workers return their new
-entries; the parent merges them and writes the file atomically (:func:`save`).
+entries; the parent merges them into the file and writes it atomically (:func:`save`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ def load(cache_dir: Path | None) -> dict[str, list[int]]:
     return data if isinstance(data, dict) else {}
 
 
-def save(cache_dir: Path | None, entries: dict[str, list[int]], new: dict[str, list[int]]) -> None:
-    """Merge ``new`` into ``entries`` and write the cache atomically (temp file, then rename)."""
+def save(cache_dir: Path | None, new: dict[str, list[int]]) -> None:
+    """Merge ``new`` into the on-disk cache and write it atomically (temp file, then rename)."""
     if cache_dir is None or not new:
         return
+    entries = load(cache_dir)
     entries.update(new)
     from .cache import write_atomic
 
@@ -50,10 +51,15 @@ def save(cache_dir: Path | None, entries: dict[str, list[int]], new: dict[str, l
 
 
 class MediaSizes:
-    """Per-process lookups: run memo first, then the disk cache (if size and mtime match), then the header."""
+    """Per-process lookups: run memo first, then the disk cache (if size and mtime match), then the header.
 
-    def __init__(self, disk: dict[str, list[int]]):
+    With ``record_new`` (stats) every header read is kept for the disk cache until :meth:`take_new`; callers
+    that never save the cache (validate, lengths) pass ``record_new=False`` so that nothing accumulates.
+    """
+
+    def __init__(self, disk: dict[str, list[int]], record_new: bool = True):
         self.disk = disk
+        self.record_new = record_new
         self.memo: dict[str, Info | None] = {}
         self.new: dict[str, list[int]] = {}
 
@@ -83,7 +89,7 @@ class MediaSizes:
             info = tuple(cached[2:])
         else:
             info = reader(path)
-            if info is not None:
+            if info is not None and self.record_new:
                 self.new[path] = [st.st_size, st.st_mtime_ns, *info]
         self.memo[path] = info
         return info

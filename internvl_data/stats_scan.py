@@ -70,14 +70,17 @@ class Record:
 _STATE: dict = {}
 
 
-def init_worker(datasets: list[Dataset], settings: Settings) -> None:
-    """Process initialiser: the datasets, settings, media cache and (with a model) the token counter."""
+def init_worker(datasets: list[Dataset], settings: Settings, record_new: bool = True) -> None:
+    """Process initialiser: the datasets, settings, media cache and (with a model) the token counter.
+
+    ``record_new``: keep the header reads for :func:`stats_media.save` (stats; lengths does not save them).
+    """
     from . import stats_media
 
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
     _STATE["datasets"] = datasets
     _STATE["settings"] = settings
-    _STATE["sizes"] = MediaSizes(stats_media.load(cache_dir))
+    _STATE["sizes"] = MediaSizes(stats_media.load(cache_dir), record_new)
     _STATE["tokens"] = None
     if settings.model_dir:
         from .stats_tokens import TokenCounter

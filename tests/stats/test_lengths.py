@@ -75,6 +75,9 @@ def test_in_place_changes_only_lengths(data: Path, model_dirs: dict[str, Path],
     assert meta.read_bytes() == meta_before.replace(b'"repeat_time": 1}', b'"repeat_time": 1, "length": 5}')
     assert meta.with_name("meta.json.bak").read_bytes() == meta_before
     assert oct(ann.stat().st_mode & 0o777) == oct(ann.with_name("d.jsonl.bak").stat().st_mode & 0o777)
+    from internvl_data.stats_scan import _STATE
+
+    assert _STATE["sizes"].new == {}  # lengths never saves the media cache, so it keeps no new entries (--jobs 1)
 
 
 def test_lengths_agree_with_stats(data: Path, model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

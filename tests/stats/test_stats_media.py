@@ -14,16 +14,13 @@ import pytest
 from PIL import Image
 
 from internvl_data import cli
+from internvl_data.cli_stats import load_datasets
 from internvl_data.stats import compute
 from internvl_data.stats_scan import Dataset, Settings
 
 
 def _datasets(meta: Path) -> list[tuple[Dataset, float]]:
-    raw = json.loads(meta.read_text())
-    return [
-        (Dataset(name, str(meta.parent / e["annotation"]), e["root"], e.get("max_dynamic_patch")), e["repeat_time"])
-        for name, e in raw.items()
-    ]
+    return load_datasets(str(meta))
 
 
 def _dist(result, dataset: str, metric: str) -> dict:
@@ -93,6 +90,27 @@ def test_media_cache_is_written_and_reused(mixture: Path, tmp_path: Path, monkey
     monkeypatch.setattr(stats_media, "_read_video", boom)
     second = compute(str(mixture), _datasets(mixture), Settings(cache_dir=str(cache)), jobs=1).rows()
     assert _nan_safe(first) == _nan_safe(second)
+
+
+def test_media_cache_keeps_other_entries(mixture: Path, tmp_path: Path) -> None:
+    from internvl_data import stats_media
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / stats_media.CACHE_NAME).write_text(json.dumps({"/elsewhere/x.jpg": [1, 2, 3, 4]}))
+    compute(str(mixture), _datasets(mixture), Settings(cache_dir=str(cache)), jobs=2)
+    data = json.loads((cache / stats_media.CACHE_NAME).read_text())
+    assert list(data)[0] == "/elsewhere/x.jpg" and data["/elsewhere/x.jpg"] == [1, 2, 3, 4]
+    assert sorted(Path(p).name for p in data) == ["a.jpg", "b.png", "c.jpg", "d.jpg", "v.mp4", "x.jpg"]
+
+
+def test_media_sizes_without_recording(media_dir: Path) -> None:
+    from internvl_data.stats_media import MediaSizes
+
+    path = str(next(p for p in media_dir.iterdir() if p.suffix == ".jpg"))
+    kept, not_kept = MediaSizes({}), MediaSizes({}, record_new=False)
+    assert kept.image(path) == not_kept.image(path) is not None
+    assert list(kept.take_new()) == [path] and not_kept.new == {} and not_kept.take_new() == {}
 
 
 def _nan_safe(rows: list[dict]) -> list[dict]:
