@@ -178,8 +178,6 @@ def assign_tensors(
                 )
             if dtype is not None and value.is_floating_point() and value.dtype != dtype:
                 value = value.to(dtype)
-            elif value.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
-                value = value.clone()  # own the memory: the shard's memory map is released once it is read
             seen_dtype = seen_dtype or value.dtype
             module_name, _, attr = name.rpartition(".")
             model.get_submodule(module_name)._parameters[attr] = nn.Parameter(value, requires_grad=target.requires_grad)

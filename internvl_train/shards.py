@@ -49,7 +49,7 @@ def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         else:
             state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
             for key in list(state):
-                yield key, state.pop(key)
+                yield key, state.pop(key).clone()  # off the memory map: the file is released once read
             del state
 
 

@@ -1,13 +1,16 @@
-"""The streaming safetensors reader returns exactly what safetensors itself reads."""
+"""The streaming readers return exactly what safetensors itself reads, in memory of their own, copied once."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from internvl_train import loading
 from internvl_train.errors import CheckpointError
-from internvl_train.shards import _read_safetensors
+from internvl_train.shards import _read_safetensors, iter_tensors
 
 
 def test_reader_matches_safetensors_for_every_dtype(tmp_path):
@@ -40,3 +43,26 @@ def test_truncated_file_is_reported(tmp_path):
     (tmp_path / "y.safetensors").write_bytes(b"\x05")
     with pytest.raises(CheckpointError, match="y.safetensors: not a safetensors file"):
         list(_read_safetensors(tmp_path / "y.safetensors"))
+
+
+def test_streamed_tensors_become_the_parameters_without_another_copy(tiny_ckpt, monkeypatch):
+    streamed: dict[str, torch.Tensor] = {}
+
+    def spy(path):
+        for key, tensor in iter_tensors(path):
+            streamed[key] = tensor
+            yield key, tensor
+
+    monkeypatch.setattr(loading, "iter_tensors", spy)
+    model, _ = loading.load_pretrained(tiny_ckpt("qwen2", "300m"))
+    assert model.lm_head.weight.data_ptr() == streamed["language_model.lm_head.weight"].data_ptr()
+    embed = model.model.language_model.embed_tokens.weight
+    assert embed.data_ptr() == streamed["language_model.model.embed_tokens.weight"].data_ptr()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc/self/maps")
+def test_bin_weights_do_not_stay_memory_mapped(tiny_ckpt):
+    path = tiny_ckpt("internlm2", "6b", sharded=True, weights="bin")
+    model, _ = loading.load_pretrained(path)
+    maps = Path("/proc/self/maps").read_text()
+    assert model.lm_head.weight.numel() > 0 and str(path) not in maps
