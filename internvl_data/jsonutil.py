@@ -1,4 +1,4 @@
-"""JSON helpers: a position-keeping parser (duplicate keys, error line/column) and atomic writes.
+"""JSON helpers: a position-keeping parser (duplicate keys, error line/column).
 
 The hot path (one record per JSONL line) uses ``orjson.loads`` directly; :func:`parse` is the slow, exact
 parser for small documents (the meta file) and for the rare lines whose duplicate-key pre-check fails. It
@@ -8,13 +8,10 @@ accepts exactly what ``json.loads`` accepts (it reuses the standard library's st
 from __future__ import annotations
 
 import bisect
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from json.decoder import JSONDecodeError, scanstring
 from json.scanner import NUMBER_RE  # type: ignore[attr-defined]
-from pathlib import Path
 from typing import Any
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -27,10 +24,6 @@ class JObject(list):
 
     ``pos`` is the character offset of the key's opening quote in the parsed text.
     """
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict with the json.loads semantics (the last duplicate wins)."""
-        return {k: v for k, v, _ in self}
 
     def positions(self) -> dict[str, int]:
         """Key -> offset of its first occurrence."""
@@ -141,26 +134,3 @@ def line_finder(text: str) -> Callable[[int], int]:
     """A function from character offset to 1-based line number (binary search; for many lookups)."""
     newlines = [m.start() for m in re.finditer("\n", text)]
     return lambda pos: bisect.bisect_left(newlines, pos) + 1
-
-
-def line_col(text: str, pos: int) -> tuple[int, int]:
-    """1-based line and column of character offset ``pos``."""
-    line = text.count("\n", 0, pos) + 1
-    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .jsonutil import write_atomic
+from .cache import write_atomic
 from .models import Meta, Record
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -105,5 +105,6 @@ def write_schemas(check: bool = False) -> list[str]:
             continue
         changed.append(os.fspath(path))
         if not check:
-            write_atomic(path, text)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text.encode("utf-8"))
     return changed
