@@ -54,7 +54,6 @@ class LineCtx:
     path: str  # annotation path as shown to the user
     line: int = 0  # 1-based line number
     dataset: str = ""  # dataset name in the meta file
-    entry: Any = None  # the DatasetEntry (or meta.MetaEntry) of the dataset
     template: str | None = None  # chat template name; decides whether `system` turns are allowed
     long_line: int = 1 << 20  # IVL007 threshold in bytes
 

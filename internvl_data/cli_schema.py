@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-NAME = "schema"
 HELP = "print, write (--write) or check (--check) the JSON Schemas generated from the models"
 
 

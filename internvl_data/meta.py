@@ -43,11 +43,6 @@ class MetaResult:
     entries: list[MetaEntry] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        """No error-severity finding."""
-        return not any(f.severity.value == "error" for f in self.findings)
-
 
 def resolve(path: str, meta_dir: str) -> str:
     """A path from the meta file: absolute as is; else meta folder first, then the current directory."""

@@ -11,9 +11,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool, StrictFloat, StrictInt, StrictStr
 
-ROLES = ("human", "gpt", "system")
-KINDS = ("text", "single", "multi", "video")
-
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 

@@ -101,7 +101,7 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
     opts: ValidateOptions = _STATE["opts"]
     me = entries[ds]
     digest, lines = read_block(me.annotation_path, index, size)
-    ctx = LineCtx(path=me.annotation_path, dataset=me.name, entry=me, template=opts.template, long_line=opts.long_line)
+    ctx = LineCtx(path=me.annotation_path, dataset=me.name, template=opts.template, long_line=opts.long_line)
     media = None
     if opts.media != "off" and me.root_path:
         media = _STATE["media"].get(ds) or _STATE["media"].setdefault(ds, MediaChecker(me, opts))
