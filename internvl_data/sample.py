@@ -9,8 +9,6 @@ spliced in afterwards (added special tokens never merge with their neighbours, s
 from __future__ import annotations
 
 import functools
-
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,34 +303,26 @@ def prepare_conversations(record: dict[str, Any], kind: str, num_frames: int = 0
         raise SampleError("IVL201", "`conversations` is missing, empty or not a list of objects")
     convs = [dict(c) for c in convs]
     warnings = []
-    if kind == "single":
-        _prepend_if_missing(convs, "<image>")
-    elif kind == "video":
-        _prepend_if_missing(convs, "<video>")
-        first = _value(convs[0], 0)
-        if "<video>\n" not in first:
-            warnings.append("IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and the "
-                            "official forward zeroes the loss of the whole micro-batch")
-        lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(num_frames))
-        convs[0]["value"] = first.replace("<video>\n", lines + "\n")
+    if kind in ("single", "video"):
+        first = convs[0].get("value")
+        if not isinstance(first, str):
+            raise SampleError("IVL202", "conversations[0] has no string `value`")
+        tag = "<image>" if kind == "single" else "<video>"
+        if tag not in first:  # the loader's auto-insertion: only turn 0 is looked at (reference §1.5, §1.7)
+            first = tag + "\n" + first
+        if kind == "video":
+            if "<video>\n" not in first:
+                warnings.append("IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and "
+                                "the official forward zeroes the loss of the whole micro-batch")
+            lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(num_frames))
+            first = first.replace("<video>\n", lines + "\n")
+        convs[0]["value"] = first
     return convs, warnings
-
-
-def _value(turn: dict[str, Any], k: int) -> str:
-    v = turn.get("value")
-    if not isinstance(v, str):
-        raise SampleError("IVL202", f"conversations[{k}] has no string `value`")
-    return v
-
-
-def _prepend_if_missing(convs: list[dict[str, Any]], placeholder: str) -> None:
-    """The loader's auto-insertion: only turn 0 is looked at (reference §1.5, §1.7)."""
-    first = _value(convs[0], 0)
-    if placeholder not in first:
-        convs[0]["value"] = placeholder + "\n" + first
 
 
 def _join(root: str, rel: Any) -> str:
     if not isinstance(rel, str):
         raise SampleError("IVL205", f"media path {rel!r} is not a string")
-    return root + rel if root.startswith("s3://") else os.path.join(root, rel)
+    from .media import resolve
+
+    return resolve(root, rel, allow_outside_root=True)[0]

@@ -248,6 +248,14 @@ def test_errors_carry_codes(Entry_, builder_factory, media, record, code):
     assert e.value.code == code
 
 
+def test_s3_image_path_is_concatenated_to_root(Entry_, builder_factory, media):
+    """Reference §1.5: an ``s3://`` image path is ``root + image`` (no separator), as ``media.resolve`` joins it."""
+    b, _ = builder_factory("internlm2-chat", "internlm2")
+    with pytest.raises(SampleError) as e:
+        b.build({"image": "s3://bucket/a.png", "conversations": turns("Q", "A")}, Entry_(media))
+    assert e.value.code == "IVL301" and e.value.details["path"] == f"{media}s3://bucket/a.png"
+
+
 @pytest.mark.parametrize("cfg,tpt", [({}, 256), ({"image_size": 224}, 64), ({"image_size": 448, "downsample_ratio": 1.0}, 1024),
                                      ({"image_size": 336, "patch_size": 14}, 144)])
 def test_modelinfo_tokens_per_tile(model_factory, cfg, tpt):
