@@ -19,6 +19,8 @@ from internvl_data.findings import Severity
 from internvl_data.options import ValidateOptions
 from internvl_data.rules import all_rules
 
+from tests.helpers.records import conv
+
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CASES = sorted(p for p in (FIXTURES / "invalid").glob("ivl3[0-9][0-9]-*") if p.is_dir())
 OK_IMAGE = FIXTURES / "invalid" / "ivl301-media-missing" / "ok.jpg"  # 32x28 JPEG
@@ -28,10 +30,10 @@ OK_VIDEO = FIXTURES / "invalid" / "ivl313-clip-out-of-range" / "ok.mp4"  # 20 fr
 def options_from_args(args: list[str]) -> ValidateOptions:
     """The media flags of an expected.json `args` list (the CLI's own parsing is tested by the walker)."""
     kw: dict = {"allow_outside_root": "--allow-outside-root" in args}
-    for flag, name, conv in (("--media", "media", str), ("--max-pixels", "max_pixels", int),
-                             ("--min-frames", "min_frames", int)):
+    for flag, name, parse in (("--media", "media", str), ("--max-pixels", "max_pixels", int),
+                              ("--min-frames", "min_frames", int)):
         if flag in args:
-            kw[name] = conv(args[args.index(flag) + 1])
+            kw[name] = parse(args[args.index(flag) + 1])
     return ValidateOptions(**kw)
 
 
@@ -57,10 +59,6 @@ def check_one(tmp_path: Path, record: dict, **options: object) -> list:
 
 def codes(findings: list) -> list[tuple[str, int]]:
     return sorted((f.code, f.line) for f in findings)
-
-
-def conv(*values: str) -> list[dict]:
-    return [{"from": "human" if i % 2 == 0 else "gpt", "value": v} for i, v in enumerate(values)]
 
 
 # ----------------------------------------------------------------------------- fixtures

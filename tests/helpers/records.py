@@ -1,4 +1,4 @@
-"""Tiny record and JSONL builders shared by the validator tests."""
+"""Tiny record and JSONL builders shared by the tests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ def turn(role: str, value: str) -> dict:
     return {"from": role, "value": value}
 
 
+def conv(*values: str) -> list[dict]:
+    """Alternating human/gpt turns, human first."""
+    return [turn("human" if k % 2 == 0 else "gpt", v) for k, v in enumerate(values)]
+
+
 def clean(rid: object) -> dict:
     """A clean pure-text record."""
-    return {"id": rid, "conversations": [turn("human", f"Question {rid}?"), turn("gpt", f"Answer {rid}.")]}
+    return {"id": rid, "conversations": conv(f"Question {rid}?", f"Answer {rid}.")}
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

@@ -13,6 +13,7 @@ from internvl_data.sample import prepare_conversations
 from internvl_data.templates import conversation_turns, get_template, render_conversation
 
 from tests.helpers.bench_data import MAKE_DATASET, write_bench_lines
+from tests.helpers.records import conv
 from tests.helpers.tokenizers import PAIRS
 
 PX = np.zeros((1, 3, 1, 1), np.float32)
@@ -79,7 +80,7 @@ def test_wrong_pairing_detected(records, builder_factory, template, kind):
 
 
 def test_trailing_human_turn(builder_factory):
-    convs = [{"from": "human", "value": "Q1"}, {"from": "gpt", "value": "A1"}, {"from": "human", "value": "Q2"}]
+    convs = conv("Q1", "A1", "Q2")
     b, tok = builder_factory("Hermes-2", "qwen2")
     s = b.build_text(convs, "text", [], PX, np.zeros(1, np.int64))
     assert s.official_mismatch and (s.official_labels == IGNORE).all()
@@ -99,7 +100,7 @@ def test_bpe_merge_across_header_boundary(builder_factory):
     arithmetic counts the same number of header tokens, so both agree.
     """
     b, tok = builder_factory("Hermes-2", "qwen2")
-    convs = [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "\n\nYes."}]
+    convs = conv("Q", "\n\nYes.")
     s = b.build_text(convs, "text", [], PX, np.zeros(1, np.int64))
     pieces = tok.convert_ids_to_tokens(s.input_ids.tolist())
     k = len(pieces) - 1 - pieces[::-1].index("ĊĊ")  # crosses the header/answer boundary
@@ -140,7 +141,7 @@ def test_property_semantic_equals_official(builder_factory, template, kind, qa):
     if template == "phi3-chat":
         qa = qa[:1]  # multi-turn phi3 always falls back (tested above)
     b, tok = builder_factory(template, kind)
-    convs = [{"from": r, "value": v} for q, a in qa for r, v in (("human", q), ("gpt", a))]
+    convs = conv(*(v for pair in qa for v in pair))
     if template == "internlm2-chat" and any(not v.strip() for q, a in qa for v in (q, a)):
         return  # stripped to empty: the empty-message quirk, covered elsewhere
     s = b.build_text(convs, "text", [], PX, np.zeros(1, np.int64))

@@ -3,44 +3,33 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `tests.helpers` importable under plain `pytest` too
-    sys.path.insert(0, str(ROOT))
+from tests.helpers.records import conv, write_jsonl
 
 IMAGES = {"a.jpg": (800, 600), "b.png": (1920, 1080), "c.jpg": (448, 448), "d.jpg": (3000, 500)}
 VIDEO = ("v.mp4", 20, 10)  # name, frames, fps
 
 
-def _conv(*values: str) -> list[dict]:
-    return [{"from": "human" if k % 2 == 0 else "gpt", "value": v} for k, v in enumerate(values)]
-
-
 CAPTIONS = [
-    {"id": 1, "conversations": _conv("Hello there", "Hi!")},
-    {"id": 2, "image": "a.jpg", "conversations": _conv("<image>\nWhat is this?", "A cat.")},
-    {"id": 3, "image": "b.png", "conversations": _conv("Describe the picture.", "A wide street.")},
-    {"id": 4, "image": ["a.jpg", "d.jpg"], "conversations": _conv("<image>\n<image>\nCompare.", "Left is taller.")},
+    {"id": 1, "conversations": conv("Hello there", "Hi!")},
+    {"id": 2, "image": "a.jpg", "conversations": conv("<image>\nWhat is this?", "A cat.")},
+    {"id": 3, "image": "b.png", "conversations": conv("Describe the picture.", "A wide street.")},
+    {"id": 4, "image": ["a.jpg", "d.jpg"], "conversations": conv("<image>\n<image>\nCompare.", "Left is taller.")},
 ]
 CHAT = [
-    {"id": 10, "conversations": _conv("one", "two", "three", "four")},
-    {"id": 11, "conversations": _conv("How are you?", "Fine, thanks.")},
-    {"id": 12, "conversations": _conv("x", "y")},
-    {"id": 13, "conversations": _conv("dropped by repeat_time", "yes")},
+    {"id": 10, "conversations": conv("one", "two", "three", "four")},
+    {"id": 11, "conversations": conv("How are you?", "Fine, thanks.")},
+    {"id": 12, "conversations": conv("x", "y")},
+    {"id": 13, "conversations": conv("dropped by repeat_time", "yes")},
 ]
 VIDEOS = [
-    {"id": 20, "video": "v.mp4", "conversations": _conv("<video>\nWhat happens?", "Nothing.")},
-    {"id": 21, "video": "v.mp4", "clip": [0.0, 1.5], "conversations": _conv("<video>\nAnd here?", "Still nothing.")},
-    {"id": 22, "image": "c.jpg", "conversations": _conv("<image>\nSquare?", "Yes.")},
+    {"id": 20, "video": "v.mp4", "conversations": conv("<video>\nWhat happens?", "Nothing.")},
+    {"id": 21, "video": "v.mp4", "clip": [0.0, 1.5], "conversations": conv("<video>\nAnd here?", "Still nothing.")},
+    {"id": 22, "image": "c.jpg", "conversations": conv("<image>\nSquare?", "Yes.")},
 ]
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
 
 
 def _write_video(path: Path, frames: int, fps: int) -> None:
