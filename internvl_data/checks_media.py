@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import media
+from .checks_records import _clip_ok
 from .findings import Finding, Severity
 from .media import ImageInfo, MediaError, VideoInfo
 from .rules import emit, rule
@@ -314,11 +315,10 @@ def _size_findings(ctx: Any, rel: str, facts: ImageInfo, want: tuple) -> list[Fi
 
 
 def _clip(v: Any) -> tuple[float, float] | None:
-    ok = isinstance(v, (list, tuple)) and len(v) == 2
-    if not ok or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+    if not _clip_ok(v):  # IVL225
         return None
     try:
         start, end = float(v[0]), float(v[1])
     except OverflowError:  # an integer too large for a float (json.loads keeps big ints)
         return None
-    return (start, end) if 0 <= start < end else None
+    return (start, end) if start < end else None  # ints above 2**53 may meet as floats
