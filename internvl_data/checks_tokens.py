@@ -93,6 +93,7 @@ class TokenChecker:
     """
 
     def __init__(self, entry: Any, options: Any):
+        from .stats_hist import Tally
         from .stats_scan import Dataset, Settings
         from .stats_tokens import TokenCounter, model_settings
 
@@ -114,12 +115,12 @@ class TokenChecker:
 
             _SIZES = MediaSizes({}, record_new=False)
         self.sizes = _SIZES
+        self.tally = Tally()  # scan_record counts into it; the checks only need the record
 
     def check(self, obj: Any, ctx: Any) -> list[Finding]:
-        from .stats_hist import Tally
         from .stats_scan import scan_record
 
-        rec = scan_record(obj, self.dataset, self.counter.settings, self.sizes, Tally())
+        rec = scan_record(obj, self.dataset, self.counter.settings, self.sizes, self.tally)
         if rec is None or any(n == 0 for n in rec.tiles):  # shape or media problems: IVL2xx / IVL3xx report them
             return []
         counts = self.counter.count_batch([rec])[0]

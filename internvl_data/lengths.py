@@ -185,7 +185,7 @@ def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
     Returns (part path, lines in the chunk, [(0-based line within the chunk, problem)]).
     """
     from .stats_hist import Tally
-    from .stats_scan import _STATE, Record, scan_record
+    from .stats_scan import _STATE, BATCH, Record, scan_record
 
     ds = _STATE["datasets"][chunk.index]
     counter = _STATE["tokens"]
@@ -194,25 +194,10 @@ def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
         data = f.read(chunk.end - chunk.start)
     lines = data.split(b"\n")  # a trailing b"" keeps the final newline (or its absence) exactly
     problems: list[tuple[int, str]] = []
-    pending: list[tuple[int, Record]] = []
-    for k, raw in enumerate(lines):
-        if k == len(lines) - 1 and raw == b"":
-            break
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            problems.append((k, "not valid JSON (see `ivl-data validate`); left unchanged"))
-            continue
-        rec = scan_record(obj, ds, counter.settings, _STATE["sizes"], Tally())
-        if rec is None:
-            problems.append((k, "not a record with `conversations`; left unchanged"))
-        elif any(n == 0 for n in rec.tiles):
-            problems.append((k, "an image cannot be read and the record declares no size; "
-                                                     "left unchanged"))
-        else:
-            pending.append((k, rec))
-    for start in range(0, len(pending), 256):
-        batch = pending[start : start + 256]
+    tally = Tally()  # scan_record counts into it; lengths only needs the records
+    batch: list[tuple[int, Record]] = []
+
+    def flush() -> None:
         for (k, _rec), counts in zip(batch, counter.count_batch([r for _, r in batch])):
             if counts.error:
                 problems.append((k, f"cannot be built ({counts.error}); left unchanged"))
@@ -221,6 +206,28 @@ def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
                 lines[k] = set_line_length(lines[k], counts.total)
             except EditError as exc:
                 problems.append((k, f"cannot be edited ({exc}); left unchanged"))
+        batch.clear()
+
+    for k, raw in enumerate(lines):
+        if k == len(lines) - 1 and raw == b"":
+            break
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            problems.append((k, "not valid JSON (see `ivl-data validate`); left unchanged"))
+            continue
+        rec = scan_record(obj, ds, counter.settings, _STATE["sizes"], tally)
+        if rec is None:
+            problems.append((k, "not a record with `conversations`; left unchanged"))
+        elif any(n == 0 for n in rec.tiles):
+            problems.append((k, "an image cannot be read and the record declares no size; "
+                                                     "left unchanged"))
+        else:
+            batch.append((k, rec))
+            if len(batch) >= BATCH:
+                flush()
+    if batch:
+        flush()
     part = Path(_STATE["parts_dir"]) / f"{chunk.index:05d}-{chunk.start:016d}.part"
     part.write_bytes(b"\n".join(lines))
     return str(part), len(lines) - (lines[-1] == b""), problems
@@ -243,7 +250,7 @@ class Outcome:
 def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, progress: bool,
                   out_dir: Path | None, backup: bool) -> Outcome:
     """Compute every line's token length and write the files (in place, or into ``out_dir``)."""
-    from .stats_plan import chunk_size, count_lines, plan_file, run_chunks
+    from .stats_plan import chunk_size, plan_file, run_chunks
 
     files: dict[str, int] = {}  # annotation path -> index of the first dataset that uses it
     for i, d in enumerate(datasets):
@@ -262,11 +269,13 @@ def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, prog
                                                     (datasets, settings, str(work_dir)), jobs, progress, "lengths"):
             parts[c.index].append((c.start, part, n_lines, probs))
         problems: list[tuple[str, int, str]] = []
+        file_lines: dict[int, int] = {}  # dataset index of the file -> its lines (edits keep the line count)
         for i, done in parts.items():
             first = 1
             for _start, _part, n_lines, probs in sorted(done):
                 problems += [(datasets[i].annotation, first + k, msg) for k, msg in probs]
                 first += n_lines
+            file_lines[i] = first - 1
         written = []
         for i, target in targets.items():
             tmp = temp_beside(target)
@@ -280,5 +289,5 @@ def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, prog
             written.append(target)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    meta_lengths = {d.name: count_lines(d.annotation) for d in datasets}
+    meta_lengths = {d.name: file_lines[files[os.path.realpath(d.annotation)]] for d in datasets}
     return Outcome(written, [f"{path}:{line}: {msg}" for path, line, msg in sorted(problems)], meta_lengths)
