@@ -20,106 +20,102 @@ CONTROL_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>", "<|im_start|>", "<|im_end|
                   "<|assistant|>", "<|system|>", "<|endoftext|>")
 GROUNDING_TAGS = ("<ref>", "</ref>", "<box>", "</box>")
 
-_R = [
-    ("IVL201", "conversations-missing", E, "`conversations` is missing, not a list, or empty.",
+rule("IVL201", "conversations-missing", E, "`conversations` is missing, not a list, or empty.",
      "Every sample needs a dialogue; the loader raises and silently replaces the sample.",
-     '{"image": "a.jpg"}', 'Add "conversations": [{"from": "human", ...}, {"from": "gpt", ...}].'),
-    ("IVL202", "turn-shape", E, "A turn is not an object, lacks `from`/`value`, or they are not strings.",
+     '{"image": "a.jpg"}', 'Add "conversations": [{"from": "human", ...}, {"from": "gpt", ...}].')
+rule("IVL202", "turn-shape", E, "A turn is not an object, lacks `from`/`value`, or they are not strings.",
      "The preprocessor indexes turn['from'] and turn['value']; a KeyError drops the sample.",
-     '{"from": "human"}', 'Give every turn a string "from" and a string "value".'),
-    ("IVL203", "text-instead-of-value", E, "A turn uses `text` instead of `value`.",
+     '{"from": "human"}', 'Give every turn a string "from" and a string "value".')
+rule("IVL203", "text-instead-of-value", E, "A turn uses `text` instead of `value`.",
      "An example in the official FAQ uses `text`; the trainer reads `value` and raises KeyError.",
-     '{"from": "gpt", "text": "A cat."}', 'Rename the key "text" to "value".'),
-    ("IVL204", "image-null", E, "`image` is null.",
+     '{"from": "gpt", "text": "A cat."}', 'Rename the key "text" to "value".')
+rule("IVL204", "image-null", E, "`image` is null.",
      "len(None) fails inside the loader's try, and its error handler then crashes the DataLoader worker.",
-     '{"image": null, "conversations": [...]}', "Remove the `image` key for text-only records."),
-    ("IVL205", "image-type", E, "`image` is neither a string nor a list of strings.",
+     '{"image": null, "conversations": [...]}', "Remove the `image` key for text-only records.")
+rule("IVL205", "image-type", E, "`image` is neither a string nor a list of strings.",
      "The loader joins each path with `root`; other types crash or select the wrong sample type.",
-     '{"image": {"path": "a.jpg"}}', 'Use "image": "a.jpg" or "image": ["a.jpg", "b.jpg"].'),
-    ("IVL206", "image-and-video", E, "The record has both `image` and `video`.",
+     '{"image": {"path": "a.jpg"}}', 'Use "image": "a.jpg" or "image": ["a.jpg", "b.jpg"].')
+rule("IVL206", "image-and-video", E, "The record has both `image` and `video`.",
      "A non-empty `image` wins: the video is silently ignored.",
-     '{"image": "a.jpg", "video": "v.mp4", ...}', "Split it into an image record and a video record."),
-    ("IVL207", "unknown-role", E, "A turn's `from` is not human or gpt (or system).",
+     '{"image": "a.jpg", "video": "v.mp4", ...}', "Split it into an image record and a video record.")
+rule("IVL207", "unknown-role", E, "A turn's `from` is not human or gpt (or system).",
      "The InternVL2 role map is exactly {human, gpt}; any other role (user, assistant, Human) raises KeyError "
      "and the sample is dropped.",
-     '{"from": "user", "value": "hi"}', 'Use "human" for the user and "gpt" for the assistant.'),
-    ("IVL208", "system-role", W, "A turn has the role `system`.",
+     '{"from": "user", "value": "hi"}', 'Use "human" for the user and "gpt" for the assistant.')
+rule("IVL208", "system-role", W, "A turn has the role `system`.",
      "Only the internvl2_5 template accepts a first-turn system message; the InternVL2 templates (Hermes-2, "
      "internlm2-chat, phi3-chat) raise KeyError and drop the sample. An error with those templates or when "
      "the system turn is not first; a warning when the template is unknown.",
      '{"from": "system", "value": "You are ..."}',
      "Remove the system turn (the template's system prompt is always used), or train with internvl2_5 "
-     "(pass --template internvl2_5)."),
-    ("IVL209", "roles-not-alternating", E, "Roles do not alternate human, gpt, human, gpt ...",
+     "(pass --template internvl2_5).")
+rule("IVL209", "roles-not-alternating", E, "Roles do not alternate human, gpt, human, gpt ...",
      "The preprocessor asserts strict alternation; the sample is dropped.",
-     '[{"from": "human"}, {"from": "human"}, {"from": "gpt"}]', "Merge consecutive turns of the same role."),
-    ("IVL210", "first-turn-not-human", W, "The conversation starts with a gpt turn.",
+     '[{"from": "human"}, {"from": "human"}, {"from": "gpt"}]', "Merge consecutive turns of the same role.")
+rule("IVL210", "first-turn-not-human", W, "The conversation starts with a gpt turn.",
      "The loader silently drops a leading non-human turn, so that text never trains.",
-     '[{"from": "gpt"}, {"from": "human"}, {"from": "gpt"}]', "Remove the leading gpt turn or add a question."),
-    ("IVL211", "empty-value", E, "A turn's value is empty (a warning when it is only whitespace).",
+     '[{"from": "gpt"}, {"from": "human"}, {"from": "gpt"}]', "Remove the leading gpt turn or add a question.")
+rule("IVL211", "empty-value", E, "A turn's value is empty (a warning when it is only whitespace).",
      "An empty message renders the role header without a separator and corrupts label masking; "
      "internlm2-chat strips whitespace-only values to empty.",
-     '{"from": "gpt", "value": ""}', "Write the text or remove the turn pair."),
-    ("IVL212", "last-turn-not-gpt", E, "The last turn is not a gpt turn.",
+     '{"from": "gpt", "value": ""}', "Write the text or remove the turn pair.")
+rule("IVL212", "last-turn-not-gpt", E, "The last turn is not a gpt turn.",
      "With Hermes-2/phi3-chat the whole sample gets no supervision; with internlm2-chat the trailing user "
      "text is trained on as if it were an answer.",
-     '[{"from": "human"}, {"from": "gpt"}, {"from": "human"}]', "End the conversation with a gpt answer."),
-    ("IVL213", "control-token", E, "A value contains a special token (<img>, <IMG_CONTEXT>, <|im_end|> ...).",
+     '[{"from": "human"}, {"from": "gpt"}, {"from": "human"}]', "End the conversation with a gpt answer.")
+rule("IVL213", "control-token", E, "A value contains a special token (<img>, <IMG_CONTEXT>, <|im_end|> ...).",
      "They tokenize as special ids and break image-token counts and label masking.",
      '{"from": "gpt", "value": "done<|im_end|>"}', "Remove the token; only <image>/<video> placeholders and "
-     "<ref>/<box> grounding tags belong in the text."),
-    ("IVL214", "image-placeholder-missing", W, "A single-image record has no <image> placeholder.",
+     "<ref>/<box> grounding tags belong in the text.")
+rule("IVL214", "image-placeholder-missing", W, "A single-image record has no <image> placeholder.",
      "The loader prepends '<image>\\n' to the first turn, which may not be where you meant the image.",
      '{"image": "a.jpg", "conversations": [{"from": "human", "value": "Describe it."}, ...]}',
-     "Put <image> where the image belongs (usually '<image>\\n' at the start of the first turn)."),
-    ("IVL215", "image-placeholder-not-first-turn", W, "A single-image record has <image> only in a later turn.",
+     "Put <image> where the image belongs (usually '<image>\\n' at the start of the first turn).")
+rule("IVL215", "image-placeholder-not-first-turn", W, "A single-image record has <image> only in a later turn.",
      "The loader only looks at the first turn: it prepends another <image> there and leaves the later one as "
      "plain text.", '[{"from": "human", "value": "Hi"}, {"from": "gpt"}, {"from": "human", "value": "<image>"}]',
-     "Move the placeholder into the first turn."),
-    ("IVL216", "image-placeholder-extra", W, "More <image> placeholders than images.",
+     "Move the placeholder into the first turn.")
+rule("IVL216", "image-placeholder-extra", W, "More <image> placeholders than images.",
      "Only as many placeholders as images are replaced; the extra ones stay literal text.",
-     '{"image": "a.jpg", ... "value": "<image>\\n<image>\\nCompare."}', "Remove the extra placeholders."),
-    ("IVL217", "image-placeholder-too-few", E, "A multi-image record has fewer <image> placeholders than images.",
+     '{"image": "a.jpg", ... "value": "<image>\\n<image>\\nCompare."}', "Remove the extra placeholders.")
+rule("IVL217", "image-placeholder-too-few", E, "A multi-image record has fewer <image> placeholders than images.",
      "No placeholder is inserted for lists; the </img> count assertion fails and the sample is dropped.",
      '{"image": ["a.jpg", "b.jpg"], ... "value": "<image>\\nCompare."}',
-     "Add one placeholder per image, e.g. 'Image-1: <image>\\nImage-2: <image>\\n'."),
-    ("IVL218", "video-placeholder-missing", W, "A video record has no <video> in its first turn.",
+     "Add one placeholder per image, e.g. 'Image-1: <image>\\nImage-2: <image>\\n'.")
+rule("IVL218", "video-placeholder-missing", W, "A video record has no <video> in its first turn.",
      "The loader prepends '<video>\\n' to the first turn; a <video> in a later turn stays plain text.",
      '{"video": "v.mp4", "conversations": [{"from": "human", "value": "What happens?"}, ...]}',
-     "Start the first turn with '<video>\\n'."),
-    ("IVL219", "video-placeholder-invalid", E, "<video> appears more than once or is not followed by a newline.",
+     "Start the first turn with '<video>\\n'.")
+rule("IVL219", "video-placeholder-invalid", E, "<video> appears more than once or is not followed by a newline.",
      "Only the exact '<video>\\n' in the first turn is expanded into frames; otherwise the sample has frames "
      "but no image tokens and the loss of the whole micro-batch is zeroed.",
-     '"value": "<video> What happens?"', "Use '<video>\\n' exactly once, in the first turn."),
-    ("IVL220", "placeholder-without-media", W, "A placeholder without matching media (<image> in a text or "
+     '"value": "<video> What happens?"', "Use '<video>\\n' exactly once, in the first turn.")
+rule("IVL220", "placeholder-without-media", W, "A placeholder without matching media (<image> in a text or "
      "video record, <video> without a video).",
      "Without media the placeholder is plain text; in a video record a literal <image> steals a frame slot.",
      '{"conversations": [{"from": "human", "value": "<image>\\nWhat is this?"}, ...]}',
-     "Add the media file or remove the placeholder."),
-    ("IVL221", "grounding-syntax", W, "<ref>/<box> tags are unbalanced or a box is not [[x1, y1, x2, y2], ...].",
+     "Add the media file or remove the placeholder.")
+rule("IVL221", "grounding-syntax", W, "<ref>/<box> tags are unbalanced or a box is not [[x1, y1, x2, y2], ...].",
      "The model learns the grounding format from the data; malformed boxes teach a broken format.",
-     '"<ref>cat</ref><box>[10, 20, 30, 40]</box>"', "Write boxes as <box>[[x1, y1, x2, y2]]</box> with integers."),
-    ("IVL222", "box-out-of-range", W, "A box coordinate is outside 0..1000 or x1 > x2 / y1 > y2.",
+     '"<ref>cat</ref><box>[10, 20, 30, 40]</box>"', "Write boxes as <box>[[x1, y1, x2, y2]]</box> with integers.")
+rule("IVL222", "box-out-of-range", W, "A box coordinate is outside 0..1000 or x1 > x2 / y1 > y2.",
      "InternVL boxes are normalized to integers in [0, 1000] (round(x / W * 1000)); pixel coordinates or "
      "swapped corners teach wrong locations.",
-     '"<box>[[120, 40, 1920, 1080]]</box>"', "Normalize: round(x1/W*1000), round(y1/H*1000), ... ."),
-    ("IVL223", "length-not-number", E, "The per-line `length` is not a non-negative number.",
+     '"<box>[[120, 40, 1920, 1080]]</box>"', "Normalize: round(x1/W*1000), round(y1/H*1000), ... .")
+rule("IVL223", "length-not-number", E, "The per-line `length` is not a non-negative number.",
      "group_by_length sums and sorts these values; a string crashes the sampler at start-up.",
-     '{"length": "512", ...}', 'Write the token count as a number ("length": 512) or remove the key.'),
-    ("IVL224", "duplicate-id", W, "The `id` was already used by an earlier record of the same file.",
+     '{"length": "512", ...}', 'Write the token count as a number ("length": 512) or remove the key.')
+rule("IVL224", "duplicate-id", W, "The `id` was already used by an earlier record of the same file.",
      "Ids are not read by the trainer, but duplicates usually mean records were concatenated twice.",
-     '{"id": 7, ...} twice', "Give each record a unique id (or remove repeated records)."),
-    ("IVL225", "field-type", E, "A documented field has the wrong type (id, video, clip, width, height, "
+     '{"id": 7, ...} twice', "Give each record a unique id (or remove repeated records).")
+rule("IVL225", "field-type", E, "A documented field has the wrong type (id, video, clip, width, height, "
      "width_list, height_list).",
      "Tools that read these fields (and the video loader for `video`/`clip`) expect the documented types.",
      '{"width": "640", ...}', "Use the types of schemas/record.schema.json (integers for sizes, "
-     "[start, end] seconds with start < end for clip)."),
-    ("IVL226", "empty-image", W, "`image` is an empty string or an empty list.",
+     "[start, end] seconds with start < end for clip).")
+rule("IVL226", "empty-image", W, "`image` is an empty string or an empty list.",
      "The loader treats the record as pure text: no image is used.",
-     '{"image": [], "conversations": [...]}', "Remove the key for text records or fill in the paths."),
-]
-for _args in _R:
-    rule(*_args)
+     '{"image": [], "conversations": [...]}', "Remove the key for text records or fill in the paths.")
 
 # ---------------------------------------------------------------------------------------------- fast path
 
