@@ -121,13 +121,11 @@ class SampleBuilder:
                 paths = record["image"]
                 budget = max(1, mdp // len(paths))
             if aug or not self.info.dynamic_image_size:  # augmentation draws from one RNG in image order
-                images = [self._open(root, p) for p in paths]
-                pixels = [self._tiles(img, budget, gen, transform, sizes, grids) for img in images]
+                done = [self._tiles(self._open(root, p), budget, gen, transform) for p in paths]
             else:  # decode, canvas and thumbnail of every image on the set_num_threads threads
                 done = transform.images([functools.partial(self._open, root, p) for p in paths],
                                         self.info.min_dynamic_patch, [budget] * len(paths), self.info.use_thumbnail)
-                pixels = [d[0] for d in done]
-                sizes, grids = [d[1] for d in done], [d[2] for d in done]
+            pixels, sizes, grids = (list(x) for x in zip(*done))
         elif kind == "video":
             frames = self._frames(root, record, gen)
             sizes = [f.size for f in frames]
@@ -148,18 +146,17 @@ class SampleBuilder:
         sample.grids, sample.image_sizes = grids, sizes
         return sample
 
-    def _tiles(self, img: Any, budget: int, gen: np.random.Generator, transform: Any,
-               sizes: list[tuple[int, int]], grids: list[tuple[int, int, bool]]) -> np.ndarray:
-        """One image -> its tiles (dynamic tiling, or one whole-image tile when dynamic_image_size is off)."""
-        from .tiling import find_grid
+    def _tiles(self, img: Any, budget: int, gen: np.random.Generator, transform: Any
+               ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, bool]]:
+        """One image -> ``(tiles, size, grid)`` as ``TileTransform.images`` returns them (dynamic tiling, or one
+        whole-image tile when dynamic_image_size is off)."""
+        from .tiling import grid
 
-        sizes.append(img.size)
         if not self.info.dynamic_image_size:
-            grids.append((1, 1, False))
-            return transform.stack([img], gen)
-        cols, rows = find_grid(img.width, img.height, self.info.min_dynamic_patch, budget, self.info.tile_size)
-        grids.append((cols, rows, self.info.use_thumbnail and cols * rows != 1))
-        return transform.image(img, self.info.min_dynamic_patch, budget, self.info.use_thumbnail, gen)
+            return transform.stack([img], gen), img.size, (1, 1, False)
+        i = self.info
+        g = grid(img.width, img.height, i.min_dynamic_patch, budget, i.tile_size, i.use_thumbnail)
+        return transform.image(img, i.min_dynamic_patch, budget, i.use_thumbnail, gen), img.size, g
 
     def _open(self, root: str, rel: Any) -> Any:
         from PIL import Image, UnidentifiedImageError

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["candidate_grids", "dynamic_preprocess", "find_grid", "grid_boxes", "num_tiles"]
+__all__ = ["candidate_grids", "dynamic_preprocess", "find_grid", "grid", "grid_boxes", "num_tiles"]
 
 
 @lru_cache(maxsize=256)
@@ -45,22 +45,27 @@ def find_grid(w: int, h: int, min_num: int, max_num: int, tile: int) -> tuple[in
     area = w * h
     best_diff = float("inf")
     best = (1, 1)
-    for grid in candidate_grids(min_num, max_num):
-        diff = abs(aspect - grid[0] / grid[1])
+    for cand in candidate_grids(min_num, max_num):
+        diff = abs(aspect - cand[0] / cand[1])
         if diff < best_diff:
             best_diff = diff
-            best = grid
-        elif diff == best_diff and area > 0.5 * tile * tile * grid[0] * grid[1]:
-            best = grid
+            best = cand
+        elif diff == best_diff and area > 0.5 * tile * tile * cand[0] * cand[1]:
+            best = cand
     return best
+
+
+def grid(w: int, h: int, min_num: int, max_num: int, tile: int, use_thumbnail: bool) -> tuple[int, int, bool]:
+    """``(cols, rows, thumbnail)`` of ``dynamic_preprocess`` for a ``w`` x ``h`` image (thumbnail only if > 1 tile)."""
+    cols, rows = find_grid(w, h, min_num, max_num, tile)
+    return cols, rows, use_thumbnail and cols * rows != 1
 
 
 @lru_cache(maxsize=1 << 16)
 def num_tiles(w: int, h: int, min_num: int, max_num: int, tile: int, use_thumbnail: bool) -> int:
     """Tiles ``dynamic_preprocess`` yields for a ``w`` x ``h`` image: cols*rows, plus 1 thumbnail if > 1."""
-    cols, rows = find_grid(w, h, min_num, max_num, tile)
-    n = cols * rows
-    return n + 1 if use_thumbnail and n != 1 else n
+    cols, rows, thumb = grid(w, h, min_num, max_num, tile, use_thumbnail)
+    return cols * rows + thumb
 
 
 def grid_boxes(cols: int, rows: int, tile: int) -> list[tuple[int, int, int, int]]:
@@ -81,9 +86,9 @@ def dynamic_preprocess(
     """
     from PIL import Image
 
-    cols, rows = find_grid(img.width, img.height, min_num, max_num, tile)
+    cols, rows, thumb = grid(img.width, img.height, min_num, max_num, tile, use_thumbnail)
     resized = img.resize((tile * cols, tile * rows), Image.Resampling.BICUBIC)
     tiles = [resized.crop(box) for box in grid_boxes(cols, rows, tile)]
-    if use_thumbnail and len(tiles) != 1:
+    if thumb:
         tiles.append(img.resize((tile, tile), Image.Resampling.BICUBIC))
     return tiles

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .tiling import find_grid
+from .tiling import grid
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -250,9 +250,8 @@ class TileTransform:
         def load(k: int) -> list[Callable[[], list]]:
             img = loaders[k]()
             s = self.tile
-            cols, rows = find_grid(img.width, img.height, min_num, budgets[k], s)
+            cols, rows, thumb = grid(img.width, img.height, min_num, budgets[k], s, use_thumbnail)
             n = cols * rows
-            thumb = use_thumbnail and n != 1
             out = np.empty((n + thumb, 3, s, s), dtype=np.float32)
             results[k] = (out, img.size, (cols, rows, thumb))
             tasks = [lambda: self._canvas_into(img, out[:n], cols, rows)]  # the longer task first

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from internvl_data.tiling import candidate_grids, dynamic_preprocess, find_grid, num_tiles
+from internvl_data.tiling import candidate_grids, dynamic_preprocess, find_grid, grid, num_tiles
 
 
 def spec_grid(w: int, h: int, min_num: int, max_num: int, tile: int) -> tuple[int, int]:
@@ -110,6 +110,13 @@ def test_min_num_above_one_and_empty_range():
     assert find_grid(10, 10, 3, 2, 448) == (1, 1)  # min_num > max_num: no candidates
     assert num_tiles(10, 10, 3, 2, 448, True) == 1
     assert find_grid(5000, 100, 1, 1, 448) == (1, 1)
+
+
+def test_grid_has_a_thumbnail_only_beyond_one_tile():
+    assert grid(800, 600, 1, 12, 448, True) == (4, 3, True)
+    assert grid(800, 600, 1, 12, 448, False) == (4, 3, False)
+    assert grid(448, 448, 1, 12, 448, True) == (1, 1, False)
+    assert grid(448, 448, 2, 6, 448, True) == (2, 2, True)
 
 
 def test_candidate_order_is_the_official_set_order():
