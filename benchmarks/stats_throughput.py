@@ -61,14 +61,15 @@ def loop_baseline(meta: Path, model: Path, n: int) -> tuple[float, float]:
     from internvl_data.stats_hist import Tally
     from internvl_data.stats_media import MediaSizes
     from internvl_data.stats_scan import Settings, scan_record
+    from internvl_data.stats_tokens import model_settings
     from internvl_data.templates import conversation_turns, expanded_text, get_template, place_images, render_segments
     from internvl_data.tokenizer import load_tokenizer
 
     ds = load_datasets(str(meta))[0][0]
     info = ModelInfo.from_dir(model)
-    settings = Settings(tile=info.tile_size, max_dynamic_patch=info.max_dynamic_patch, num_frames=32)
-    tok, t = load_tokenizer(model), get_template(info.require_template())
-    sizes, tally = MediaSizes({}), Tally()
+    settings = model_settings(str(model), Settings(num_frames=32))
+    tok, t = load_tokenizer(model), get_template(settings.template)
+    sizes, tally = MediaSizes({}, record_new=False), Tally()
     done = 0
     t0, c0 = time.perf_counter(), time.process_time()
     with open(ds.annotation, "rb") as fh:

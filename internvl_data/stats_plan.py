@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .lines import count_lines
 from .stats_scan import Chunk
-
-READ_BLOCK = 1 << 22
 
 
 @dataclass
@@ -30,24 +29,11 @@ class FilePlan:
     chunks: list[Chunk]
 
 
-def count_lines(path: str) -> int:
-    """Lines as ``readlines`` counts them: newlines, plus one for a last line without a newline."""
-    n = 0
-    last = b"\n"
-    with open(path, "rb") as f:
-        while block := f.read(READ_BLOCK):
-            n += block.count(b"\n")
-            last = block[-1:]
-    return n + (last != b"\n")
-
-
-def used_line_count(lines: int, repeat_time: float) -> int:
-    """Lines kept before repetition: all of them, or the first ``int(lines * repeat_time)`` below 1."""
-    return int(lines * repeat_time) if repeat_time < 1 else lines
-
-
 def repeat_factor(repeat_time: float) -> int:
-    """How many times the kept lines are used per epoch (1 below or at 1; the integer above)."""
+    """How many times the kept lines are used per epoch (1 below or at 1; the integer above).
+
+    ``mixture.kept_lines`` rejects floats above 1 (2.0), which ``cli_stats.load_datasets`` passes here.
+    """
     return int(repeat_time) if repeat_time > 1 else 1
 
 
@@ -64,8 +50,10 @@ def plan_file(index: int, path: str, repeat_time: float, chunk_bytes: int) -> Fi
                     cuts.append(f.tell())
         cuts.append(size)
         return FilePlan(-1, -1, size, [Chunk(index, a, b, 0) for a, b in zip(cuts, cuts[1:]) if b > a])
+    from .mixture import kept_lines
+
     total = count_lines(path)
-    used = used_line_count(total, repeat_time)
+    used = kept_lines(total, repeat_time)[0]  # below 1: the first int(total * repeat_time) lines
     chunks: list[Chunk] = []
     lineno, pos = 0, 0  # lines complete before byte ``pos``
     with open(path, "rb") as f:

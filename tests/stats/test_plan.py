@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from internvl_data.stats_hist import Hist, Tally
-from internvl_data.stats_plan import count_lines, plan_file
+from internvl_data.lines import count_lines
+from internvl_data.stats_plan import plan_file
 
 
 @pytest.mark.parametrize("seed", range(40))
