@@ -88,7 +88,9 @@ def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
     if override is not None:
         if override < 1:
             raise UsageError(f"--max-dynamic-patch must be >= 1, got {override}")
-        settings = Settings(**{**settings.__dict__, "max_dynamic_patch": override})
+        from dataclasses import replace
+
+        settings = replace(settings, max_dynamic_patch=override)
     jobs = args.jobs or os.cpu_count() or 1
     return Loaded(datasets, settings, jobs, show_progress(args.progress))
 
