@@ -106,13 +106,12 @@ class Renderer:
             entry, line = self.mixture.locate(gi)
             sample, error = None, None
             try:
-                sample = self.builder.build(self.mixture.read(gi), entry, k, rng=0, augment=False)
+                sample = self.builder.build(self.mixture.read(gi), entry, rng=0, augment=False)
             except MixtureError as exc:
                 error = SampleError("IVL001", str(exc))
             except SampleError as exc:
                 error = exc
-            path = getattr(entry, "annotation", None) or getattr(entry, "annotation_path", "")
-            yield Rendered(name, k, line, path, sample, error)
+            yield Rendered(name, k, line, entry.annotation_path, sample, error)
 
     def text(self, r: Rendered, color: bool = False) -> str:
         return to_text(r, self.tokenizer, self.builder.codec.img_context, color)

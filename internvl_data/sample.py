@@ -97,14 +97,13 @@ class SampleBuilder:
         self,
         record: dict[str, Any],
         entry: Any = None,
-        index: int = 0,
         rng: np.random.Generator | int | None = None,
         augment: bool | None = None,
     ) -> Sample:
-        """The sample of ``record`` from dataset ``entry`` (a ``meta.MetaEntry``: root, max_dynamic_patch,
-        data_augment). ``rng`` (a Generator or a seed) drives augmentation and video frame sampling."""
+        """The sample of ``record`` from dataset ``entry`` (a ``meta.MetaEntry``: ``root_path``, and
+        ``max_dynamic_patch`` / ``data_augment`` from ``raw``). ``rng`` (a Generator or a seed) drives augmentation and video frame sampling."""
         raw = getattr(entry, "raw", None) or {}
-        root = getattr(entry, "root", None) or getattr(entry, "root_path", None) or raw.get("root", "")
+        root = getattr(entry, "root_path", "")
         mdp = int(raw.get("max_dynamic_patch") or self.info.max_dynamic_patch)
         aug = bool(raw.get("data_augment", False)) if augment is None else augment
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

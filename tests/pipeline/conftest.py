@@ -49,7 +49,7 @@ class Entry:
     """A stand-in for ``meta.MetaEntry`` with what ``SampleBuilder.build`` reads."""
 
     def __init__(self, root: Path, **raw):
-        self.root = str(root)
+        self.root_path = str(root)
         self.name = "ds"
         self.raw = {"root": str(root), "data_augment": False, "repeat_time": 1, **raw}
 
