@@ -78,19 +78,15 @@ def _load_baseline(path: Path):
     from transformers import InternVLForConditionalGeneration
 
     from internvl_train import configmap
-    from internvl_train.keymap import KeyMap, QKVShape
-    from internvl_train.loading import image_token_id_of, load_tokenizer
+    from internvl_train.loading import image_token_id_of, keymap_for, load_tokenizer
     from internvl_train.shards import weight_files
 
     state: dict = {}
     for f in weight_files(path):
         state.update(load_file(str(f)))
     cfg = json.loads((path / "config.json").read_text())
-    config, fam = configmap.to_native(cfg, image_token_id_of(load_tokenizer(path), path), str(path))
-    t = config.text_config
-    keymap = KeyMap(
-        fam.name, QKVShape(t.num_attention_heads, t.num_key_value_heads, t.hidden_size // t.num_attention_heads)
-    )
+    config = configmap.to_native(cfg, image_token_id_of(load_tokenizer(path)), str(path))
+    keymap = keymap_for(config)
     converted = dict(pair for key, tensor in state.items() for pair in keymap.to_native(key, tensor))
     config.dtype = torch.bfloat16
     torch.set_default_dtype(torch.bfloat16)

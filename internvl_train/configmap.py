@@ -87,8 +87,8 @@ def original_family(cfg: dict[str, Any], where: str) -> Family:
     return family_of_architecture(arch[0], f"{where}: llm_config.architectures[0]")
 
 
-def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> tuple[InternVLConfig, Family]:
-    """Original config dict -> native config (with the ``internvl_chat`` namespace) and the LLM family."""
+def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> InternVLConfig:
+    """Original config dict -> native config (with the ``internvl_chat`` namespace)."""
     fam = original_family(cfg, where)
     if cfg.get("ps_version", "v1") != "v2":
         raise CheckpointError(
@@ -127,7 +127,7 @@ def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> tuple[Int
         "llm_config": _fidelity(cfg["llm_config"], generated["llm_config"]),
         "vision_config": _fidelity(vis, generated["vision_config"]),
     }
-    return native, fam
+    return native
 
 
 def native_family(native: InternVLConfig) -> Family:

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
-from internvl_data.tokenizer import IMG_CONTEXT
+from internvl_data.tokenizer import IMG_CONTEXT, TokenizerLoadError
+from internvl_data.tokenizer import load_tokenizer as data_load_tokenizer
 
 from . import configmap
 from .errors import CheckpointError
@@ -42,7 +43,7 @@ def load_pretrained(
             f"{SUPPORTED}, or native InternVLForConditionalGeneration (model_type 'internvl')"
         )
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-    image_token_id = image_token_id_of(tokenizer, path)
+    image_token_id = image_token_id_of(tokenizer)
     torch_dtype = resolve_dtype(dtype)
     vocab_size = (cfg.get("llm_config") or cfg.get("text_config") or {}).get("vocab_size")
     if isinstance(vocab_size, int) and image_token_id >= vocab_size:
@@ -51,9 +52,9 @@ def load_pretrained(
             f"model's vocabulary (vocab_size {vocab_size}); the tokenizer does not belong to these weights"
         )
     if original:
-        native, _ = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
+        native = configmap.to_native(cfg, image_token_id, where=str(path / "config.json"))
         model = build_empty(native)
-        assign_tensors(model, keymap_for(model), iter_tensors(path), torch_dtype)
+        assign_tensors(model, keymap_for(native), iter_tensors(path), torch_dtype)
     else:
         model = InternVLForConditionalGeneration.from_pretrained(str(path), dtype=torch_dtype or "auto")
         model.config.image_token_id = image_token_id
@@ -76,39 +77,16 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
-    """The checkpoint's tokenizer, through the data pipeline's loader when it is available."""
-    errors: tuple[type[Exception], ...] = (OSError, ValueError)
+    """The checkpoint's tokenizer, through the data pipeline's loader (which adds the 9 InternVL tokens)."""
     try:
-        from internvl_data.tokenizer import TokenizerLoadError
-        from internvl_data.tokenizer import load_tokenizer as data_load_tokenizer
-
-        errors += (TokenizerLoadError,)
-    except ImportError:
-        data_load_tokenizer = None
-    try:
-        if data_load_tokenizer is not None:
-            return data_load_tokenizer(path, trust_remote_code=trust_remote_code)
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
-    except errors as exc:
-        hint = (
-            ""
-            if trust_remote_code
-            else " (if it ships custom tokenizer code, pass trust_remote_code / --trust-remote-code)"
-        )
-        raise CheckpointError(f"{path}: cannot load the tokenizer: {exc}{hint}") from exc
+        return data_load_tokenizer(path, trust_remote_code=trust_remote_code)
+    except (TokenizerLoadError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot load the tokenizer: {exc}") from exc
 
 
-def image_token_id_of(tokenizer: Any, path: Path) -> int:
+def image_token_id_of(tokenizer: Any) -> int:
     """The id of ``<IMG_CONTEXT>`` (config.json does not store it, reference §5.2)."""
-    vocab = tokenizer.get_vocab()
-    if IMG_CONTEXT not in vocab:
-        raise CheckpointError(
-            f"{path}: the tokenizer has no {IMG_CONTEXT} token; InternVL2 tokenizers "
-            "carry the 9 special tokens <img> </img> <IMG_CONTEXT> ... (add them and retry)"
-        )
-    return int(vocab[IMG_CONTEXT])
+    return int(tokenizer.get_vocab()[IMG_CONTEXT])  # always there: `load_tokenizer` adds it when missing
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
@@ -136,12 +114,12 @@ def release_free_memory() -> None:
         trim(0)
 
 
-def keymap_for(model: InternVLForConditionalGeneration) -> KeyMap:
-    """The KeyMap of a native model's LLM family and attention layout."""
-    text = model.config.text_config
+def keymap_for(config: InternVLConfig) -> KeyMap:
+    """The KeyMap of a native config's LLM family and attention layout."""
+    text = config.text_config
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     return KeyMap(
-        configmap.native_family(model.config).name,
+        configmap.native_family(config).name,
         QKVShape(text.num_attention_heads, text.num_key_value_heads, head_dim),
     )
 

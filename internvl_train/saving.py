@@ -75,7 +75,7 @@ def original_config(model: InternVLForConditionalGeneration) -> dict[str, Any]:
 
 def save_original_weights(model: InternVLForConditionalGeneration, out: Path, max_shard_bytes: int) -> None:
     """safetensors shards under the original key names, re-fusing wqkv / InternViT qkv."""
-    keymap = keymap_for(model)
+    keymap = keymap_for(model.config)
     state = model.state_dict()
     parts: dict[str, list[str]] = {}
     for key in state:

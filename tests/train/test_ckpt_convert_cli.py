@@ -111,6 +111,16 @@ def test_bad_checkpoints_exit_2_with_one_line(tiny_ckpt, tmp_path, capsys, setup
     assert message in err
 
 
+def test_custom_tokenizer_code_asks_for_trust_once(tiny_ckpt, tmp_path, capsys):
+    bad = _copy(tiny_ckpt("qwen2", "300m"), tmp_path / "bad")
+    tok_cfg = json.loads((bad / "tokenizer_config.json").read_text())
+    tok_cfg["auto_map"] = {"AutoTokenizer": ["tokenization_custom.CustomTokenizer", None]}
+    (bad / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    err = _run_error(["convert", str(bad), str(tmp_path / "out"), "--to", "hf"], capsys)
+    assert f"{bad}: cannot load the tokenizer: {bad / 'tokenizer_config.json'}: the tokenizer is custom code" in err
+    assert err.count("trust-remote-code") == 1 and err.endswith("if you trust this checkpoint")
+
+
 def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["convert", "a", "b", "--to", "gguf"])
