@@ -164,7 +164,7 @@ def _phi3(t: Template, text: str, labels: np.ndarray | None, n: Callable[[str], 
     return cur
 
 
-def block_labels(template: Template, roles: Sequence[str], blocks: Sequence[Sequence[int]], head_len: int) -> np.ndarray:
+def block_labels(roles: Sequence[str], blocks: Sequence[Sequence[int]], head_len: int) -> np.ndarray:
     """The official ``preprocess_internvl2_5`` labels over per-block token ids (block 0 = system).
 
     A gpt block keeps its ids except its first ``head_len`` (the assistant header) and its last (the

@@ -90,6 +90,8 @@ class SampleBuilder:
         self.sampling = sampling
         self.transforms = {aug: TileTransform(info.tile_size, normalize, augment=aug) for aug in (False, True)}
         self.tokens_per_tile = info.tokens_per_tile
+        # internvl2_5 block labels skip the assistant header: its ids without the BOS the tokenizer adds
+        self._head = len(self.codec.ids(self.template.assistant)) - (1 if self.codec.bos_token else 0)
 
     # -- record -> pixels + conversation ---------------------------------------------------------------------
 
@@ -272,7 +274,6 @@ class SampleBuilder:
             texts[0] = bos + texts[0]
         encs = self.codec.encode_batch(texts)
         drop = 1 if bos else 0
-        head = len(self.codec.ids(self.template.assistant)) - drop
         ids, offsets, spans, per_block, roles = [], [], [], [], []
         base = 0
         for b, text, enc in zip(order, texts, encs):
@@ -284,7 +285,7 @@ class SampleBuilder:
             offsets.extend((a + base, c + base) for a, c in enc.offsets[drop:])
             spans.extend((a + base + shift, c + base + shift) for a, c in trained_spans(b))
             base += len(text) + 1  # +1 keeps spans of different blocks apart
-        official = lab.block_labels(self.template, roles, per_block, head)
+        official = lab.block_labels(roles, per_block, self._head)
         return ids, offsets, spans, official
 
 
