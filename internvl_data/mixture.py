@@ -8,13 +8,14 @@ offset from a compact per-file offsets index built in one streaming pass (no lin
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 import orjson
 
+from .cache import write_atomic
 from .findings import Severity
 from .meta import MetaEntry, load_meta
 
@@ -80,10 +81,9 @@ def _cached_offsets(path: str, cache_dir: str | None) -> np.ndarray:
         pass
     offsets = line_offsets(path)
     os.makedirs(cache_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, offsets, allow_pickle=False)
-    os.replace(tmp, cached)
+    buf = io.BytesIO()
+    np.save(buf, offsets, allow_pickle=False)
+    write_atomic(cached, buf.getvalue())
     return offsets
 
 

@@ -6,6 +6,7 @@ built is an output item with ``error`` (code and message), never a traceback.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .cache import write_atomic
 from .labels import IGNORE
 from .sample import Sample, SampleBuilder, SampleError
 
@@ -147,10 +149,9 @@ def dump_pixels(r: Rendered, folder: str) -> str | None:
         return None
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{r.dataset}-{r.index}.npy")
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, np.ascontiguousarray(r.sample.pixel_values, dtype=np.float32))
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(r.sample.pixel_values, dtype=np.float32))
+    write_atomic(path, buf.getvalue())
     return path
 
 
