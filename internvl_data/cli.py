@@ -1,7 +1,8 @@
 """`ivl-data`: one dispatcher; each command lives in its own ``cli_<name>`` module.
 
-A command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Exit codes:
-0 clean, 1 errors found, 2 usage or internal error. Nothing here imports torch.
+A command module is listed in ``COMMANDS`` and defines ``HELP`` (a string, or a dict by command name when one
+module serves several), ``add_arguments(parser)`` (or ``add_arguments(parser, name)``) and ``run(args) -> int``.
+Exit codes: 0 clean, 1 errors found, 2 usage error, missing extra or internal error. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+DISTRIBUTION = "ivl-kit"  # what `pip install` names (the extras come from its metadata)
 COMMANDS = {
     "validate": "internvl_data.cli_validate",
     "rules": "internvl_data.cli_rules",
@@ -38,12 +40,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, modname in COMMANDS.items():
         if only is not None and name != only:
             continue
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name != modname:
-                raise
-            continue
+        mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP.get(name, "") if isinstance(mod.HELP, dict) else mod.HELP)
         mod.add_arguments(p, name) if _takes_name(mod.add_arguments) else mod.add_arguments(p)
         p.set_defaults(_run=mod.run, _name=name)
@@ -55,8 +52,9 @@ def _takes_name(fn) -> bool:
 
 
 def dispatch(prog: str, parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    """Parse ``argv`` and run the chosen command: help and exit 2 without one; an internal error is one line and
-    exit 2 (``IVL_DEBUG=1`` shows the traceback); Ctrl-C exits 130. Shared by ``ivl-data`` and ``ivl-train``."""
+    """Parse ``argv`` and run the chosen command: help and exit 2 without one; a module of a missing extra and an
+    internal error are one line and exit 2 (``IVL_DEBUG=1`` shows the traceback); Ctrl-C exits 130. Shared by
+    ``ivl-data`` and ``ivl-train``."""
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
@@ -74,8 +72,39 @@ def dispatch(prog: str, parser: argparse.ArgumentParser, argv: list[str]) -> int
 
         if os.environ.get("IVL_DEBUG"):
             traceback.print_exc()
-        print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)", file=sys.stderr)
+        extra = _extra_of(exc.name) if isinstance(exc, ModuleNotFoundError) else None
+        if extra:
+            print(f"{prog} {args.command}: {exc.name} is not installed; install the {extra} extra: "
+                  f"pip install '{DISTRIBUTION}[{extra}]'", file=sys.stderr)
+        else:
+            print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)",
+                  file=sys.stderr)
         return 2
+
+
+def _extra_of(module: str | None) -> str | None:
+    """The extra of this distribution that installs ``module`` (read from its metadata), or None: a module that no
+    extra provides is a broken install, reported as an internal error."""
+    import re
+    from importlib import metadata
+
+    if not module:
+        return None
+    try:
+        requires = metadata.requires(DISTRIBUTION) or []
+    except metadata.PackageNotFoundError:
+        return None
+    extras = {}  # normalised requirement name -> extra, 'transformers<6,>=5; extra == "model"'
+    for req in requires:
+        found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*).*;\s*extra\s*==\s*[\"'](\w+)[\"']", req)
+        if found:
+            extras.setdefault(re.sub(r"[-_.]+", "-", found[1]).lower(), found[2])
+    top = module.partition(".")[0]
+    if (extra := extras.get(re.sub(r"[-_.]+", "-", top).lower())) is not None:
+        return extra
+    # an import name that is not its distribution's name (google -> protobuf); slow, so only now
+    return next((extras[d.lower()] for d in metadata.packages_distributions().get(top, ()) if d.lower() in extras),
+                None)
 
 
 def main(argv: list[str] | None = None) -> int:

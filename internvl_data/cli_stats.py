@@ -128,16 +128,12 @@ def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
 
 
 def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command body; usage errors and missing extras become one message and an exit code."""
+    """Run a command body; a usage error becomes one message and an exit code (a missing extra: cli.dispatch)."""
     try:
         return body(args)
     except UsageError as exc:
         print(f"ivl-data {command}: {exc}" if exc.code == 2 else str(exc), file=sys.stderr)
         return exc.code
-    except ImportError as exc:
-        print(f"ivl-data {command}: {exc.name or exc} is not installed; install the extras: "
-              "pip install 'ivl-kit[stats,model]'", file=sys.stderr)
-        return 2
 
 
 def run(args: argparse.Namespace) -> int:
