@@ -34,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
-    from .mixture import MixtureError
-    from .modelinfo import ModelInfoError
-    from .render import Renderer, RenderOptions, RenderUsageError, dump_pixels, to_json
+    from .render import Renderer, RenderOptions, dump_pixels, to_json
     from .tokenizer import TokenizerLoadError
 
     if args.max_seq_length < 1 or args.num_frames < 1:
@@ -57,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             if opts.dump_pixels:
                 dump_pixels(r, opts.dump_pixels)
             failed += r.error is not None
-    except (RenderUsageError, ModelInfoError, TokenizerLoadError, MixtureError, ValueError) as exc:
+    except (TokenizerLoadError, ValueError) as exc:  # usage, model, meta and mixture errors are ValueErrors
         print(f"ivl-data render: error: {exc}", file=sys.stderr)
         return 2
     out.flush()
