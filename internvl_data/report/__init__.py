@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..findings import Report, Severity
+from ..options import FORMATS
 
 
 def _load(name: str) -> Callable[[Report], str]:
@@ -13,13 +14,10 @@ def _load(name: str) -> Callable[[Report], str]:
     return import_module(f"{__name__}.{name}").render
 
 
-REPORTERS = ("text", "json", "github", "sarif")
-
-
 def render(report: Report, fmt: str = "text") -> str:
-    """The whole output of one run in format ``fmt`` (one of :data:`REPORTERS`)."""
-    if fmt not in REPORTERS:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(REPORTERS)}")
+    """The whole output of one run in format ``fmt`` (one of :data:`..options.FORMATS`, a module each)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return _load(fmt)(report)
 
 
