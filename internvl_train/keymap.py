@@ -101,7 +101,7 @@ def _rules(family: str) -> list[_Rule]:
 
 
 def _fill(template: str, groups: dict[str, str]) -> str:
-    return template.format(**{k: v for k, v in groups.items() if v is not None})
+    return template.format(**groups)
 
 
 def split_grouped_qkv(fused: torch.Tensor, shape: QKVShape) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -109,10 +109,11 @@ def split_grouped_qkv(fused: torch.Tensor, shape: QKVShape) -> tuple[torch.Tenso
     groups = shape.num_heads // shape.num_kv_heads
     rest = fused.shape[1:]
     view = fused.reshape(shape.num_kv_heads, groups + 2, shape.head_dim, *rest)
-    q = view[:, :groups].reshape(shape.num_heads * shape.head_dim, *rest)
-    k = view[:, groups].reshape(shape.num_kv_heads * shape.head_dim, *rest)
-    v = view[:, groups + 1].reshape(shape.num_kv_heads * shape.head_dim, *rest)
-    return q.clone(), k.clone(), v.clone()
+    own = torch.contiguous_format  # one copy each, in memory of its own; the reshape is then a view
+    q = view[:, :groups].clone(memory_format=own).reshape(shape.num_heads * shape.head_dim, *rest)
+    k = view[:, groups].clone(memory_format=own).reshape(shape.num_kv_heads * shape.head_dim, *rest)
+    v = view[:, groups + 1].clone(memory_format=own).reshape(shape.num_kv_heads * shape.head_dim, *rest)
+    return q, k, v
 
 
 def fuse_grouped_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, shape: QKVShape) -> torch.Tensor:

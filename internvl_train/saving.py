@@ -84,7 +84,13 @@ def save_original_weights(model: InternVLForConditionalGeneration, out: Path, ma
 
     def produce(names: list[str]) -> dict[str, torch.Tensor]:
         native = ((k, state[k].detach().to("cpu")) for name in names for k in parts[name])
-        return {name: tensor.clone().contiguous() for name, tensor in keymap.to_original(native)}
+        out: dict[str, torch.Tensor] = {}
+        stored: set[int] = set()  # safetensors refuses tensors sharing memory (a native model's tied lm_head)
+        for name, tensor in keymap.to_original(native):
+            ptr = tensor.untyped_storage().data_ptr()
+            out[name] = tensor.clone() if ptr in stored else tensor.contiguous()
+            stored.add(ptr)
+        return out
 
     write_shards(out, planned, produce, max_shard_bytes)
 

@@ -29,6 +29,16 @@ def test_internlm2_wqkv_bias_and_head_dim():
     assert torch.equal(fuse_grouped_qkv(q, k, v, shape), fused)
 
 
+@pytest.mark.parametrize("kv_heads", [1, 2])
+def test_split_wqkv_parts_are_contiguous_and_own_their_memory(kv_heads):
+    shape = QKVShape(num_heads=4, num_kv_heads=kv_heads, head_dim=2)
+    fused = torch.arange((4 + 2 * kv_heads) * 2 * 3, dtype=torch.float32).reshape(-1, 3)
+    for part in split_grouped_qkv(fused, shape):
+        assert part.is_contiguous()
+        assert part.untyped_storage().data_ptr() != fused.untyped_storage().data_ptr()
+        assert part.untyped_storage().nbytes() == part.numel() * part.element_size()
+
+
 def test_vision_qkv_split_names_and_refuse():
     km = KeyMap("qwen2")
     w = torch.arange(12, dtype=torch.float32).reshape(6, 2)

@@ -79,6 +79,17 @@ def test_sharded_with_index_and_bin_load(tiny_ckpt, weights):
     _assert_same_tensors(single.state_dict(), sharded.state_dict())
 
 
+def test_tied_embeddings_save_as_two_tensors(tiny_ckpt, tmp_path):
+    """A native model whose lm_head shares the embedding's memory saves like any other (both original tensors)."""
+    model, tok = load_pretrained(tiny_ckpt("qwen2", "300m"))
+    model.lm_head.weight = model.model.language_model.embed_tokens.weight
+    save_pretrained(model, tok, tmp_path / "out")
+    tensors = _original_tensors(tmp_path / "out")
+    embed = model.model.language_model.embed_tokens.weight.detach()
+    assert torch.equal(tensors["language_model.lm_head.weight"], embed)
+    assert torch.equal(tensors["language_model.model.embed_tokens.weight"], embed)
+
+
 def test_save_original_sharded_writes_index(tiny_ckpt, tmp_path):
     src = tiny_ckpt("llama", "300m")
     model, tok = load_pretrained(src)
