@@ -193,7 +193,6 @@ class TileTransform:
         if normalize not in NORMALIZE:
             raise ValueError(f"unknown normalize {normalize!r}; expected one of {sorted(NORMALIZE)}")
         self.tile = tile
-        self.normalize = normalize
         self.augment = augment
         self._rng = np.random.default_rng(seed)
         mean, std = NORMALIZE[normalize]

@@ -16,9 +16,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["METHODS", "VideoError", "choose_num_frames", "read_frames", "sample_frame_indices"]
+__all__ = ["VideoError", "choose_num_frames", "read_frames", "sample_frame_indices"]
 
-METHODS = ("rand", "middle", "fpsN")  # fpsN: e.g. "fps1", "fps0.5"
 _FRAME_NUMBER = re.compile(r"_(\d+).jpg$")  # the official pattern, unescaped dot included
 
 
