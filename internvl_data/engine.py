@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import time
 from array import array
 from dataclasses import dataclass, field, replace
@@ -377,9 +378,8 @@ def exit_code(report: Report, strict: bool = False) -> int:
 
 def _progress(opts: ValidateOptions, total: int) -> Any:
     """A rich progress bar on stderr, only on a terminal outside CI (or when forced with progress=True)."""
-    from .stats_plan import show_progress
-
-    if not show_progress(opts.progress) or total < 2:
+    show = opts.progress if opts.progress is not None else sys.stderr.isatty() and not os.environ.get("CI")
+    if not show or total < 2:
         return False
     from rich.console import Console
     from rich.progress import Progress
