@@ -177,7 +177,7 @@ def _jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:
     from PIL import Image
 
     with io.BytesIO() as buf:
-        img.convert("RGB").save(buf, format="JPEG", quality=quality)
+        img.save(buf, format="JPEG", quality=quality)  # _prepare passes RGB tiles only
         buf.seek(0)
         return Image.open(buf).copy()
 
