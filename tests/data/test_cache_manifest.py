@@ -82,19 +82,50 @@ def test_option_changes_miss_the_cache(make_meta, tmp_path: Path, calls) -> None
     assert len(calls) == 6
 
 
-def test_media_change_invalidates_header_results(tmp_path: Path, make_meta, calls) -> None:
+@pytest.mark.parametrize("media", ["header", "exists"])
+def test_media_change_invalidates_media_results(tmp_path: Path, make_meta, calls, media: str) -> None:
     rec = {"id": 1, "image": "a.png", "width": 8, "height": 8,
            "conversations": [turn("human", "<image>\nWhat?"), turn("gpt", "A square.")]}
     meta = make_meta(d=[rec])
     img = tmp_path / "media" / "a.png"
     Image.new("RGB", (8, 8)).save(img)  # square: no IVL315 (small image stretched over tiles)
     age(tmp_path / "d.jsonl", img)
-    opts = dict(media="header", cache_dir=str(tmp_path / "c"), write_manifest=False)
+    opts = dict(media=media, cache_dir=str(tmp_path / "c"), write_manifest=False)
     assert engine.validate(meta, **opts).findings == []
     assert engine.validate(meta, **opts).findings == [] and len(calls) == 1
-    Image.new("RGB", (9, 6)).save(img)
+    if media == "header":
+        Image.new("RGB", (9, 6)).save(img)
+    else:  # exists: the file disappears, then appears again
+        img.unlink()
     found = engine.validate(meta, **opts).findings
     assert len(calls) == 2 and [f.code for f in found] and all(f.code.startswith("IVL3") for f in found)
+    if media == "exists":
+        assert engine.validate(meta, **opts).findings == found and len(calls) == 2  # still missing: a hit
+        Image.new("RGB", (8, 8)).save(img)
+        assert engine.validate(meta, **opts).findings == [] and len(calls) == 3
+
+
+def test_a_freshly_written_file_is_hashed_again(make_meta, tmp_path: Path, calls, monkeypatch) -> None:
+    """Racy-git rule: a file modified within 2 s of its stat record may change again unseen in the same mtime tick,
+    so its stat entry is not trusted; once it is older, the stat entry serves the hash."""
+    meta = make_meta(d=[clean(1)])  # just written: not aged
+    hashed: list[str] = []
+    real = cache.content_hash
+
+    def counting(path):  # type: ignore[no-untyped-def]
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(cache, "content_hash", counting)
+    opts = dict(media="off", cache_dir=str(tmp_path / "c"), write_manifest=False)
+    os.utime(tmp_path / "d.jsonl")  # modified now: the first run records its stat well within 2 s
+    engine.validate(meta, **opts)
+    engine.validate(meta, **opts)
+    assert len(hashed) == 2 and calls == [1]  # hashed again, still a hit on the result
+    age(tmp_path / "d.jsonl")
+    engine.validate(meta, **opts)  # the stat changed: hashed, recorded well after the mtime
+    engine.validate(meta, **opts)
+    assert len(hashed) == 3 and calls == [1]
 
 
 def test_damaged_cache_entries_are_recomputed(make_meta, tmp_path: Path, calls) -> None:
