@@ -45,6 +45,26 @@ def test_text_families(tiny_ckpt, llm, native_type, rope_type):
     assert getattr(model.config, NAMESPACE)["llm_family"] == llm
 
 
+def test_linear_rope_scaling_round_trips(tiny_ckpt, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for f in tiny_ckpt("internlm2", "300m").iterdir():
+        (src / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["llm_config"]["rope_scaling"] = {"type": "linear", "factor": 4.0}
+    (src / "config.json").write_text(json.dumps(cfg))
+    model, tok = load_pretrained(src)
+    rope = model.config.text_config.rope_parameters
+    assert (rope["rope_type"], rope["factor"]) == ("linear", 4.0)
+    assert model.model.language_model.rotary_emb.rope_type == "linear"
+    save_pretrained(model, tok, tmp_path / "hf", layout="hf")
+    native, _ = load_pretrained(tmp_path / "hf")
+    save_pretrained(native, tok, tmp_path / "orig")
+    back = json.loads((tmp_path / "orig" / "config.json").read_text())
+    assert back["llm_config"]["rope_scaling"] == {"type": "linear", "factor": 4.0}
+    assert back == cfg
+
+
 def test_image_settings_reach_the_data_pipeline_from_a_native_dir(tiny_ckpt, tmp_path):
     from internvl_data.modelinfo import ModelInfo
 

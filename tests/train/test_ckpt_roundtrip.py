@@ -50,6 +50,16 @@ def test_native_original_native(tiny_ckpt, tmp_path, llm, vit):
     again, _ = load_pretrained(tmp_path / "orig")
     _assert_same_tensors(native.state_dict(), again.state_dict())
     assert again.config.to_dict()[NAMESPACE] == native.config.to_dict()[NAMESPACE]
+    assert _comparable(again.config) == _comparable(native.config)
+
+
+def _comparable(config) -> dict:
+    """``config.to_dict()`` less what records where it was loaded from: path, architectures, sub-config dtype."""
+    out = config.to_dict()
+    del out["_name_or_path"], out["architectures"]
+    for sub in ("text_config", "vision_config"):
+        out[sub].pop("dtype", None)
+    return out
 
 
 def test_native_checkpoint_without_namespace_saves_checkpoint_defaults(tiny_ckpt, tmp_path):
