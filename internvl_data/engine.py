@@ -39,7 +39,7 @@ class FileResult:
     records: int
     findings: list[Finding] = field(default_factory=list)
     suppressed: dict[tuple[str, str], int] = field(default_factory=dict)  # (code, severity) -> left out
-    media_paths: list[str] = field(default_factory=list)
+    media_paths: list[str] = field(default_factory=list)  # media looked at (a fresh result only: the cache keeps stats)
 
 
 class Keeper:
@@ -234,7 +234,6 @@ def _to_payload(r: FileResult, media_stats: bool) -> dict:
         "suppressed": [[code, sev, n] for (code, sev), n in r.suppressed.items()],
         "findings": [[f.code, f.severity.value, f.path, f.line, f.col, f.message, f.json_path, f.hint, f.dataset]
                      for f in r.findings],
-        "media_paths": r.media_paths,
         "media_stats": [[p, cache.stat_signature(p)] for p in r.media_paths] if media_stats else [],
     }
 
@@ -244,7 +243,7 @@ def _from_payload(p: dict) -> FileResult | None:
     try:
         found = [Finding(c, Severity(s), *rest) for c, s, *rest in p["findings"]]
         left = {(code, Severity(sev).value): int(n) for code, sev, n in p["suppressed"]}
-        return FileResult(p["content_hash"], p["lines"], p["records"], found, left, p["media_paths"])
+        return FileResult(p["content_hash"], p["lines"], p["records"], found, left)
     except (KeyError, TypeError, ValueError):
         return None
 
