@@ -76,6 +76,7 @@ FAMILIES: dict[str, Family] = {
 }
 BY_ARCHITECTURE = {f.architecture: f for f in FAMILIES.values()}
 SUPPORTED = ", ".join(BY_ARCHITECTURE)
+NATIVE_SUPPORTED = ", ".join(dict.fromkeys(f.native_type for f in FAMILIES.values()))
 _ROPE_SCALING_KEYS = (
     "factor",
     "short_factor",
@@ -103,7 +104,7 @@ def family_of_native(model_type: str, stored: str | None) -> Family:
     for fam in FAMILIES.values():
         if fam.native_type == model_type and fam.name != "internlm2":
             return fam
-    raise CheckpointError(f"native text model {model_type!r} is not an InternVL2 LLM; supported: qwen2, llama, phi3")
+    raise CheckpointError(f"native text model {model_type!r} is not an InternVL2 LLM; supported: {NATIVE_SUPPORTED}")
 
 
 def llm_to_native(fam: Family, llm: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,10 +98,7 @@ def save_original_weights(model: InternVLForConditionalGeneration, out: Path, ma
 def _copy_from_base(base: Path, out: Path, *, with_code: bool) -> None:
     if not base.is_dir():
         raise CheckpointError(f"--base {base}: not a directory; point it at the checkpoint you started from")
-    names = ["generation_config.json"] + ([p.name for p in base.glob("*.py")] if with_code else [])
-    for name in names:
-        if (base / name).is_file():
-            shutil.copy2(base / name, out / name)
+    _copy_present(base, out, ["generation_config.json"] + ([p.name for p in base.glob("*.py")] if with_code else []))
 
 
 def _copy_same_tokenizer(tokenizer: Any, base: Path, out: Path) -> bool:
@@ -112,10 +109,15 @@ def _copy_same_tokenizer(tokenizer: Any, base: Path, out: Path) -> bool:
     except CheckpointError:
         return False
     if same:
-        for name in _TOKENIZER_FILES:
-            if (base / name).is_file():
-                shutil.copy2(base / name, out / name)
+        _copy_present(base, out, _TOKENIZER_FILES)
     return same
+
+
+def _copy_present(base: Path, out: Path, names: Iterable[str]) -> None:
+    """Copy whichever of ``names`` exist as files in ``base``."""
+    for name in names:
+        if (base / name).is_file():
+            shutil.copy2(base / name, out / name)
 
 
 @contextmanager

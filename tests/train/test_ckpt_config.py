@@ -45,6 +45,18 @@ def test_text_families(tiny_ckpt, llm, native_type, rope_type):
     assert getattr(model.config, NAMESPACE)["llm_family"] == llm
 
 
+def test_family_of_native_text_model():
+    from internvl_train.errors import CheckpointError
+    from internvl_train.families import family_of_native
+
+    assert family_of_native("llama", "internlm2").name == "internlm2"
+    assert family_of_native("llama", None).name == "llama"
+    assert family_of_native("phi3", "qwen2").name == "phi3"
+    with pytest.raises(CheckpointError) as exc:
+        family_of_native("mistral", None)
+    assert str(exc.value) == "native text model 'mistral' is not an InternVL2 LLM; supported: qwen2, llama, phi3"
+
+
 def test_linear_rope_scaling_round_trips(tiny_ckpt, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
