@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 
-NAME = "render"
 HELP = "Show the input_ids, labels and pixel tensors of records, exactly as the trainer builds them."
 
 
