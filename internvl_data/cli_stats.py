@@ -62,7 +62,7 @@ class Loaded:
 
 def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
     """Meta file and model settings shared by ``stats`` and ``lengths`` (raises :class:`UsageError`)."""
-    from .stats_plan import show_progress
+    from .options import show_progress
 
     for name in ("max_seq_length", "num_frames", "jobs"):
         value = getattr(args, name, None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
 from array import array
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from . import __version__, cache, manifest
 from .checks_meta import check_declared_length
 from .findings import Finding, Report, Severity
 from .meta import MetaEntry, MetaResult, load_meta
-from .options import ValidateOptions
+from .options import ValidateOptions, show_progress
 from . import rules
 from .rules import emit, selected
 
@@ -377,8 +376,7 @@ def exit_code(report: Report, strict: bool = False) -> int:
 
 def _progress(opts: ValidateOptions, total: int) -> Any:
     """A rich progress bar on stderr, only on a terminal outside CI (or when forced with progress=True)."""
-    show = opts.progress if opts.progress is not None else sys.stderr.isatty() and not os.environ.get("CI")
-    if not show or total < 2:
+    if not show_progress(opts.progress) or total < 2:
         return False
     from rich.console import Console
     from rich.progress import Progress

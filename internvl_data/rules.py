@@ -11,8 +11,12 @@ Codes are never reused or renumbered.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .findings import Severity
+
+if TYPE_CHECKING:
+    from .findings import Finding
 
 @dataclass(frozen=True, slots=True)
 class Rule:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -134,13 +133,6 @@ class _Call:
 
     def __call__(self, item: tuple[int, Chunk]) -> tuple[int, Any]:
         return item[0], self.fn(item[1])
-
-
-def show_progress(requested: bool | None) -> bool:
-    """A bar only on a terminal outside CI unless asked explicitly."""
-    if requested is not None:
-        return requested
-    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 class _Progress:
