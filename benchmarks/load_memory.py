@@ -77,9 +77,9 @@ def _load_baseline(path: Path):
     from safetensors.torch import load_file
     from transformers import InternVLForConditionalGeneration
 
-    from internvl_train import configmap
-    from internvl_train.loading import image_token_id_of, keymap_for, load_tokenizer
-    from internvl_train.shards import weight_files
+    from internvl_train.checkpoint import configmap
+    from internvl_train.checkpoint.loading import image_token_id_of, keymap_for, load_tokenizer
+    from internvl_train.checkpoint.shards import weight_files
 
     state: dict = {}
     for f in weight_files(path):
@@ -107,7 +107,7 @@ def child(mode: str, path: Path) -> None:
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    import internvl_train.loading  # noqa: F401
+    import internvl_train.checkpoint.loading  # noqa: F401
 
     before = _rss_bytes()
     sampler = _PeakSampler()

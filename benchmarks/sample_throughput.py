@@ -6,7 +6,7 @@
 Settings: tile 448, thumbnail on, max_dynamic_patch 12, no augmentation, no padding, template
 ``internlm2-chat`` with the tiny ``internlm2`` tokenizer of tests/helpers (the same tokenizer object for
 both sides, so only the pipelines differ). One process; T threads per run: the baseline under
-``torch.set_num_threads(T)``, ours under ``internvl_data.transforms.set_num_threads(T)``.
+``torch.set_num_threads(T)``, ours under ``internvl_data.pipeline.transforms.set_num_threads(T)``.
 
 Baseline = the official ``__getitem__`` written plainly: ``Image.open().convert('RGB')``, the official
 ``dynamic_preprocess``, per-tile ToTensor + Normalize in torch, ``torch.stack``; text through the official
@@ -34,12 +34,12 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from internvl_data.mixture import Mixture  # noqa: E402
-from internvl_data.modelinfo import ModelInfo  # noqa: E402
-from internvl_data.models import record_kind  # noqa: E402
-from internvl_data.sample import SampleBuilder  # noqa: E402
-from internvl_data.tokenizer import load_tokenizer  # noqa: E402
-from internvl_data.transforms import (  # noqa: E402
+from internvl_data.pipeline.mixture import Mixture  # noqa: E402
+from internvl_data.pipeline.modelinfo import ModelInfo  # noqa: E402
+from internvl_data.formats.models import record_kind  # noqa: E402
+from internvl_data.pipeline.sample import SampleBuilder  # noqa: E402
+from internvl_data.pipeline.tokenizer import load_tokenizer  # noqa: E402
+from internvl_data.pipeline.transforms import (  # noqa: E402
     TileTransform, load_rgb, map_threads, retain_freed_memory, set_num_threads)
 from tests.helpers.tokenizers import write_model_dir  # noqa: E402
 

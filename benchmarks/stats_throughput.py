@@ -55,15 +55,15 @@ def loop_baseline(meta: Path, model: Path, n: int) -> tuple[float, float]:
     """(records/s, records per CPU second) of the one-record-at-a-time loop (see the module docstring)."""
     import orjson
 
-    from internvl_data.cli_stats import load_datasets
-    from internvl_data.modelinfo import ModelInfo
-    from internvl_data.sample import prepare_conversations
-    from internvl_data.stats_hist import Tally
-    from internvl_data.stats_media import MediaSizes
-    from internvl_data.stats_scan import Settings, scan_record
-    from internvl_data.stats_tokens import model_settings
-    from internvl_data.templates import conversation_turns, expanded_text, get_template, place_images, render_segments
-    from internvl_data.tokenizer import load_tokenizer
+    from internvl_data.cli.stats import load_datasets
+    from internvl_data.pipeline.modelinfo import ModelInfo
+    from internvl_data.pipeline.sample import prepare_conversations
+    from internvl_data.stats.hist import Tally
+    from internvl_data.media.sizes import MediaSizes
+    from internvl_data.stats.worker import Settings, scan_record
+    from internvl_data.stats.tokens import model_settings
+    from internvl_data.pipeline.templates import conversation_turns, expanded_text, get_template, place_images, render_segments
+    from internvl_data.pipeline.tokenizer import load_tokenizer
 
     ds = load_datasets(str(meta))[0][0]
     info = ModelInfo.from_dir(model)

@@ -1,6 +1,9 @@
 """ivl-data: the InternVL2 data contract, checked before any GPU time."""
 
-from .findings import Finding, Report, Severity
+from internvl_data import _compat
+from internvl_data.checks.findings import Finding, Report, Severity
+
+_compat.install()  # old flat module paths keep working for one release, with a DeprecationWarning
 
 __version__ = "0.1.0"
 
@@ -11,8 +14,8 @@ def validate(meta_path, options=None, **kwargs):
     """Validate a meta file and every annotation it lists; returns a :class:`Report`.
 
     Options are the keyword forms of the ``ivl-data validate`` flags (``media="header"``, ``jobs=2``,
-    ``select=("IVL2",)``...), or a :class:`internvl_data.options.ValidateOptions` with keyword overrides.
+    ``select=("IVL2",)``...), or a :class:`internvl_data.validator.options.ValidateOptions` with keyword overrides.
     """
-    from .engine import validate as _validate
+    from internvl_data.validator.driver import validate as _validate
 
     return _validate(meta_path, options, **kwargs)

@@ -1,4 +1,4 @@
-from .cli import main
+from internvl_data.cli.dispatch import main
 import sys
 
 sys.exit(main())

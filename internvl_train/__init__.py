@@ -1,17 +1,21 @@
 """ivl-train: fine-tune InternVL2 on validated mixtures (transformers + peft + DeepSpeed)."""
 
+from internvl_train import _compat
+
 __version__ = "0.1.0"
+
+_compat.install()  # old flat module paths keep working for one release, with a DeprecationWarning
 
 __all__ = ["load_pretrained", "save_pretrained"]
 
 
 def __getattr__(name: str):  # lazy: `import internvl_train` stays light (no torch) until a model is needed
     if name == "load_pretrained":
-        from .loading import load_pretrained
+        from internvl_train.checkpoint.loading import load_pretrained
 
         return load_pretrained
     if name == "save_pretrained":
-        from .saving import save_pretrained
+        from internvl_train.checkpoint.saving import save_pretrained
 
         return save_pretrained
     raise AttributeError(f"module 'internvl_train' has no attribute {name!r}")

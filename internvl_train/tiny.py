@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from internvl_data.tokenizer import INTERNVL_TOKENS
+from internvl_data.pipeline.tokenizer import INTERNVL_TOKENS
 
-from .configmap import AUTO_MAP, DEFAULT_TEMPLATE
-from .families import FAMILIES
+from internvl_train.checkpoint.configmap import AUTO_MAP, DEFAULT_TEMPLATE
+from internvl_train.checkpoint.families import FAMILIES
 
 _ARCH = {name: fam.architecture for name, fam in FAMILIES.items()}
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from internvl_data import cli
+from internvl_data.cli import dispatch as cli
 from tests.helpers.records import write_jsonl
 
 

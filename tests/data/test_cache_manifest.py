@@ -11,10 +11,12 @@ import pytest
 from tests.helpers.records import clean, turn
 from PIL import Image
 
-from internvl_data import __version__, cache, manifest
+from internvl_data import __version__
+from internvl_data.validator import cache
+from internvl_data.validator import manifest
 
-engine = importlib.import_module("internvl_data.engine")
-scan = importlib.import_module("internvl_data.scan")
+engine = importlib.import_module("internvl_data.validator.driver")
+scan = importlib.import_module("internvl_data.validator.worker")
 OLD = 1_600_000_000  # a past mtime: the stat index trusts files not modified just before it was written
 
 
@@ -204,8 +206,9 @@ def test_edited_check_code_misses_the_cache(make_meta, tmp_path: Path, calls, mo
     names = [row[0] for row in stamp]
     assert names == sorted(names) and all(len(row) == 3 for row in stamp)
     # every module, including the ones a check only reaches through another (checks_tokens -> stats_tokens ...)
-    assert {"scan", "engine", "rules", "checks_tokens", "stats_scan", "stats_tokens", "sample", "video"} <= set(names)
-    monkeypatch.setattr(engine, "_code_stamp", lambda: stamp[:-1] + [["tiling", 1, 2]])
+    assert {"validator/worker.py", "validator/driver.py", "checks/catalogue.py", "checks/tokens.py", "stats/worker.py",
+            "stats/tokens.py", "pipeline/sample.py", "pipeline/video.py"} <= set(names)
+    monkeypatch.setattr(engine, "_code_stamp", lambda: stamp[:-1] + [["pipeline/tiling.py", 1, 2]])
     engine.validate(meta, **opts)
     assert len(calls) == 2
 

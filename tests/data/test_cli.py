@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.helpers.records import clean, turn, write_jsonl
 
-from internvl_data import cache, manifest
+from internvl_data.validator import cache
+from internvl_data.validator import manifest
 
-engine = importlib.import_module("internvl_data.engine")
-scan = importlib.import_module("internvl_data.scan")
+engine = importlib.import_module("internvl_data.validator.driver")
+scan = importlib.import_module("internvl_data.validator.worker")
 NO_IMAGE = {"id": "w", "image": "a.jpg", "conversations": [turn("human", "What is it?"), turn("gpt", "A cat.")]}
 
 
@@ -234,7 +235,7 @@ def test_template_reaches_the_record_checks(tmp_path: Path, run_cli, template: s
 
 
 def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch) -> None:
-    from internvl_data.options import ValidateOptions
+    from internvl_data.validator.options import ValidateOptions
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     monkeypatch.delenv("CI", raising=False)
@@ -251,7 +252,7 @@ def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch) -> None:
 
 def test_python_api_options(make_meta) -> None:
     from internvl_data import validate
-    from internvl_data.options import ValidateOptions
+    from internvl_data.validator.options import ValidateOptions
 
     meta = make_meta(d=[{"id": 1}])
     report = validate(meta, ValidateOptions(media="off", write_manifest=False), ignore=("IVL201",))

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from tests.helpers.tokenizers import write_model_dir
 
-from internvl_data import cli
+from internvl_data.cli import dispatch as cli
 
 VALID = Path(__file__).resolve().parents[2] / "fixtures" / "valid" / "meta.json"
-BLOCKED = "import sys; sys.modules[{0!r}] = None; from internvl_data.cli import main; sys.exit(main(sys.argv[1:]))"
+BLOCKED = "import sys; sys.modules[{0!r}] = None; from internvl_data.cli.dispatch import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.mark.parametrize("command, module, extra", [
@@ -38,7 +38,7 @@ def test_the_extras_come_from_the_package_metadata() -> None:
 
 
 def test_a_module_no_extra_provides_is_an_internal_error(run_cli, monkeypatch) -> None:
-    import internvl_data.cli_rules as rules
+    import internvl_data.cli.rules as rules
 
     def broken(args):  # type: ignore[no-untyped-def]
         import no_such_module_of_ivl  # noqa: F401

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from internvl_data.tiling import find_grid
+from internvl_data.pipeline.tiling import find_grid
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 VALID = FIXTURES / "valid"
@@ -145,7 +145,7 @@ def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
 def test_validate_passes_the_valid_fixture(tmp_path: Path) -> None:
     """`ivl-data validate fixtures/valid/meta.json` exits 0 with no errors and no media findings, in every
     media mode (run on a copy: validate writes a manifest beside the meta file)."""
-    from internvl_data.cli import main
+    from internvl_data.cli.dispatch import main
     from internvl_data import validate
 
     copy = tmp_path / "valid"

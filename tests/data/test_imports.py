@@ -16,16 +16,16 @@ ROOT = Path(__file__).resolve().parents[2]
 VALID = ROOT / "fixtures" / "valid"
 ABSENT = ("torch", "transformers", "pandas")
 # The stats driver, the token counters and render; validate's media checks may borrow stats_scan.Settings.
-NOT_LOADED = ("internvl_data.stats", "internvl_data.stats_tokens", "internvl_data.stats_pieces",
-              "internvl_data.stats_output", "internvl_data.stats_plan", "internvl_data.cli_stats",
-              "internvl_data.render", "internvl_data.cli_render", "internvl_data.lengths",
-              "internvl_data.cli_lengths", "internvl_data.labels", "internvl_data.tokenizer", "tokenizers",
+NOT_LOADED = ("internvl_data.stats.compute", "internvl_data.stats.tokens", "internvl_data.stats.piece_cache",
+              "internvl_data.stats.output", "internvl_data.stats.plan", "internvl_data.cli.stats",
+              "internvl_data.pipeline.render", "internvl_data.cli.render", "internvl_data.stats.lengths",
+              "internvl_data.cli.lengths", "internvl_data.pipeline.labels", "internvl_data.pipeline.tokenizer", "tokenizers",
               "matplotlib")
 SCRIPT = """
 import json, sys
 for name in {absent!r}:
     sys.modules[name] = None  # `import name` now raises ImportError, as when it is not installed
-from internvl_data.cli import main
+from internvl_data.cli.dispatch import main
 code = main(sys.argv[1:])
 print(json.dumps([m for m in {not_loaded!r} if m in sys.modules]), file=sys.stderr)
 sys.exit(code)

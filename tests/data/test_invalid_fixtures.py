@@ -1,6 +1,6 @@
 """Walk fixtures/invalid/<case>/: each case produces exactly its declared (code, file, line) findings and exit.
 
-Runs ``ivl-data validate`` (internvl_data.cli.main) on each case's meta.json.
+Runs ``ivl-data validate`` (internvl_data.cli.dispatch.main) on each case's meta.json.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ OWN_FAMILIES = ("IVL0", "IVL1", "IVL2")
 
 
 def run_cli(meta: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[list[dict], int]:
-    from internvl_data.cli import main
+    from internvl_data.cli.dispatch import main
 
     code = main(["validate", str(meta), "--no-manifest", "--format", "json", *args])
     out = capsys.readouterr().out
@@ -38,7 +38,7 @@ def test_invalid_fixture(case: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_every_contract_rule_has_a_case() -> None:
-    from internvl_data.rules import all_rules
+    from internvl_data.checks.catalogue import all_rules
 
     declared = {f["code"] for c in CASES for f in json.loads((c / "expected.json").read_text())["findings"]}
     own = {code for code in all_rules() if code.startswith(OWN_FAMILIES)}

@@ -8,7 +8,7 @@ import pytest
 from tests.helpers.records import clean
 
 from internvl_data import validate
-from internvl_data.options import LIMITS, OptionError, ValidateOptions
+from internvl_data.validator.options import LIMITS, OptionError, ValidateOptions
 
 
 def test_every_numeric_option_has_a_bound() -> None:

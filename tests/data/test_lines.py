@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from internvl_data import lines
-from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.lines import count_lines, iter_lines
+from internvl_data.formats import lines
+from internvl_data.checks.lines import LineCtx, check_line
+from internvl_data.formats.lines import count_lines, iter_lines
 
 
 def write(tmp_path: Path, data: bytes) -> Path:

@@ -12,12 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from internvl_data import checks_media, media
-from internvl_data.checks_lines import LineCtx
-from internvl_data.checks_media import MediaChecker
-from internvl_data.findings import Severity
-from internvl_data.options import ValidateOptions
-from internvl_data.rules import all_rules
+from internvl_data.checks import media as checks_media
+from internvl_data.media import probe as media
+from internvl_data.checks.lines import LineCtx
+from internvl_data.checks.media import MediaChecker
+from internvl_data.checks.findings import Severity
+from internvl_data.validator.options import ValidateOptions
+from internvl_data.checks.catalogue import all_rules
 
 from tests.helpers.records import conv
 

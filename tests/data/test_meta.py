@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from internvl_data.checks_meta import check_declared_length
-from internvl_data.meta import load_meta, resolve
+from internvl_data.checks.meta import check_declared_length
+from internvl_data.formats.meta import load_meta, resolve
 
 
 def good(**kw: object) -> dict:

@@ -9,12 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.checks_records import check_record
-from internvl_data.cli import main
-from internvl_data.lines import iter_lines
-from internvl_data.models import DatasetEntry, Meta, Record, record_kind
-from internvl_data.schema import DRAFT, meta_schema, record_schema, rules_markdown, schema_texts, write_schemas
+from internvl_data.checks.lines import LineCtx, check_line
+from internvl_data.checks.records import check_record
+from internvl_data.cli.dispatch import main
+from internvl_data.formats.lines import iter_lines
+from internvl_data.formats.models import DatasetEntry, Meta, Record, record_kind
+from internvl_data.formats.schema import DRAFT, meta_schema, record_schema, rules_markdown, schema_texts, write_schemas
 from tests.helpers.bench_data import write_bench_lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def test_checked_in_files_do_not_drift() -> None:
 
 
 def test_rules_doc_lists_every_rule() -> None:
-    from internvl_data.rules import all_rules
+    from internvl_data.checks.catalogue import all_rules
 
     doc = (ROOT / "docs" / "rules.md").read_text()
     assert doc == rules_markdown(), "docs/rules.md is stale: run `ivl-data schema --write`"
@@ -48,7 +48,7 @@ def test_schema_cli(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_schema_check_reports_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from internvl_data import schema
+    from internvl_data.formats import schema
 
     monkeypatch.setattr(schema, "PACKAGE_DIR", tmp_path / "pkg")
     monkeypatch.setattr(schema, "REPO_DIR", tmp_path / "repo")

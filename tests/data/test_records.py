@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from internvl_data.checks_lines import LineCtx, check_line
-from internvl_data.checks_records import _findings, check_record, grounding_problems
-from internvl_data.findings import Severity
-from internvl_data.lines import iter_lines
-from internvl_data.scan import id_key
+from internvl_data.checks.lines import LineCtx, check_line
+from internvl_data.checks.records import _findings, check_record, grounding_problems
+from internvl_data.checks.findings import Severity
+from internvl_data.formats.lines import iter_lines
+from internvl_data.validator.worker import id_key
 from tests.helpers.bench_data import write_bench_lines
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,7 +202,7 @@ def test_make_dataset_records_are_clean(bench_lines: Path) -> None:
 
 
 def test_digest_is_stable_across_processes() -> None:
-    code = "from internvl_data.scan import id_key; print(id_key('abc'), id_key(-5))"
+    code = "from internvl_data.validator.worker import id_key; print(id_key('abc'), id_key(-5))"
     runs = {
         subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
                        capture_output=True, text=True, check=True).stdout

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from internvl_data.findings import Finding, Report, Severity
-from internvl_data.report import render
-from internvl_data.rules import all_rules
+from internvl_data.checks.findings import Finding, Report, Severity
+from internvl_data.validator.report import render
+from internvl_data.checks.catalogue import all_rules
 
 ERR = Finding("IVL001", Severity.ERROR, "data/a.jsonl", 3, 7, "invalid JSON: Expecting value at column 7",
               hint="Fix the JSON.", dataset="a")

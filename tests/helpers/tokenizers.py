@@ -177,7 +177,7 @@ def _internlm2(out: Path) -> None:
 
 
 def _phi3(out: Path) -> None:
-    from internvl_data.tokenizer import spm_backend
+    from internvl_data.pipeline.tokenizer import spm_backend
 
     data = spm_model_bytes()
     (out / "tokenizer.model").write_bytes(data)

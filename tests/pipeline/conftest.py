@@ -32,9 +32,9 @@ def model_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def builder_factory(model_factory):
     """``builder_factory(template, kind, max_seq_length=4096, **config)`` -> (SampleBuilder, tokenizer)."""
-    from internvl_data.modelinfo import ModelInfo
-    from internvl_data.sample import SampleBuilder
-    from internvl_data.tokenizer import load_tokenizer
+    from internvl_data.pipeline.modelinfo import ModelInfo
+    from internvl_data.pipeline.sample import SampleBuilder
+    from internvl_data.pipeline.tokenizer import load_tokenizer
 
     @functools.lru_cache(maxsize=None)
     def make(template, kind, max_seq_length=4096, **cfg):

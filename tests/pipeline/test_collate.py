@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from internvl_data.collate import Collator
+from internvl_data.pipeline.collate import Collator
 
 torch = pytest.importorskip("torch")
 
@@ -66,9 +66,9 @@ def test_inconsistent_samples_are_rejected():
 
 def test_meta_to_batch_end_to_end(tmp_path, builder_factory, media, meta_writer):
     """meta -> Mixture -> SampleBuilder -> Collator: tiles, flags and image tokens line up in sample order."""
-    from internvl_data.mixture import Mixture
-    from internvl_data.tokenizer import IMG_CONTEXT
-    from internvl_data.transforms import TileTransform, load_rgb
+    from internvl_data.pipeline.mixture import Mixture
+    from internvl_data.pipeline.tokenizer import IMG_CONTEXT
+    from internvl_data.pipeline.transforms import TileTransform, load_rgb
 
     builder, tok = builder_factory("internlm2-chat", "internlm2", image_size=28, max_dynamic_patch=6)
     assert builder.tokens_per_tile == 1  # (28 // 14)^2 * 0.5^2

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from internvl_data.mixture import Mixture, MixtureError, kept_lines, line_offsets
+from internvl_data.pipeline.mixture import Mixture, MixtureError, kept_lines, line_offsets
 
 
 def _write_jsonl(path, n: int, tag: str, trailing_newline: bool = True) -> None:
@@ -77,7 +77,7 @@ def test_offsets_and_reads_by_byte_offset(tmp_path):
 
 
 def test_offsets_across_chunks(tmp_path, monkeypatch):
-    import internvl_data.mixture as mixture
+    import internvl_data.pipeline.mixture as mixture
 
     monkeypatch.setattr(mixture, "CHUNK", 7)
     path = tmp_path / "y.jsonl"
@@ -103,7 +103,7 @@ def test_meta_errors_stop_the_mixture_with_file_and_line(tmp_path):
 
 
 def test_entries_are_checked_too(tmp_path):
-    from internvl_data.meta import load_meta
+    from internvl_data.formats.meta import load_meta
 
     entries = load_meta(_meta(tmp_path, {"d": (3, 1)})).entries
     entries[0].raw["repeat_time"] = 2.0  # entries built by hand skip the meta checks

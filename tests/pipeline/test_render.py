@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from internvl_data.cli import main
-from internvl_data.templates import SYSTEM_INTERNVL2
+from internvl_data.cli.dispatch import main
+from internvl_data.pipeline.templates import SYSTEM_INTERNVL2
 
 KEYS = ["dataset", "index", "line", "input_ids", "labels", "attention_mask", "num_tiles", "image_flags",
         "pixel_values_shape", "official_mismatch", "truncated", "warnings", "error"]
@@ -39,7 +39,7 @@ def run(capsys, *argv):
 
 
 def test_exact_jsonl(capsys, fixture):
-    from internvl_data.tokenizer import load_tokenizer
+    from internvl_data.pipeline.tokenizer import load_tokenizer
 
     folder, meta, model = fixture
     code, out, _ = run(capsys, meta, "--model", model, "--dataset", "chat", "--limit", "0", "--format", "jsonl")
@@ -120,7 +120,7 @@ def test_bad_model_dir(capsys, fixture, tmp_path):
 
 
 def test_select_is_lazy_and_maps_indices():
-    from internvl_data.render import RenderUsageError, select
+    from internvl_data.pipeline.render import RenderUsageError, select
 
     class Fake:
         def dataset_sizes(self):
@@ -135,7 +135,7 @@ def test_select_is_lazy_and_maps_indices():
 
 
 def test_text_view_colour_on_terminals():
-    from internvl_data.render import COLOR_CLOSE, COLOR_OPEN, decode_marked
+    from internvl_data.pipeline.render import COLOR_CLOSE, COLOR_OPEN, decode_marked
 
     class Tok:
         def decode(self, ids, **kw):

@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from internvl_data.labels import IGNORE
-from internvl_data.sample import SampleError, TruncatedImageError
-from internvl_data.templates import SYSTEM_INTERNVL2, SYSTEM_INTERNVL2_5
+from internvl_data.pipeline.labels import IGNORE
+from internvl_data.pipeline.sample import SampleError, TruncatedImageError
+from internvl_data.pipeline.templates import SYSTEM_INTERNVL2, SYSTEM_INTERNVL2_5
 
 
 # template -> (tokenizer with BOS, tokenizer without BOS)
@@ -259,7 +259,7 @@ def test_s3_image_path_is_concatenated_to_root(Entry_, builder_factory, media):
 @pytest.mark.parametrize("cfg,tpt", [({}, 256), ({"image_size": 224}, 64), ({"image_size": 448, "downsample_ratio": 1.0}, 1024),
                                      ({"image_size": 336, "patch_size": 14}, 144)])
 def test_modelinfo_tokens_per_tile(model_factory, cfg, tpt):
-    from internvl_data.modelinfo import ModelInfo
+    from internvl_data.pipeline.modelinfo import ModelInfo
 
     info = ModelInfo.from_dir(model_factory("Hermes-2", "qwen2", **cfg))
     assert info.tokens_per_tile == tpt and info.tile_size == cfg.get("image_size", 448)
@@ -268,7 +268,7 @@ def test_modelinfo_tokens_per_tile(model_factory, cfg, tpt):
 
 
 def test_modelinfo_native_and_errors(model_factory, tmp_path):
-    from internvl_data.modelinfo import ModelInfo, ModelInfoError
+    from internvl_data.pipeline.modelinfo import ModelInfo, ModelInfoError
 
     info = ModelInfo.from_dir(model_factory(None, "qwen2", layout="native", image_size=224))
     assert (info.layout, info.template, info.tile_size, info.tokens_per_tile) == ("native", None, 224, 64)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from internvl_data.templates import (
+from internvl_data.pipeline.templates import (
     SYSTEM_INTERNVL2,
     SYSTEM_INTERNVL2_5,
     ConversationError,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from internvl_data.tiling import candidate_grids, dynamic_preprocess, find_grid, grid, num_tiles
+from internvl_data.pipeline.tiling import candidate_grids, dynamic_preprocess, find_grid, grid, num_tiles
 
 
 def spec_grid(w: int, h: int, min_num: int, max_num: int, tile: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import sentencepiece as spm
 
-from internvl_data.tokenizer import INTERNVL_TOKENS, TokenCodec, TokenizerLoadError, load_tokenizer
+from internvl_data.pipeline.tokenizer import INTERNVL_TOKENS, TokenCodec, TokenizerLoadError, load_tokenizer
 from tests.helpers.tokenizers import CONTROL_TOKENS, KINDS, tokenizer_dir
 
 TEXTS = [

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from internvl_data.tiling import dynamic_preprocess, num_tiles
-from internvl_data.transforms import NORMALIZE, TileTransform, load_rgb
+from internvl_data.pipeline.tiling import dynamic_preprocess, num_tiles
+from internvl_data.pipeline.transforms import NORMALIZE, TileTransform, load_rgb
 
 MEAN, STD = NORMALIZE["imagenet"]
 
@@ -147,7 +147,7 @@ def test_load_rgb(tmp_path):
 
 
 def test_helper_thread_gives_the_same_values():
-    from internvl_data import transforms
+    from internvl_data.pipeline import transforms
 
     img = _noise(300, 170, seed=11)
     single = TileTransform(64).image(img, 1, 12, True)
@@ -162,7 +162,7 @@ def test_helper_thread_gives_the_same_values():
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_map_threads_keeps_order_and_raises_the_first_failure(threads):
-    from internvl_data import transforms
+    from internvl_data.pipeline import transforms
 
     transforms.set_num_threads(threads)
     try:
@@ -183,7 +183,7 @@ def test_map_threads_keeps_order_and_raises_the_first_failure(threads):
 
 
 def test_image_inside_map_threads_does_not_wait_on_its_own_pool():
-    from internvl_data import transforms
+    from internvl_data.pipeline import transforms
 
     imgs = [_noise(120, 60, seed=s) for s in range(3)]
     expected = [TileTransform(32).image(img, 1, 6, True) for img in imgs]
@@ -197,7 +197,7 @@ def test_image_inside_map_threads_does_not_wait_on_its_own_pool():
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_images_as_tasks_equal_one_image_at_a_time_and_raise_the_first_failure(threads):
-    from internvl_data import transforms
+    from internvl_data.pipeline import transforms
 
     imgs = [_noise(w, h, seed=s) for s, (w, h) in enumerate([(300, 170), (40, 40), (90, 400), (500, 60)])]
     budgets = [6, 1, 12, 3]
@@ -218,7 +218,7 @@ def test_images_as_tasks_equal_one_image_at_a_time_and_raise_the_first_failure(t
     finally:
         transforms.set_num_threads(1)
     assert [g[1] for g in got] == [img.size for img in imgs]
-    from internvl_data.tiling import find_grid
+    from internvl_data.pipeline.tiling import find_grid
 
     grids = [find_grid(img.width, img.height, 1, b, 32) for img, b in zip(imgs, budgets)]
     assert [g[2] for g in got] == [(c, r, c * r > 1) for c, r in grids]
@@ -229,7 +229,7 @@ def test_images_as_tasks_equal_one_image_at_a_time_and_raise_the_first_failure(t
 def test_retain_freed_memory_takes_effect_on_glibc():
     import platform
 
-    from internvl_data import transforms
+    from internvl_data.pipeline import transforms
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from internvl_data.video import VideoError, choose_num_frames, read_frames, sample_frame_indices
+from internvl_data.pipeline.video import VideoError, choose_num_frames, read_frames, sample_frame_indices
 
 
 def rng(seed: int = 0) -> np.random.Generator:

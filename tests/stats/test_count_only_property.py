@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from internvl_data.models import record_kind
-from internvl_data.stats_scan import Record, Settings
-from internvl_data.stats_tokens import TokenCounter, model_settings
+from internvl_data.formats.models import record_kind
+from internvl_data.stats.worker import Record, Settings
+from internvl_data.stats.tokens import TokenCounter, model_settings
 from tests.stats.test_stats_tokens import _fast, _reference
 
 PIECES = ["the", " cat", "  ", "\n", "\n\n", "\t", "猫", "坐在桌子上", "!", "?", ".", ",", "'s", "123", " 4.5",
@@ -53,7 +53,7 @@ def records(draw: st.DrawFn) -> Record:
 def test_count_only_path_equals_sample_builder(model_dirs: dict[str, Path], pair: str, checked: bool) -> None:
     """Count-only: the path every record after the first 64 takes. Checked: the exact piece path, compared with
     the whole-text encoding and the count-only path (a difference would switch them off: asserted below)."""
-    from internvl_data.sample import SampleBuilder
+    from internvl_data.pipeline.sample import SampleBuilder
 
     counters: dict[int, TokenCounter] = {}
 

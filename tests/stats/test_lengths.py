@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from internvl_data import cli
-from internvl_data.lengths import EditError, set_dataset_keys, set_line_length
+from internvl_data.cli import dispatch as cli
+from internvl_data.stats.lengths import EditError, set_dataset_keys, set_line_length
 
 QA = [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]
 
@@ -75,7 +75,7 @@ def test_in_place_changes_only_lengths(data: Path, model_dirs: dict[str, Path],
     assert meta.read_bytes() == meta_before.replace(b'"repeat_time": 1}', b'"repeat_time": 1, "length": 5}')
     assert meta.with_name("meta.json.bak").read_bytes() == meta_before
     assert oct(ann.stat().st_mode & 0o777) == oct(ann.with_name("d.jsonl.bak").stat().st_mode & 0o777)
-    from internvl_data.stats_scan import _STATE
+    from internvl_data.stats.worker import _STATE
 
     assert _STATE["sizes"].new == {}  # lengths never saves the media cache, so it keeps no new entries (--jobs 1)
 

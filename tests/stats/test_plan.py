@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from internvl_data.stats_hist import Hist, Tally
-from internvl_data.lines import count_lines
-from internvl_data.stats_plan import plan_file
+from internvl_data.stats.hist import Hist, Tally
+from internvl_data.formats.lines import count_lines
+from internvl_data.stats.plan import plan_file
 
 
 @pytest.mark.parametrize("seed", range(40))

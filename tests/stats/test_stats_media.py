@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from internvl_data import cli
-from internvl_data.cli_stats import load_datasets
-from internvl_data.stats import compute
-from internvl_data.stats_scan import Dataset, Settings
+from internvl_data.cli import dispatch as cli
+from internvl_data.cli.stats import load_datasets
+from internvl_data.stats.compute import compute
+from internvl_data.stats.worker import Dataset, Settings
 
 
 def _datasets(meta: Path) -> list[tuple[Dataset, float]]:
@@ -76,7 +76,7 @@ def test_unreadable_image_falls_back_to_declared_size(tmp_path: Path, media_dir:
 
 
 def test_media_cache_is_written_and_reused(mixture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from internvl_data import stats_media
+    from internvl_data.media import sizes as stats_media
 
     cache = tmp_path / "cache"
     first = compute(str(mixture), _datasets(mixture), Settings(cache_dir=str(cache)), jobs=1).rows()
@@ -93,7 +93,7 @@ def test_media_cache_is_written_and_reused(mixture: Path, tmp_path: Path, monkey
 
 
 def test_media_cache_keeps_other_entries(mixture: Path, tmp_path: Path) -> None:
-    from internvl_data import stats_media
+    from internvl_data.media import sizes as stats_media
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -105,7 +105,7 @@ def test_media_cache_keeps_other_entries(mixture: Path, tmp_path: Path) -> None:
 
 
 def test_media_sizes_without_recording(media_dir: Path) -> None:
-    from internvl_data.stats_media import MediaSizes
+    from internvl_data.media.sizes import MediaSizes
 
     path = str(next(p for p in media_dir.iterdir() if p.suffix == ".jpg"))
     kept, not_kept = MediaSizes({}), MediaSizes({}, record_new=False)

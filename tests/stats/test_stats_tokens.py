@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from internvl_data import cli
-from internvl_data.models import record_kind
-from internvl_data.sample import SampleBuilder, SampleError, TruncatedImageError
-from internvl_data.stats_scan import Record, Settings
-from internvl_data.stats_tokens import TokenCounter, model_settings, prepare
+from internvl_data.cli import dispatch as cli
+from internvl_data.formats.models import record_kind
+from internvl_data.pipeline.sample import SampleBuilder, SampleError, TruncatedImageError
+from internvl_data.stats.worker import Record, Settings
+from internvl_data.stats.tokens import TokenCounter, model_settings, prepare
 
 TURNS = [
     ("Describe the picture in detail.", "The red car is parked next to a tall building."),
@@ -132,7 +132,7 @@ def test_count_only_path_switches_off_when_it_disagrees(model_dirs: dict[str, Pa
 def test_count_only_path_hands_pieces_with_image_ids_to_the_arrays(model_dirs: dict[str, Path], monkeypatch) -> None:
     """A tokenizer whose own vocabulary could emit an image id inside plain text: ``measure`` gives up on such a
     piece and the record is counted from its arrays. Also rotates the short-piece cache every 4 pieces."""
-    monkeypatch.setattr("internvl_data.stats_pieces.MAX_CACHE", 4)
+    monkeypatch.setattr("internvl_data.stats.piece_cache.MAX_CACHE", 4)
     counter = TokenCounter.load(model_settings(str(model_dirs["qwen2/Hermes-2"]), Settings(max_seq_length=700)))
     counter.checks_left = 0
     common = int(counter.b.codec.encode("the").ids[-1])  # pretend this id were an image token
@@ -187,7 +187,7 @@ class _Ctx:
 def _checker(model: Path, media_dir: Path, max_len: int, **extra):
     from types import SimpleNamespace
 
-    from internvl_data.checks_tokens import TokenChecker
+    from internvl_data.checks.tokens import TokenChecker
 
     entry = SimpleNamespace(name="d", entry=SimpleNamespace(max_dynamic_patch=None), annotation_path="d.jsonl",
                             root_path=str(media_dir))
@@ -226,7 +226,7 @@ def test_token_rules(model_dirs: dict[str, Path], media_dir: Path) -> None:
 
 
 def test_rules_are_in_the_catalogue() -> None:
-    from internvl_data.rules import all_rules
+    from internvl_data.checks.catalogue import all_rules
 
     rules = all_rules()
     assert {c: (rules[c].name, rules[c].severity.value) for c in rules if c.startswith("IVL4")} == {
@@ -259,7 +259,7 @@ def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Pa
     assert got == [("IVL401", 2), ("IVL402", 3)]
     plain = validate(str(tmp_path / "meta.json"), jobs=1, write_manifest=False)
     assert not [f for f in plain.findings if f.code.startswith("IVL4")]
-    from internvl_data import cli
+    from internvl_data.cli import dispatch as cli
 
     code = cli.main(["validate", str(tmp_path / "meta.json"), "--model", str(model_dirs["qwen2/Hermes-2"]),
                      "--max-seq-length", "20", "--select", "IVL4", "--no-manifest", "--format", "json", "-j", "1"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from internvl_train import load_pretrained, save_pretrained
-from internvl_train.configmap import NAMESPACE
+from internvl_train.checkpoint.configmap import NAMESPACE
 from internvl_train.tiny import write_tiny_checkpoint
 
 
@@ -47,7 +47,7 @@ def test_text_families(tiny_ckpt, llm, native_type, rope_type):
 
 def test_family_of_native_text_model():
     from internvl_train.errors import CheckpointError
-    from internvl_train.families import family_of_native
+    from internvl_train.checkpoint.families import family_of_native
 
     assert family_of_native("llama", "internlm2").name == "internlm2"
     assert family_of_native("llama", None).name == "llama"
@@ -78,7 +78,7 @@ def test_linear_rope_scaling_round_trips(tiny_ckpt, tmp_path):
 
 
 def test_image_settings_reach_the_data_pipeline_from_a_native_dir(tiny_ckpt, tmp_path):
-    from internvl_data.modelinfo import ModelInfo
+    from internvl_data.pipeline.modelinfo import ModelInfo
 
     src = tiny_ckpt("internlm2", "300m")
     model, tok = load_pretrained(src)
@@ -149,7 +149,7 @@ def test_failed_save_leaves_the_old_output(tiny_ckpt, tmp_path):
 
 def test_base_tokenizer_files_kept_when_vocabulary_unchanged(tmp_path):
     """InternLM2 sizes ship a remote-code tokenizer: an unchanged vocabulary keeps the base's files verbatim."""
-    from internvl_data.tokenizer import load_tokenizer
+    from internvl_data.pipeline.tokenizer import load_tokenizer
     from tests.helpers.tokenizers import tokenizer_dir
 
     tok_dir = tokenizer_dir("internlm2")

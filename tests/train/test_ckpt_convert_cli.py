@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from internvl_train.cli import main
+from internvl_train.cli.dispatch import main
 
 
 def _copy(src, dst):

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from internvl_train import load_pretrained, save_pretrained
-from internvl_train.configmap import NAMESPACE
+from internvl_train.checkpoint.configmap import NAMESPACE
 from tests.train.ckpt_reference import COMBOS
 
 

@@ -1,0 +1,5 @@
+"""`ivl-data`: the dispatcher (:mod:`.dispatch`) and one module per command."""
+
+from internvl_data.cli.dispatch import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,73 @@
+"""``ivl-data lengths META --model DIR``: write each line's token length and each dataset's line count."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import orjson
+
+from internvl_data.cli.stats import UsageError, add_model_arguments, guarded, load
+
+HELP = "write the per-line `length` (tokens with images) that length-grouped sampling reads"
+MAX_SHOWN = 50  # problem lines printed; the rest are counted
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("meta", help="meta JSON file")
+    p.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder (config.json + tokenizer)")
+    p.add_argument("--in-place", action="store_true", help="replace the annotation files and the meta file")
+    p.add_argument("--no-backup", action="store_true", help="with --in-place: do not keep FILE.bak copies")
+    p.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="write new annotation files and a new meta file here instead")
+    add_model_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded("lengths", _run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from internvl_data.stats.lengths import EditError, replace_atomic, set_dataset_keys, temp_beside, write_lengths
+
+    if bool(args.in_place) == bool(args.output_dir):
+        raise UsageError("pass either --in-place (replace the files, keeping .bak copies) or --output-dir DIR")
+    if args.no_backup and not args.in_place:
+        raise UsageError("--no-backup only applies to --in-place")
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir.resolve() == Path(args.meta).resolve().parent:
+            raise UsageError(f"--output-dir {out_dir} is the meta file's own folder; use --in-place for that")
+    loaded = load(args, model_required=True)
+    datasets = [d for d, _r in loaded.datasets]
+    backup = not args.no_backup
+    try:
+        outcome = write_lengths(args.meta, datasets, loaded.settings, loaded.jobs, loaded.progress, out_dir, backup)
+        meta_path = Path(args.meta)
+        updates = {name: {"length": str(n).encode()} for name, n in outcome.meta_lengths.items()}
+        if out_dir is not None:
+            raw_meta = orjson.loads(meta_path.read_bytes())
+            for d in datasets:
+                updates[d.name]["annotation"] = orjson.dumps(Path(d.annotation).name)
+                root = raw_meta[d.name].get("root", "")
+                if isinstance(root, str) and not os.path.isabs(root) and not root.startswith("s3://"):
+                    updates[d.name]["root"] = orjson.dumps(os.path.abspath(d.root))
+        new_meta = set_dataset_keys(meta_path.read_bytes(), updates)
+        target = out_dir / meta_path.name if out_dir else meta_path
+        tmp = temp_beside(target)
+        tmp.write_bytes(new_meta)
+        replace_atomic(target, tmp, backup and out_dir is None)
+    except (EditError, OSError) as exc:
+        raise UsageError(f"{exc}", code=2) from None
+    n = len(outcome.problems)
+    for line in outcome.problems[:MAX_SHOWN]:
+        print(line, file=sys.stderr)
+    if n > MAX_SHOWN:
+        print(f"... and {n - MAX_SHOWN} more lines left unchanged", file=sys.stderr)
+    where = f"into {out_dir}" if out_dir else "in place" + (" (originals kept as .bak)" if backup else "")
+    print(f"ivl-data lengths: wrote {len(outcome.written)} annotation file(s) and {target} {where}; "
+          f"{n} line(s) left without a length", file=sys.stderr)
+    return 1 if n else 0

@@ -1,0 +1,175 @@
+"""``ivl-data stats META``: records, kinds, images, tiles (and with ``--model`` exact tokens) per dataset and mixture."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from internvl_data.stats.worker import Dataset, Settings
+
+HELP = "what a mixture contains after repeat_time: records, images, tiles, tokens"
+FORMATS = ("table", "json", "csv")
+
+
+class UsageError(Exception):
+    """Bad invocation or unusable input: one message, exit 2 (1 for problems in the meta file)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Model options shared by ``stats`` and ``lengths``."""
+    p.add_argument("--max-seq-length", type=int, default=4096, metavar="N",
+                   help="sequence budget of the trainer (default 4096, as in the InternVL2 scripts)")
+    p.add_argument("--num-frames", type=int, default=None, metavar="N",
+                   help="frames counted per video record (default: the maximum the trainer draws, 32)")
+    p.add_argument("--template", default=None, help="chat template for a native checkpoint without one")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the checkpoint's own tokenizer code to run (off by default)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--cache", default=None, metavar="DIR", help="media size cache folder (default ~/.cache/ivl-kit)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the media size cache")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal outside CI)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("meta", help="meta JSON file")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="checkpoint folder (config.json + tokenizer; no weights) for exact token counts")
+    p.add_argument("--global-batch-size", type=int, default=None, metavar="N", help="for optimizer steps per epoch")
+    p.add_argument("--max-dynamic-patch", type=int, default=None, metavar="N",
+                   help="tile budget for datasets without their own (default: the model's, else 6)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json or csv")
+    p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the json/csv/table here")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG histograms of tiles (and tokens) here")
+    p.add_argument("--html", default=None, metavar="FILE", help="write one self-contained HTML report")
+    add_model_arguments(p)
+
+
+@dataclass
+class Loaded:
+    datasets: list[tuple[Dataset, float]]
+    settings: Settings
+    jobs: int
+    progress: bool
+
+
+def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
+    """Meta file and model settings shared by ``stats`` and ``lengths`` (raises :class:`UsageError`)."""
+    from internvl_data.validator.options import show_progress
+
+    for name in ("max_seq_length", "num_frames", "jobs"):
+        value = getattr(args, name, None)
+        if value is not None and value < (0 if name == "jobs" else 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {0 if name == 'jobs' else 1}, got {value}")
+    if model_required and not args.model:
+        raise UsageError("--model DIR is required: token lengths need the checkpoint's tokenizer and template")
+    datasets = load_datasets(args.meta)
+    settings = Settings(
+        max_seq_length=args.max_seq_length,
+        num_frames=args.num_frames or 32,
+        trust_remote_code=args.trust_remote_code,
+        cache_dir=None if args.no_cache else (args.cache or str(_default_cache())),
+    )
+    if args.model:
+        from internvl_data.stats.tokens import ModelError, model_settings
+
+        try:
+            settings = model_settings(args.model, settings, template=args.template)
+        except ModelError as exc:
+            raise UsageError(str(exc)) from None
+    override = getattr(args, "max_dynamic_patch", None)
+    if override is not None:
+        if override < 1:
+            raise UsageError(f"--max-dynamic-patch must be >= 1, got {override}")
+        from dataclasses import replace
+
+        settings = replace(settings, max_dynamic_patch=override)
+    jobs = args.jobs or os.cpu_count() or 1
+    return Loaded(datasets, settings, jobs, show_progress(args.progress))
+
+
+def _default_cache() -> str:
+    from internvl_data.media.sizes import default_cache_dir
+
+    return str(default_cache_dir())
+
+
+def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
+    """Usable datasets of the meta file, in order; unusable ones are errors naming the meta file and line."""
+    from internvl_data.formats.meta import load_meta
+
+    if not os.path.isfile(meta_path):
+        raise UsageError(f"{meta_path}: no such file; pass the meta JSON file")
+    result = load_meta(meta_path)
+    problems = []
+    out = []
+    for e in result.entries:
+        errors = [f for f in result.findings if f.dataset == e.name and f.severity.value == "error"]
+        if e.entry is None or errors:
+            problems += [f"{f.path}:{f.line}: {f.code} {f.message}" + (f" ({f.hint})" if f.hint else "")
+                         for f in errors] or [f"{meta_path}:{e.line}: dataset {e.name!r} is unusable; run "
+                                              f"`ivl-data validate {meta_path}` and fix what it reports"]
+        else:
+            mdp = e.entry.max_dynamic_patch
+            out.append((Dataset(e.name, e.annotation_path, e.root_path, mdp), float(e.entry.repeat_time)))
+    if not result.entries and not problems:
+        fatal = [f"{f.path}:{f.line}: {f.code} {f.message}" for f in result.findings]
+        problems = fatal or [f"{meta_path}:1: the meta file lists no datasets"]
+    if problems:
+        raise UsageError("\n".join(problems), code=1)
+    return out
+
+
+def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command body; a usage error becomes one message and an exit code (a missing extra: cli.dispatch)."""
+    try:
+        return body(args)
+    except UsageError as exc:
+        print(f"ivl-data {command}: {exc}" if exc.code == 2 else str(exc), file=sys.stderr)
+        return exc.code
+
+
+def run(args: argparse.Namespace) -> int:
+    return guarded("stats", _run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from internvl_data.stats import compute as stats
+    from internvl_data.stats import output as stats_output
+    from internvl_data.validator.cache import write_atomic
+
+    loaded = load(args)
+    import pandas  # noqa: F401  (fail early, before the scan, when the stats extra is missing)
+
+    result = stats.compute(args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress,
+                           args.global_batch_size)
+    pngs = stats_output.plot_pngs(result) if (args.plots or args.html) else None
+    if args.plots:
+        stats_output.write_plots(result, args.plots, pngs)
+    if args.html:
+        write_atomic(args.html, stats_output.to_html(result, pngs))
+    if args.format == "json":
+        text = stats_output.to_json(result).decode()
+    elif args.format == "csv":
+        text = stats_output.to_csv(result)
+    elif args.output:
+        import io
+
+        buf = io.StringIO()
+        stats_output.print_tables(result, buf)
+        text = buf.getvalue()
+    else:
+        stats_output.print_tables(result)
+        return 0
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0

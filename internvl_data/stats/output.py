@@ -1,0 +1,164 @@
+"""Output of ``ivl-data stats``: rich tables, JSON, CSV, PNG histograms and one self-contained HTML report.
+
+Every format is built from :class:`stats.StatsResult` (its DataFrames and tallies); nothing here computes
+statistics. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from internvl_data.validator.cache import write_atomic
+from internvl_data.stats.compute import StatsResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OVERVIEW = ("dataset", "repeat_time", "lines", "effective_records", "share", "text", "single", "multi", "video",
+            "images_total", "tiles_total")
+BUDGET = ("dataset", "tokens_total", "supervised_tokens_total", "over_length", "truncated_image", "zero_supervised",
+          "official_mismatch", "video_cannot_fit", "steps_per_epoch")
+LABELS = {"repeat_time": "repeat", "effective_records": "effective", "images_total": "images", "tiles_total": "tiles",
+          "tokens_total": "tokens", "supervised_tokens_total": "supervised", "over_length": "over max_seq_length",
+          "truncated_image": "image cut", "zero_supervised": "nothing trained", "official_mismatch": "official mismatch",
+          "video_cannot_fit": "video cannot fit", "steps_per_epoch": "steps/epoch"}
+PLOT_METRICS = ("tiles_per_image", "tiles_per_record")
+PLOT_METRICS_MODEL = ("total_tokens", "supervised_tokens")
+
+
+def tables(result: StatsResult) -> list[tuple[str, "pd.DataFrame"]]:
+    """The report's tables with display headers: mixture, token budget (with a model), distributions."""
+    summary = result.summary()
+    out = [("Mixture (effective records after repeat_time)", summary[list(OVERVIEW)])]
+    if result.with_model:
+        out.append(("Token budget (max_seq_length %d)" % result.settings.max_seq_length, summary[list(BUDGET)]))
+    out.append(("Distributions (per record; per image for image_* and tiles_per_image; per video for video_frames)",
+                result.distributions()))
+    return [(title, df.rename(columns=LABELS)) for title, df in out]
+
+
+def to_json(result: StatsResult) -> bytes:
+    """``{"meta", "settings", "summary": [...], "distributions": [...]}``; NaN becomes null."""
+    doc = {
+        "meta": result.meta,
+        "settings": result.settings_dict(),
+        "summary": [_clean(r) for r in result.rows()],
+        "distributions": [_clean(r) for r in result.distributions().to_dict("records")],
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def to_csv(result: StatsResult) -> str:
+    """The wide summary table: one row per dataset and the mixture; distribution columns ``<metric>_<stat>``."""
+    return str(result.summary().to_csv(index=False, lineterminator="\n"))
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else _py(v)) for k, v in row.items()}
+
+
+def _py(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def fmt(v: Any) -> str:
+    """Human formatting for tables: thousands separators, one decimal, '-' for missing."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def print_tables(result: StatsResult, file: Any = None) -> None:
+    """Rich tables (colour on a terminal, plain text elsewhere)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    import sys
+
+    wide = file is not None or not sys.stdout.isatty()  # files and pipes get whole tables
+    console = Console(file=file, width=240 if wide else None)
+    for title, df in tables(result):
+        table = Table(title=title, title_justify="left")
+        for col in df.columns:
+            table.add_column(str(col), justify="left" if col in ("dataset", "metric") else "right",
+                             min_width=min(len(str(col)), 12))
+        for row in df.itertuples(index=False):
+            table.add_row(*(fmt(_py(v)) for v in row))
+        console.print(table)
+
+
+def plot_pngs(result: StatsResult) -> dict[str, bytes]:
+    """PNG histograms (effective counts), one figure per metric with one panel per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = PLOT_METRICS + (PLOT_METRICS_MODEL if result.with_model else ())
+    out: dict[str, bytes] = {}
+    for metric in metrics:
+        n = len(result.datasets)
+        fig, axes = plt.subplots(n, 1, figsize=(7, 1.2 + 2.0 * n), squeeze=False)
+        for ax, d in zip(axes[:, 0], result.datasets):
+            hist = d.tally.hists.get(metric)
+            if hist:
+                values = sorted(hist)
+                bins = min(50, max(1, values[-1] - values[0] + 1))
+                ax.hist(values, bins=bins, weights=[hist[v] for v in values], color="#4472c4")
+            else:
+                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(f"{d.name}: {metric}", fontsize=9)
+            ax.set_ylabel("records")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        out[metric] = buf.getvalue()
+    return out
+
+
+def write_plots(result: StatsResult, folder: str | Path, pngs: dict[str, bytes] | None = None) -> list[Path]:
+    """``<metric>.png`` files under ``folder`` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for metric, data in (pngs if pngs is not None else plot_pngs(result)).items():
+        path = folder / f"{metric}.png"
+        write_atomic(path, data)
+        paths.append(path)
+    return paths
+
+
+def to_html(result: StatsResult, pngs: dict[str, bytes] | None = None) -> str:
+    """One self-contained page: settings, both tables, and the plots inlined as base64 PNGs."""
+    pngs = pngs if pngs is not None else plot_pngs(result)
+    settings = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(str(v))}</li>"
+                       for k, v in result.settings_dict().items())
+    images = "".join(
+        f'<h3>{html.escape(m)}</h3><img alt="{html.escape(m)}" src="data:image/png;base64,'
+        f'{base64.b64encode(data).decode()}">' for m, data in pngs.items()
+    )
+    body = "".join(
+        f"<h2>{html.escape(title)}</h2>" + df.map(lambda v: fmt(_py(v))).to_html(index=False, escape=True)
+        for title, df in tables(result)
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ivl-data stats</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
+        f"<h1>ivl-data stats: {html.escape(result.meta)}</h1><ul>{settings}</ul>{body}"
+        f"<h2>Histograms</h2>{images}</body></html>\n"
+    )

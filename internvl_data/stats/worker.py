@@ -1,0 +1,212 @@
+"""The stats worker: one byte range of one annotation file -> a :class:`Tally` (flat memory).
+
+Runs in worker processes (no pandas here). Per record it counts the kind, turns, characters, images, image sizes
+(headers, through :mod:`stats_media`), tiles per image (``tiling.num_tiles`` under the dataset's
+``max_dynamic_patch``, the multi-image budget ``max(1, max_dynamic_patch // n)``) and video frames; with a model
+it adds exact token counts from :mod:`stats_tokens`, in batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from internvl_data.formats.models import record_kind
+from internvl_data.stats.hist import Tally
+from internvl_data.media.sizes import MediaSizes
+
+BATCH = 256  # records per TokenCounter.add_batch call
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What a worker needs to know about one dataset of the meta file."""
+
+    name: str
+    annotation: str
+    root: str
+    max_dynamic_patch: int | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tiling and token settings (defaults: the official InternVL2 scripts; a model overrides them)."""
+
+    tile: int = 448
+    min_dynamic_patch: int = 1
+    max_dynamic_patch: int = 6
+    use_thumbnail: bool = True
+    dynamic_image_size: bool = True
+    model_dir: str | None = None
+    max_seq_length: int = 4096
+    num_frames: int = 32  # frames counted per video record (the trainer draws between min and max)
+    min_num_frame: int = 8  # the fewest frames the trainer draws (IVL405)
+    template: str | None = None
+    trust_remote_code: bool = False
+    cache_dir: str | None = None
+
+
+@dataclass
+class Chunk:
+    """One unit of work: bytes ``[start, end)`` of dataset ``index``; ``first_lineno`` 0 when not counted."""
+
+    index: int
+    start: int
+    end: int
+    first_lineno: int = 1
+
+
+@dataclass
+class Record:
+    """A parsed record with its media facts, waiting for token counts."""
+
+    obj: dict
+    kind: str
+    tiles: list[int] = field(default_factory=list)  # per image (per frame for video: 1 each)
+
+
+_STATE: dict = {}
+
+
+def init_worker(datasets: list[Dataset], settings: Settings, record_new: bool = True) -> None:
+    """Process initialiser: the datasets, settings, media cache and (with a model) the token counter.
+
+    ``record_new``: keep the header reads for :func:`stats_media.save` (stats; lengths does not save them).
+    """
+    from internvl_data.media import sizes as stats_media
+
+    cache_dir = Path(settings.cache_dir) if settings.cache_dir else None
+    _STATE["datasets"] = datasets
+    _STATE["settings"] = settings
+    _STATE["sizes"] = MediaSizes(stats_media.load(cache_dir), record_new)
+    _STATE["tokens"] = None
+    if settings.model_dir:
+        from internvl_data.stats.tokens import TokenCounter
+
+        _STATE["tokens"] = TokenCounter.load(settings)
+
+
+def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
+    """Scan one chunk; returns (dataset index, tally, new media cache entries)."""
+    from internvl_data.formats import lines
+
+    ds: Dataset = _STATE["datasets"][chunk.index]
+    settings: Settings = _STATE["settings"]
+    sizes: MediaSizes = _STATE["sizes"]
+    counter = _STATE["tokens"]
+    tally = Tally()
+    batch: list[Record] = []
+    for _lineno, _offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
+        tally.lines += 1
+        rec = scan_line(raw, ds, settings, sizes, tally)
+        if rec is None or counter is None or 0 in rec.tiles:  # no tokens without every image's size
+            continue
+        batch.append(rec)
+        if len(batch) >= BATCH:
+            counter.add_batch(batch, tally)
+            batch = []
+    if batch:
+        counter.add_batch(batch, tally)
+    return chunk.index, tally, sizes.take_new()
+
+
+def scan_line(raw: bytes, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally) -> Record | None:
+    """Count one line into ``tally``; the parsed record, or None for a line that is not a usable record."""
+    try:
+        obj = orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError:
+        obj = None
+    return scan_record(obj, ds, settings, sizes, tally)
+
+
+def scan_record(obj: object, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally) -> Record | None:
+    """Count one parsed record into ``tally`` (kind, turns, characters, images, tiles, frames)."""
+    convs = obj.get("conversations") if isinstance(obj, dict) else None
+    if not isinstance(obj, dict) or not isinstance(convs, list):
+        tally.counts["skipped_lines"] += 1
+        return None
+    kind = record_kind(obj)
+    tally.counts["kind_" + kind] += 1
+    tally.add("turns", len(convs))
+    tally.add("chars", sum(len(t["value"]) for t in convs if isinstance(t, dict) and isinstance(t.get("value"), str)))
+    rec = Record(obj, kind)
+    if kind in ("single", "multi"):
+        _scan_images(obj["image"], ds, settings, sizes, tally, rec)
+    elif kind == "video":
+        _scan_video(obj, ds, settings, sizes, tally, rec)
+    else:
+        tally.add("images", 0)
+    return rec
+
+
+def _scan_images(image: str | list, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally, rec: Record) -> None:
+    from internvl_data.pipeline import tiling
+
+    paths = image if isinstance(image, list) else [image]
+    tally.add("images", len(paths))
+    max_num = ds.max_dynamic_patch or settings.max_dynamic_patch
+    if isinstance(image, list):
+        max_num = max(1, max_num // max(1, len(paths)))
+    record_tiles = 0
+    for i, rel in enumerate(paths):
+        wh = sizes.image(_join(ds.root, rel)) if isinstance(rel, str) else None
+        if wh is None:
+            wh = _declared_size(rec.obj, i, isinstance(image, list))
+            tally.counts["images_unreadable"] += 1
+            if wh is None:
+                tally.counts["images_unknown_size"] += 1
+                rec.tiles.append(0)
+                continue
+        w, h = wh
+        tally.add("image_width", w)
+        tally.add("image_height", h)
+        if settings.dynamic_image_size:
+            n = tiling.num_tiles(w, h, settings.min_dynamic_patch, max_num, settings.tile, settings.use_thumbnail)
+        else:
+            n = 1
+        tally.add("tiles_per_image", n)
+        rec.tiles.append(n)
+        record_tiles += n
+    tally.add("tiles_per_record", record_tiles)
+
+
+def _scan_video(obj: dict, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally, rec: Record) -> None:
+    rel = obj.get("video")
+    info = sizes.video(_join(ds.root, rel)) if isinstance(rel, str) else None
+    if info is None:
+        tally.counts["videos_unreadable"] += 1
+    else:
+        frames, fps_milli = info
+        clip = obj.get("clip")
+        if isinstance(clip, list) and len(clip) == 2 and all(isinstance(x, (int, float)) for x in clip):
+            frames = max(0, int((clip[1] - clip[0]) * fps_milli / 1000))
+        tally.add("video_frames", frames)
+    rec.tiles = [1] * settings.num_frames
+
+
+def _declared_size(obj: dict, i: int, multi: bool) -> tuple[int, int] | None:
+    """The record's own width/height (width_list/height_list for multi-image), when the file is unreadable."""
+    try:
+        w, h = (obj["width_list"][i], obj["height_list"][i]) if multi else (obj["width"], obj["height"])
+    except (KeyError, IndexError, TypeError):
+        return None
+    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+        return (w, h)
+    return None
+
+
+_JOINED: dict[tuple[str, str], str] = {}  # (root, rel) -> path: media paths repeat across many records
+
+
+def _join(root: str, rel: str) -> str:
+    """The media path as the official loader builds it (stats reads it wherever it points)."""
+    path = _JOINED.get((root, rel))
+    if path is None:
+        from internvl_data.media.probe import resolve
+
+        if len(_JOINED) > 200_000:  # bounded memory on datasets where every record has its own image
+            _JOINED.clear()
+        path = _JOINED[(root, rel)] = resolve(root, rel, allow_outside_root=True)[0]
+    return path

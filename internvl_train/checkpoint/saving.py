@@ -1,0 +1,138 @@
+"""`save_pretrained`: a native InternVL model -> the original InternVL2 layout (drop-in) or the native layout.
+
+Writes go to a temporary directory beside ``out_dir`` that is renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import InternVLForConditionalGeneration
+
+from internvl_train.checkpoint import configmap
+from internvl_train.errors import CheckpointError
+from internvl_train.checkpoint.loading import keymap_for, load_tokenizer
+from internvl_train.checkpoint.shards import write_shards
+
+DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
+_TOKENIZER_FILES = (
+    "tokenizer.model",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+)
+
+
+def save_pretrained(
+    model: InternVLForConditionalGeneration,
+    tokenizer: Any,
+    out_dir: str | Path,
+    *,
+    layout: str = "original",
+    base: str | Path | None = None,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> Path:
+    """Save ``model`` (+ ``tokenizer``) to ``out_dir``; ``base`` lends its ``*.py`` and generation_config.json,
+    and, in the original layout, its tokenizer files when the vocabulary is unchanged."""
+    if layout not in ("original", "hf"):
+        raise CheckpointError(f"unknown layout {layout!r}; use 'original' or 'hf'")
+    out = Path(out_dir)
+    with _atomic_dir(out) as tmp:
+        if layout == "hf":
+            model.save_pretrained(str(tmp), max_shard_size=max_shard_bytes)
+        else:
+            save_original_weights(model, tmp, max_shard_bytes)
+            (tmp / "config.json").write_text(json.dumps(original_config(model), indent=2) + "\n", encoding="utf-8")
+        if base is not None:
+            _copy_from_base(Path(base), tmp, with_code=layout == "original")
+        if tokenizer is not None and not (
+            layout == "original" and base is not None and _copy_same_tokenizer(tokenizer, Path(base), tmp)
+        ):
+            tokenizer.save_pretrained(str(tmp))
+    return out
+
+
+def original_config(model: InternVLForConditionalGeneration) -> dict[str, Any]:
+    """config.json in the original schema, with torch_dtype set to the weights' dtype."""
+    cfg = configmap.to_original(model.config)
+    name = str(next(model.parameters()).dtype).removeprefix("torch.")
+    cfg["torch_dtype"] = name
+    for sub in ("llm_config", "vision_config"):
+        if "torch_dtype" in cfg[sub]:
+            cfg[sub]["torch_dtype"] = name
+    return cfg
+
+
+def save_original_weights(model: InternVLForConditionalGeneration, out: Path, max_shard_bytes: int) -> None:
+    """safetensors shards under the original key names, re-fusing wqkv / InternViT qkv."""
+    keymap = keymap_for(model.config)
+    state = model.state_dict()
+    parts: dict[str, list[str]] = {}
+    for key in state:
+        parts.setdefault(keymap.original_name(key), []).append(key)
+    planned = [(name, sum(state[k].numel() * state[k].element_size() for k in keys)) for name, keys in parts.items()]
+
+    def produce(names: list[str]) -> dict[str, torch.Tensor]:
+        native = ((k, state[k].detach().to("cpu")) for name in names for k in parts[name])
+        out: dict[str, torch.Tensor] = {}
+        stored: set[int] = set()  # safetensors refuses tensors sharing memory (a native model's tied lm_head)
+        for name, tensor in keymap.to_original(native):
+            ptr = tensor.untyped_storage().data_ptr()
+            out[name] = tensor.clone() if ptr in stored else tensor.contiguous()
+            stored.add(ptr)
+        return out
+
+    write_shards(out, planned, produce, max_shard_bytes)
+
+
+def _copy_from_base(base: Path, out: Path, *, with_code: bool) -> None:
+    if not base.is_dir():
+        raise CheckpointError(f"--base {base}: not a directory; point it at the checkpoint you started from")
+    _copy_present(base, out, ["generation_config.json"] + ([p.name for p in base.glob("*.py")] if with_code else []))
+
+
+def _copy_same_tokenizer(tokenizer: Any, base: Path, out: Path) -> bool:
+    """Copy ``base``'s own tokenizer files when ``tokenizer`` has the same vocabulary (a drop-in output keeps e.g.
+    InternLM2's remote-code tokenizer files); False when it differs or cannot be compared."""
+    try:
+        same = load_tokenizer(base).get_vocab() == tokenizer.get_vocab()
+    except CheckpointError:
+        return False
+    if same:
+        _copy_present(base, out, _TOKENIZER_FILES)
+    return same
+
+
+def _copy_present(base: Path, out: Path, names: Iterable[str]) -> None:
+    """Copy whichever of ``names`` exist as files in ``base``."""
+    for name in names:
+        if (base / name).is_file():
+            shutil.copy2(base / name, out / name)
+
+
+@contextmanager
+def _atomic_dir(out: Path) -> Iterator[Path]:
+    """Yield a fresh temp dir beside ``out``; on success it replaces ``out``, on failure it is removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
