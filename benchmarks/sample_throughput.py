@@ -40,7 +40,12 @@ from internvl_data.formats.models import record_kind  # noqa: E402
 from internvl_data.pipeline.sample import SampleBuilder  # noqa: E402
 from internvl_data.pipeline.tokenizer import load_tokenizer  # noqa: E402
 from internvl_data.pipeline.transforms import (  # noqa: E402
-    TileTransform, load_rgb, map_threads, retain_freed_memory, set_num_threads)
+    TileTransform,
+    load_rgb,
+    map_threads,
+    retain_freed_memory,
+    set_num_threads,
+)
 from tests.helpers.tokenizers import write_model_dir  # noqa: E402
 
 MAKE_DATASET = REPO.parent / "shared" / "bench" / "make_dataset.py"
@@ -57,8 +62,13 @@ USER, ASSISTANT, SEP = "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_en
 def official_dynamic_preprocess(image, min_num=1, max_num=6, image_size=448, use_thumbnail=False):
     w, h = image.size
     aspect = w / h
-    ratios = {(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-              if min_num <= i * j <= max_num}
+    ratios = {
+        (i, j)
+        for n in range(min_num, max_num + 1)
+        for i in range(1, n + 1)
+        for j in range(1, n + 1)
+        if min_num <= i * j <= max_num
+    }
     ratios = sorted(ratios, key=lambda x: x[0] * x[1])
     best_diff, best = float("inf"), (1, 1)
     for r in ratios:
@@ -70,8 +80,17 @@ def official_dynamic_preprocess(image, min_num=1, max_num=6, image_size=448, use
     tw, th = image_size * best[0], image_size * best[1]
     resized = image.resize((tw, th))
     cols = tw // image_size
-    tiles = [resized.crop(((i % cols) * image_size, (i // cols) * image_size, (i % cols + 1) * image_size,
-                           (i // cols + 1) * image_size)) for i in range(best[0] * best[1])]
+    tiles = [
+        resized.crop(
+            (
+                (i % cols) * image_size,
+                (i // cols) * image_size,
+                (i % cols + 1) * image_size,
+                (i // cols + 1) * image_size,
+            )
+        )
+        for i in range(best[0] * best[1])
+    ]
     if use_thumbnail and len(tiles) != 1:
         tiles.append(image.resize((image_size, image_size)))
     return tiles
@@ -127,13 +146,13 @@ def official_preprocess_internlm(record, tokenizer, token_counts):
     target[:cur] = -100
     parts = text.split(ASSISTANT)
     n = len(tokenizer(parts[0] + ASSISTANT).input_ids) - 1
-    target[cur:cur + n] = -100
+    target[cur : cur + n] = -100
     cur += n
     for part in parts[1:-1]:
         a, q = part.split(USER)
         cur += len(tokenizer(a).input_ids) - 1
         n = len(tokenizer(USER + q + ASSISTANT).input_ids) - 1
-        target[cur:cur + n] = -100
+        target[cur : cur + n] = -100
         cur += n
     cur += len(tokenizer(parts[-1]).input_ids) - 1
     target[cur:] = -100
@@ -234,11 +253,18 @@ def main() -> int:
     parser.add_argument("--per-kind", default="300,120,60,120", help="records measured for text,single,multi,mixed")
     parser.add_argument("--threads", default="2,1", help="thread counts (torch for the baseline, transforms for ours)")
     parser.add_argument("--repeats", type=int, default=2, help="runs per record; the fastest counts")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="transforms.retain_freed_memory() first (process-wide: both sides benefit)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="cpu: process CPU time, a load-independent estimate of single-threaded (--threads 1) "
-                             "wall time on a quiet machine; meaningless with more threads")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="transforms.retain_freed_memory() first (process-wide: both sides benefit)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: process CPU time, a load-independent estimate of single-threaded (--threads 1) "
+        "wall time on a quiet machine; meaningless with more threads",
+    )
     args = parser.parse_args()
     if args.keep_freed_memory:
         print(f"retain_freed_memory: {retain_freed_memory()}")
@@ -260,22 +286,49 @@ def main() -> int:
         for rec, entry in items[:3]:
             official_pixels(rec, entry.root_path), builder.build(rec, entry)
         for rec, entry in items:
-            for p in ([rec["image"]] if isinstance(rec.get("image"), str) else rec.get("image") or []):
+            for p in [rec["image"]] if isinstance(rec.get("image"), str) else rec.get("image") or []:
                 Path(entry.root_path, p).read_bytes()
     rows = []
     for threads in (int(x) for x in args.threads.split(",")):
         torch.set_num_threads(threads)
         set_num_threads(threads)
         for kind, items in groups.items():
-            b_img, b_tok, o_img, o_tok, o_img2, same_ids, same_labels = measure(kind, items, builder, tokenizer,
-                                                                                transform, args.repeats)
+            b_img, b_tok, o_img, o_tok, o_img2, same_ids, same_labels = measure(
+                kind, items, builder, tokenizer, transform, args.repeats
+            )
             n = len(items)
-            rows.append((kind, threads, n, n / b_img, n / b_tok, n / (b_img + b_tok), n / o_img, n / o_tok,
-                         n / (o_img + o_tok), (b_img + b_tok) / (o_img + o_tok), same_ids, same_labels,
-                         n / (o_img2 + o_tok)))
+            rows.append(
+                (
+                    kind,
+                    threads,
+                    n,
+                    n / b_img,
+                    n / b_tok,
+                    n / (b_img + b_tok),
+                    n / o_img,
+                    n / o_tok,
+                    n / (o_img + o_tok),
+                    (b_img + b_tok) / (o_img + o_tok),
+                    same_ids,
+                    same_labels,
+                    n / (o_img2 + o_tok),
+                )
+            )
     cpu = args.clock == "cpu"
-    header = ("kind", "thr", "n", "base img/s", "base tok/s", "base samples/s", "ours img/s", "ours tok/s",
-              "ours samples/s", "ratio", "ids==", "labels==") + (("ours 2 idle cores, est. samples/s",) if cpu else ())
+    header = (
+        "kind",
+        "thr",
+        "n",
+        "base img/s",
+        "base tok/s",
+        "base samples/s",
+        "ours img/s",
+        "ours tok/s",
+        "ours samples/s",
+        "ratio",
+        "ids==",
+        "labels==",
+    ) + (("ours 2 idle cores, est. samples/s",) if cpu else ())
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for kind, thr, n, *nums, same_ids, same_labels, est in rows:

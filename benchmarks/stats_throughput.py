@@ -62,7 +62,13 @@ def loop_baseline(meta: Path, model: Path, n: int) -> tuple[float, float]:
     from internvl_data.media.sizes import MediaSizes
     from internvl_data.stats.worker import Settings, scan_record
     from internvl_data.stats.tokens import model_settings
-    from internvl_data.pipeline.templates import conversation_turns, expanded_text, get_template, place_images, render_segments
+    from internvl_data.pipeline.templates import (
+        conversation_turns,
+        expanded_text,
+        get_template,
+        place_images,
+        render_segments,
+    )
     from internvl_data.pipeline.tokenizer import load_tokenizer
 
     ds = load_datasets(str(meta))[0][0]
@@ -109,30 +115,56 @@ def main() -> None:
     stats_cmd = [ivl, "stats", str(meta), "--format", "json", "-o", str(out / "stats.json"), "--no-cache", *jobs]
     validate_cmd = [ivl, "validate", str(meta), "--media", "off", "--no-manifest", "--max-per-rule", "100", *jobs]
     small = head(data, meta, a.model_records)
-    model_cmd = [ivl, "stats", str(small), "--model", str(model), "--format", "json", "-o",
-                 str(out / "stats-model.json"), "--no-cache", *jobs]
-    runs = [("ivl-data stats (no model)", a.lines, run_measured(stats_cmd)),
-            ("ivl-data validate --media off", a.lines, run_measured(validate_cmd)),
-            ("ivl-data stats --model (tiny tokenizer)", a.model_records, run_measured(model_cmd))]
+    model_cmd = [
+        ivl,
+        "stats",
+        str(small),
+        "--model",
+        str(model),
+        "--format",
+        "json",
+        "-o",
+        str(out / "stats-model.json"),
+        "--no-cache",
+        *jobs,
+    ]
+    runs = [
+        ("ivl-data stats (no model)", a.lines, run_measured(stats_cmd)),
+        ("ivl-data validate --media off", a.lines, run_measured(validate_cmd)),
+        ("ivl-data stats --model (tiny tokenizer)", a.model_records, run_measured(model_cmd)),
+    ]
     loop, loop_cpu = loop_baseline(small, model, a.loop_records)
     rate = {name: n / m[0] for name, n, m in runs}
-    print(f"{a.lines:,} lines ({data.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} cores, jobs "
-          f"{a.jobs or os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at the end\n")
+    print(
+        f"{a.lines:,} lines ({data.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} cores, jobs "
+        f"{a.jobs or os.cpu_count()}, load average {os.getloadavg()[0]:.1f} at the end\n"
+    )
     cpu_rate = {name: n / m[1] for name, n, m in runs}
     print("| run | records | seconds | records/s | CPU s | records per CPU s | peak RSS MB (tree) | peak PSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, n, (sec, cpu, rss, pss) in runs:
         print(f"| {name} | {n:,} | {sec:.1f} | {n / sec:,.0f} | {cpu:.1f} | {n / cpu:,.0f} | {rss:.0f} | {pss:.0f} |")
-    print(f"| one-record-at-a-time loop (tokenizer(text), 1 process) | {a.loop_records:,} | "
-          f"{a.loop_records / loop:.1f} | {loop:,.0f} | {a.loop_records / loop_cpu:.1f} | {loop_cpu:,.0f} | | |")
-    pairs = (("stats / validate --media off", "ivl-data stats (no model)", rate["ivl-data validate --media off"],
-              cpu_rate["ivl-data validate --media off"], 0.5),
-             ("stats --model / loop", "ivl-data stats --model (tiny tokenizer)", loop, loop_cpu, 5.0))
+    print(
+        f"| one-record-at-a-time loop (tokenizer(text), 1 process) | {a.loop_records:,} | "
+        f"{a.loop_records / loop:.1f} | {loop:,.0f} | {a.loop_records / loop_cpu:.1f} | {loop_cpu:,.0f} | | |"
+    )
+    pairs = (
+        (
+            "stats / validate --media off",
+            "ivl-data stats (no model)",
+            rate["ivl-data validate --media off"],
+            cpu_rate["ivl-data validate --media off"],
+            0.5,
+        ),
+        ("stats --model / loop", "ivl-data stats --model (tiny tokenizer)", loop, loop_cpu, 5.0),
+    )
     print()
     for label, name, base, base_cpu, floor in pairs:
         r, rc = rate[name] / base, cpu_rate[name] / base_cpu
-        print(f"{label}: {r:.2f}x by wall time (floor {floor}x: {'PASS' if r >= floor else 'FAIL'}), "
-              f"{rc:.2f}x by CPU time")
+        print(
+            f"{label}: {r:.2f}x by wall time (floor {floor}x: {'PASS' if r >= floor else 'FAIL'}), "
+            f"{rc:.2f}x by CPU time"
+        )
 
 
 if __name__ == "__main__":

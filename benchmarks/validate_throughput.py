@@ -145,17 +145,28 @@ def main() -> None:
         sample = [fh.readline() for _ in range(min(a.sample, a.lines))]
     schema = json.loads((REPO / "schemas" / "record.schema.json").read_text())
 
-    ivl = [shutil.which("ivl-data") or str(Path(sys.executable).parent / "ivl-data"), "validate", str(meta),
-           "--no-manifest", "--no-progress", "--max-per-rule", "100", "--jobs", str(a.jobs)]
+    ivl = [
+        shutil.which("ivl-data") or str(Path(sys.executable).parent / "ivl-data"),
+        "validate",
+        str(meta),
+        "--no-manifest",
+        "--no-progress",
+        "--max-per-rule",
+        "100",
+        "--jobs",
+        str(a.jobs),
+    ]
     cache_dir = out / "validate-cache"
     runs: dict[str, list] = {}
     speeds: dict[str, list] = {"jsonschema": [], "fastjsonschema": []}
     for _ in range(a.repeat):  # best of N: the machine may be shared; rows and baselines interleave
         shutil.rmtree(cache_dir, ignore_errors=True)
-        for name, extra in (("ivl-data --media off", ["--media", "off"]),
-                            ("ivl-data --media exists", ["--media", "exists"]),
-                            ("ivl-data --media off --cache (cold)", ["--media", "off", "--cache", str(cache_dir)]),
-                            ("ivl-data --media off --cache (warm)", ["--media", "off", "--cache", str(cache_dir)])):
+        for name, extra in (
+            ("ivl-data --media off", ["--media", "off"]),
+            ("ivl-data --media exists", ["--media", "exists"]),
+            ("ivl-data --media off --cache (cold)", ["--media", "off", "--cache", str(cache_dir)]),
+            ("ivl-data --media off --cache (warm)", ["--media", "off", "--cache", str(cache_dir)]),
+        ):
             runs.setdefault(name, []).append(run_measured(ivl + extra))
         for name in speeds:
             speeds[name].append(baseline(name, sample, schema))
@@ -163,22 +174,34 @@ def main() -> None:
     js, js_cpu = max(speeds["jsonschema"])
     fjs, fjs_cpu = max(speeds["fastjsonschema"])
     load = os.getloadavg()[0]
-    print(f"{a.lines:,} lines, {data.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} cores, load average "
-          f"{load:.1f} at the end; baselines on {len(sample):,} lines, extrapolated; best of {a.repeat}")
-    print("| run | seconds | lines/s | x jsonschema | x fastjsonschema | CPU s | lines/CPU-s "
-          "| peak RSS MB (tree) | peak PSS MB (tree) |")
+    print(
+        f"{a.lines:,} lines, {data.stat().st_size / 1e6:.0f} MB, {os.cpu_count()} cores, load average "
+        f"{load:.1f} at the end; baselines on {len(sample):,} lines, extrapolated; best of {a.repeat}"
+    )
+    print(
+        "| run | seconds | lines/s | x jsonschema | x fastjsonschema | CPU s | lines/CPU-s "
+        "| peak RSS MB (tree) | peak PSS MB (tree) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, speed, cpu_speed in (("jsonschema Draft 2020-12 (json.loads + is_valid)", js, js_cpu),
-                                   ("fastjsonschema (json.loads + compiled)", fjs, fjs_cpu)):
-        print(f"| {name} | {a.lines / speed:.1f} | {speed:,.0f} | {speed / js:.2f} | {speed / fjs:.2f} "
-              f"| {a.lines / cpu_speed:.1f} | {cpu_speed:,.0f} | - | - |")
+    for name, speed, cpu_speed in (
+        ("jsonschema Draft 2020-12 (json.loads + is_valid)", js, js_cpu),
+        ("fastjsonschema (json.loads + compiled)", fjs, fjs_cpu),
+    ):
+        print(
+            f"| {name} | {a.lines / speed:.1f} | {speed:,.0f} | {speed / js:.2f} | {speed / fjs:.2f} "
+            f"| {a.lines / cpu_speed:.1f} | {cpu_speed:,.0f} | - | - |"
+        )
     for name, (sec, cpu, rss, pss) in rows:
         speed = a.lines / sec
-        print(f"| {name} | {sec:.2f} | {speed:,.0f} | {speed / js:.1f} | {speed / fjs:.2f} | {cpu:.1f} "
-              f"| {a.lines / cpu:,.0f} | {rss:.0f} | {pss:.0f} |")
+        print(
+            f"| {name} | {sec:.2f} | {speed:,.0f} | {speed / js:.1f} | {speed / fjs:.2f} | {cpu:.1f} "
+            f"| {a.lines / cpu:,.0f} | {rss:.0f} | {pss:.0f} |"
+        )
     cold, warm = rows[2][1][0], rows[3][1][0]
-    print(f"\ncached re-run: {cold / warm:.1f}x faster than the cold --cache run "
-          f"({rows[0][1][0] / warm:.1f}x faster than the uncached --media off run)")
+    print(
+        f"\ncached re-run: {cold / warm:.1f}x faster than the cold --cache run "
+        f"({rows[0][1][0] / warm:.1f}x faster than the uncached --media off run)"
+    )
 
 
 if __name__ == "__main__":

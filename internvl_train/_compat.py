@@ -35,8 +35,9 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec):
         new = MOVED[spec.name.partition(".")[2]]
-        warnings.warn(f"{spec.name} moved to {new}; the old path goes away in the next release",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{spec.name} moved to {new}; the old path goes away in the next release", DeprecationWarning, stacklevel=2
+        )
         return importlib.import_module(new)
 
     def exec_module(self, module):  # the new module is already executed

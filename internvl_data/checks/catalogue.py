@@ -18,6 +18,7 @@ from internvl_data.checks.findings import Severity
 if TYPE_CHECKING:
     from internvl_data.checks.findings import Finding
 
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     code: str  # "IVL201"

@@ -17,34 +17,81 @@ from internvl_data.checks.catalogue import emit, rule
 E, W = Severity.ERROR, Severity.WARNING
 BOM = b"\xef\xbb\xbf"
 
-rule("IVL001", "invalid-json", E, "The line is not valid JSON.",
-     "The official loader parses each line only when the sample is drawn; the exception is swallowed and the "
-     "sample silently replaced by a random other one, so the line never trains.",
-     '{"id": 1, "conversations": [}', "Fix the JSON at the reported column (one complete object per line).")
-rule("IVL002", "blank-line", E, "The line is empty or only whitespace.",
-     "Blank lines (often an extra empty line at the end of the file) are counted as samples and fail to parse "
-     "during training; the loader replaces them with random other samples.",
-     "(an empty line between two records)", "Delete the blank line; only the final newline may follow the last record.")
-rule("IVL003", "utf8-bom", E, "The line starts with a UTF-8 byte order mark.",
-     "Both json.loads and orjson reject a BOM, so the first record of the file never trains.",
-     "\\xef\\xbb\\xbf{...}", "Save the file as UTF-8 without BOM.")
-rule("IVL004", "crlf-line-ending", W, "The line ends with CRLF (Windows line endings).",
-     "The trainer tolerates it (text mode), but other tools and byte-offset readers see a trailing \\r.",
-     '{"id": 1, ...}\\r\\n', "Convert the file to LF line endings (e.g. `dos2unix FILE`).")
-rule("IVL005", "invalid-utf8", E, "The line contains bytes that are not valid UTF-8.",
-     "The parser rejects the line, so the sample is silently replaced by another one during training.",
-     '{"value": "caf\\xe9"} (Latin-1 byte)', "Re-encode the file as UTF-8.")
-rule("IVL006", "not-an-object", E, "The line is valid JSON but not a JSON object.",
-     "Every sample must be an object with `conversations`; an array or string fails at training time.",
-     '[{"from": "human", "value": "hi"}]', "Wrap the record in an object: {\"conversations\": [...]}.")
-rule("IVL007", "long-line", W, "The line is longer than the --long-line threshold (bytes).",
-     "Huge lines usually mean embedded data (base64 images) or several records glued together; they slow "
-     "down every reader and blow the token budget.",
-     '{"conversations": [{"from": "human", "value": "<5 MB of text>"}]}',
-     "Split the record, store media as files under `root`, or raise --long-line.")
-rule("IVL008", "duplicate-key", E, "An object in the record repeats a key.",
-     "JSON parsers keep the last value silently, so one of the two values is dropped without notice.",
-     '{"image": "a.jpg", "conversations": [...], "image": "b.jpg"}', "Keep one of the keys.")
+rule(
+    "IVL001",
+    "invalid-json",
+    E,
+    "The line is not valid JSON.",
+    "The official loader parses each line only when the sample is drawn; the exception is swallowed and the "
+    "sample silently replaced by a random other one, so the line never trains.",
+    '{"id": 1, "conversations": [}',
+    "Fix the JSON at the reported column (one complete object per line).",
+)
+rule(
+    "IVL002",
+    "blank-line",
+    E,
+    "The line is empty or only whitespace.",
+    "Blank lines (often an extra empty line at the end of the file) are counted as samples and fail to parse "
+    "during training; the loader replaces them with random other samples.",
+    "(an empty line between two records)",
+    "Delete the blank line; only the final newline may follow the last record.",
+)
+rule(
+    "IVL003",
+    "utf8-bom",
+    E,
+    "The line starts with a UTF-8 byte order mark.",
+    "Both json.loads and orjson reject a BOM, so the first record of the file never trains.",
+    "\\xef\\xbb\\xbf{...}",
+    "Save the file as UTF-8 without BOM.",
+)
+rule(
+    "IVL004",
+    "crlf-line-ending",
+    W,
+    "The line ends with CRLF (Windows line endings).",
+    "The trainer tolerates it (text mode), but other tools and byte-offset readers see a trailing \\r.",
+    '{"id": 1, ...}\\r\\n',
+    "Convert the file to LF line endings (e.g. `dos2unix FILE`).",
+)
+rule(
+    "IVL005",
+    "invalid-utf8",
+    E,
+    "The line contains bytes that are not valid UTF-8.",
+    "The parser rejects the line, so the sample is silently replaced by another one during training.",
+    '{"value": "caf\\xe9"} (Latin-1 byte)',
+    "Re-encode the file as UTF-8.",
+)
+rule(
+    "IVL006",
+    "not-an-object",
+    E,
+    "The line is valid JSON but not a JSON object.",
+    "Every sample must be an object with `conversations`; an array or string fails at training time.",
+    '[{"from": "human", "value": "hi"}]',
+    'Wrap the record in an object: {"conversations": [...]}.',
+)
+rule(
+    "IVL007",
+    "long-line",
+    W,
+    "The line is longer than the --long-line threshold (bytes).",
+    "Huge lines usually mean embedded data (base64 images) or several records glued together; they slow "
+    "down every reader and blow the token budget.",
+    '{"conversations": [{"from": "human", "value": "<5 MB of text>"}]}',
+    "Split the record, store media as files under `root`, or raise --long-line.",
+)
+rule(
+    "IVL008",
+    "duplicate-key",
+    E,
+    "An object in the record repeats a key.",
+    "JSON parsers keep the last value silently, so one of the two values is dropped without notice.",
+    '{"image": "a.jpg", "conversations": [...], "image": "b.jpg"}',
+    "Keep one of the keys.",
+)
 
 
 @dataclass(slots=True)
@@ -105,8 +152,13 @@ def _duplicates(raw: bytes, ctx: LineCtx) -> list[Finding]:
     except (UnicodeDecodeError, JSONDecodeError):
         return []
     return [
-        _f("IVL008", ctx, f"key {key!r} appears twice in {path}; the parser keeps only the last value",
-           col=pos + 1, json_path=f"{path}.{key}")
+        _f(
+            "IVL008",
+            ctx,
+            f"key {key!r} appears twice in {path}; the parser keeps only the last value",
+            col=pos + 1,
+            json_path=f"{path}.{key}",
+        )
         for path, key, pos in duplicate_keys(tree)
     ]
 
@@ -116,7 +168,7 @@ def _unparsable(raw: bytes, ctx: LineCtx) -> list[Finding]:
     if not raw.strip():
         return [_f("IVL002", ctx, "blank line")]
     if raw.startswith(BOM):
-        rest = raw[len(BOM):]
+        rest = raw[len(BOM) :]
         extra = "" if _parses(rest) else " (and the rest of the line is not valid JSON either)"
         return [_f("IVL003", ctx, f"line starts with a UTF-8 byte order mark{extra}", col=1)]
     try:

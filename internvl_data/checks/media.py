@@ -21,76 +21,158 @@ from internvl_data.pipeline.tiling import find_grid
 
 E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
 
-rule("IVL301", "media-missing", E, "An image or video file does not exist under the dataset root.",
-     "The official loader raises inside __getitem__ and silently trains on a random other record instead.",
-     '{"image": "images/cat.jpg", ...} with no <root>/images/cat.jpg',
-     "Fix the path (it is joined to the meta file's `root` with os.path.join) or add the file.")
-rule("IVL302", "path-escapes-root", E, "A media path leaves the dataset root (`..`, absolute, or a symlink).",
-     "Data that reads files outside its root is not self-contained and may read what it should not.",
-     '{"image": "../../secret.jpg", ...}',
-     "Keep media under `root`, or pass --allow-outside-root if this is intended.")
-rule("IVL303", "absolute-media-path", W, "A media path is absolute, so the dataset root is ignored for it.",
-     "os.path.join(root, '/abs/x.jpg') is '/abs/x.jpg': the data breaks when moved to another machine.",
-     '{"image": "/home/me/data/x.jpg", ...}',
-     "Write the path relative to the dataset `root`.")
-rule("IVL304", "s3-not-checkable", W, "An `s3://` media path cannot be checked locally.",
-     "The official loader reads s3 paths through the internal petrel client, which is not available here.",
-     '{"image": "s3://bucket/x.jpg", ...}',
-     "Check the object store separately, or mirror the files locally and point `root` at them.")
-rule("IVL305", "image-unreadable", E, "An image file cannot be opened or identified as an image.",
-     "Image.open raises in the loader; the record is silently replaced by a random other one.",
-     "images/x.jpg is an HTML error page saved with a .jpg name",
-     "Re-download or re-encode the file (e.g. as JPEG or PNG).")
-rule("IVL306", "image-truncated", E,
-     "An image file is cut short (its pixel data: --media decode; its header: any mode).",
-     "The loader sets LOAD_TRUNCATED_IMAGES=True: the missing part trains as grey or black pixels.",
-     "a JPEG cut off half-way by an interrupted download",
-     "Re-download or re-encode the file.")
-rule("IVL307", "image-too-large", E, "An image has more pixels than --max-pixels (a decompression bomb).",
-     "The loader disables PIL's bomb limit and decodes everything: one file can exhaust worker memory.",
-     "a 5 KB PNG that declares 40000x40000 pixels",
-     "Downscale the image, or raise --max-pixels if it is genuine.")
-rule("IVL308", "size-mismatch", W, "`width`/`height` (or `width_list`/`height_list`) differ from the file.",
-     "Boxes are normalised with these sizes; wrong sizes mean wrong box coordinates.",
-     '{"image": "a.jpg", "width": 640, "height": 480} where a.jpg is 480x640',
-     "Use the size Pillow reports for the stored file (EXIF orientation is not applied).")
-rule("IVL309", "exif-rotated-boxes", W, "An EXIF-rotated image is used in a record with `<box>` coordinates.",
-     "The loader never applies EXIF orientation: boxes drawn on the rotated view point at the wrong pixels.",
-     "a phone photo with EXIF orientation 6 and <box>[[10, 20, 300, 400]]</box>",
-     "Check that boxes refer to the raw pixel grid, or re-save the image with the rotation applied.")
-rule("IVL310", "alpha-dropped", W, "An image has transparency (RGBA, LA, or P/RGB with a transparency key).",
-     "convert('RGB') drops alpha without compositing: transparent regions show whatever colour is stored.",
-     "a logo PNG whose transparent background is stored as black",
-     "Composite the image onto a background (e.g. white) and save it as RGB.")
-rule("IVL311", "video-unreadable", E, "A video cannot be opened or decoded with decord.",
-     "The loader reads videos with decord; a failure silently replaces the record with a random other one.",
-     "videos/a.mp4 is a zero-byte or truncated file",
-     "Re-encode the video (e.g. H.264 in MP4).")
-rule("IVL312", "too-few-frames", E, "A video (or its clip) has fewer frames than --min-frames.",
-     "The loader samples 8-32 frames by default; a short video repeats its last frame to fill the count.",
-     "a 4-frame video with --min-frames 8",
-     "Use a longer video or clip, or lower --min-frames (and the trainer's --min_num_frame).")
-rule("IVL313", "clip-out-of-range", E, "A video's `clip` ends after the video does.",
-     "decord is asked for frames that do not exist: the read fails and the record is replaced.",
-     '{"video": "a.mp4", "clip": [5.0, 20.0], ...} for a 10-second video',
-     "Give `clip` as [start_seconds, end_seconds] within the video's duration.")
-rule("IVL314", "video-not-checked", W, "A video was only checked for existence because decord is missing.",
-     "Frame counts, clips and decodability can only be checked with the reader the trainer uses.",
-     "ivl-data validate meta.json on a machine without decord",
-     f"Install the video extra: {media.VIDEO_EXTRA}.")
+rule(
+    "IVL301",
+    "media-missing",
+    E,
+    "An image or video file does not exist under the dataset root.",
+    "The official loader raises inside __getitem__ and silently trains on a random other record instead.",
+    '{"image": "images/cat.jpg", ...} with no <root>/images/cat.jpg',
+    "Fix the path (it is joined to the meta file's `root` with os.path.join) or add the file.",
+)
+rule(
+    "IVL302",
+    "path-escapes-root",
+    E,
+    "A media path leaves the dataset root (`..`, absolute, or a symlink).",
+    "Data that reads files outside its root is not self-contained and may read what it should not.",
+    '{"image": "../../secret.jpg", ...}',
+    "Keep media under `root`, or pass --allow-outside-root if this is intended.",
+)
+rule(
+    "IVL303",
+    "absolute-media-path",
+    W,
+    "A media path is absolute, so the dataset root is ignored for it.",
+    "os.path.join(root, '/abs/x.jpg') is '/abs/x.jpg': the data breaks when moved to another machine.",
+    '{"image": "/home/me/data/x.jpg", ...}',
+    "Write the path relative to the dataset `root`.",
+)
+rule(
+    "IVL304",
+    "s3-not-checkable",
+    W,
+    "An `s3://` media path cannot be checked locally.",
+    "The official loader reads s3 paths through the internal petrel client, which is not available here.",
+    '{"image": "s3://bucket/x.jpg", ...}',
+    "Check the object store separately, or mirror the files locally and point `root` at them.",
+)
+rule(
+    "IVL305",
+    "image-unreadable",
+    E,
+    "An image file cannot be opened or identified as an image.",
+    "Image.open raises in the loader; the record is silently replaced by a random other one.",
+    "images/x.jpg is an HTML error page saved with a .jpg name",
+    "Re-download or re-encode the file (e.g. as JPEG or PNG).",
+)
+rule(
+    "IVL306",
+    "image-truncated",
+    E,
+    "An image file is cut short (its pixel data: --media decode; its header: any mode).",
+    "The loader sets LOAD_TRUNCATED_IMAGES=True: the missing part trains as grey or black pixels.",
+    "a JPEG cut off half-way by an interrupted download",
+    "Re-download or re-encode the file.",
+)
+rule(
+    "IVL307",
+    "image-too-large",
+    E,
+    "An image has more pixels than --max-pixels (a decompression bomb).",
+    "The loader disables PIL's bomb limit and decodes everything: one file can exhaust worker memory.",
+    "a 5 KB PNG that declares 40000x40000 pixels",
+    "Downscale the image, or raise --max-pixels if it is genuine.",
+)
+rule(
+    "IVL308",
+    "size-mismatch",
+    W,
+    "`width`/`height` (or `width_list`/`height_list`) differ from the file.",
+    "Boxes are normalised with these sizes; wrong sizes mean wrong box coordinates.",
+    '{"image": "a.jpg", "width": 640, "height": 480} where a.jpg is 480x640',
+    "Use the size Pillow reports for the stored file (EXIF orientation is not applied).",
+)
+rule(
+    "IVL309",
+    "exif-rotated-boxes",
+    W,
+    "An EXIF-rotated image is used in a record with `<box>` coordinates.",
+    "The loader never applies EXIF orientation: boxes drawn on the rotated view point at the wrong pixels.",
+    "a phone photo with EXIF orientation 6 and <box>[[10, 20, 300, 400]]</box>",
+    "Check that boxes refer to the raw pixel grid, or re-save the image with the rotation applied.",
+)
+rule(
+    "IVL310",
+    "alpha-dropped",
+    W,
+    "An image has transparency (RGBA, LA, or P/RGB with a transparency key).",
+    "convert('RGB') drops alpha without compositing: transparent regions show whatever colour is stored.",
+    "a logo PNG whose transparent background is stored as black",
+    "Composite the image onto a background (e.g. white) and save it as RGB.",
+)
+rule(
+    "IVL311",
+    "video-unreadable",
+    E,
+    "A video cannot be opened or decoded with decord.",
+    "The loader reads videos with decord; a failure silently replaces the record with a random other one.",
+    "videos/a.mp4 is a zero-byte or truncated file",
+    "Re-encode the video (e.g. H.264 in MP4).",
+)
+rule(
+    "IVL312",
+    "too-few-frames",
+    E,
+    "A video (or its clip) has fewer frames than --min-frames.",
+    "The loader samples 8-32 frames by default; a short video repeats its last frame to fill the count.",
+    "a 4-frame video with --min-frames 8",
+    "Use a longer video or clip, or lower --min-frames (and the trainer's --min_num_frame).",
+)
+rule(
+    "IVL313",
+    "clip-out-of-range",
+    E,
+    "A video's `clip` ends after the video does.",
+    "decord is asked for frames that do not exist: the read fails and the record is replaced.",
+    '{"video": "a.mp4", "clip": [5.0, 20.0], ...} for a 10-second video',
+    "Give `clip` as [start_seconds, end_seconds] within the video's duration.",
+)
+rule(
+    "IVL314",
+    "video-not-checked",
+    W,
+    "A video was only checked for existence because decord is missing.",
+    "Frame counts, clips and decodability can only be checked with the reader the trainer uses.",
+    "ivl-data validate meta.json on a machine without decord",
+    f"Install the video extra: {media.VIDEO_EXTRA}.",
+)
 
-rule("IVL315", "image-upscaled", I, "A small image (fewer pixels than one tile) is stretched over several tiles.",
-     "The grid is chosen by aspect ratio alone: a 320x200 image becomes 3x2 tiles of 448 pixels plus a "
-     "thumbnail, 7 x 256 tokens of mostly interpolated pixels.",
-     '{"image": "icon_320x200.png", ...} with max_dynamic_patch 6',
-     "Nothing if intended; otherwise lower the dataset's max_dynamic_patch in the meta file, or pad the images.")
+rule(
+    "IVL315",
+    "image-upscaled",
+    I,
+    "A small image (fewer pixels than one tile) is stretched over several tiles.",
+    "The grid is chosen by aspect ratio alone: a 320x200 image becomes 3x2 tiles of 448 pixels plus a "
+    "thumbnail, 7 x 256 tokens of mostly interpolated pixels.",
+    '{"image": "icon_320x200.png", ...} with max_dynamic_patch 6',
+    "Nothing if intended; otherwise lower the dataset's max_dynamic_patch in the meta file, or pad the images.",
+)
 
-_ERROR_CODES = {"missing": "IVL301", "unreadable": "IVL305", "truncated": "IVL306", "too-large": "IVL307",
-                "video": "IVL311", "no-decoder": "IVL314"}
+_ERROR_CODES = {
+    "missing": "IVL301",
+    "unreadable": "IVL305",
+    "truncated": "IVL306",
+    "too-large": "IVL307",
+    "video": "IVL311",
+    "no-decoder": "IVL314",
+}
 _PROBLEM_CODES = {"escape": "IVL302", "absolute": "IVL303", "s3": "IVL304"}
-_PROBLEM_TEXT = {"escape": "resolves outside the dataset root {root}",
-                 "absolute": "is absolute: the dataset root {root} is ignored for it",
-                 "s3": "is on s3 and cannot be checked locally"}
+_PROBLEM_TEXT = {
+    "escape": "resolves outside the dataset root {root}",
+    "absolute": "is absolute: the dataset root {root} is ignored for it",
+    "s3": "is on s3 and cannot be checked locally",
+}
 _ROTATED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 
 Facts = ImageInfo | VideoInfo | MediaError | None  # None: exists mode found the file
@@ -148,18 +230,42 @@ class MediaChecker:
                 self._image_facts(obj, ctx, rel, jp, index, facts, out)
         return out
 
-    def _image_facts(self, obj: dict, ctx: Any, rel: str, jp: str, index: int | None, facts: ImageInfo,
-                     out: list[Finding]) -> None:
+    def _image_facts(
+        self, obj: dict, ctx: Any, rel: str, jp: str, index: int | None, facts: ImageInfo, out: list[Finding]
+    ) -> None:
         if facts.pixels > self.max_pixels:
-            out.append(_say(ctx, rel, jp, "IVL307", f"is {facts.width}x{facts.height} = {facts.pixels} pixels, "
-                                                    f"over the limit of {self.max_pixels}"))
+            out.append(
+                _say(
+                    ctx,
+                    rel,
+                    jp,
+                    "IVL307",
+                    f"is {facts.width}x{facts.height} = {facts.pixels} pixels, over the limit of {self.max_pixels}",
+                )
+            )
         if facts.transparent:
-            out.append(_say(ctx, rel, jp, "IVL310", f"is a {facts.mode} image with transparency: the loader's "
-                                                    "convert('RGB') drops alpha without compositing"))
+            out.append(
+                _say(
+                    ctx,
+                    rel,
+                    jp,
+                    "IVL310",
+                    f"is a {facts.mode} image with transparency: the loader's "
+                    "convert('RGB') drops alpha without compositing",
+                )
+            )
         if facts.exif_orientation != 1 and _has_box(obj):
-            out.append(_say(ctx, rel, jp, "IVL309", f"has EXIF orientation {facts.exif_orientation} and the "
-                                                    "record has <box> coordinates: the loader uses the raw, "
-                                                    "unrotated pixels"))
+            out.append(
+                _say(
+                    ctx,
+                    rel,
+                    jp,
+                    "IVL309",
+                    f"has EXIF orientation {facts.exif_orientation} and the "
+                    "record has <box> coordinates: the loader uses the raw, "
+                    "unrotated pixels",
+                )
+            )
         want = _declared_size(obj, index)
         if want is not None:
             out.extend(_size_findings(ctx, rel, facts, want))
@@ -179,13 +285,28 @@ class MediaChecker:
         if clip is not None and decord_read:  # only the decord reader honours clip
             slack = 1.0 / facts.fps  # container durations are rounded to about a frame
             if clip[1] > facts.duration + slack:
-                out.append(_say(ctx, rel, "$.clip", "IVL313", f"clip [{clip[0]}, {clip[1]}] ends after the video "
-                                f"({facts.duration:.3f} s, {facts.frames} frames at {facts.fps:g} fps)"))
+                out.append(
+                    _say(
+                        ctx,
+                        rel,
+                        "$.clip",
+                        "IVL313",
+                        f"clip [{clip[0]}, {clip[1]}] ends after the video "
+                        f"({facts.duration:.3f} s, {facts.frames} frames at {facts.fps:g} fps)",
+                    )
+                )
                 return out
             frames, where = int((clip[1] - clip[0]) * facts.fps), f" in clip [{clip[0]}, {clip[1]}]"
         if self.min_frames and frames < self.min_frames:
-            out.append(_say(ctx, rel, "$.video", "IVL312",
-                            f"has {frames} frames{where}, fewer than --min-frames {self.min_frames}"))
+            out.append(
+                _say(
+                    ctx,
+                    rel,
+                    "$.video",
+                    "IVL312",
+                    f"has {frames} frames{where}, fewer than --min-frames {self.min_frames}",
+                )
+            )
         return out
 
     # ------------------------------------------------------------------ shared
@@ -243,7 +364,10 @@ class _Tiling:
 def _tiling(entry: Any, options: Any) -> _Tiling | None:
     """How the trainer tiles this dataset's images (None: no dynamic tiling): the official scripts' settings,
     the checkpoint's with ``--model``, and the dataset's own ``max_dynamic_patch``."""
-    from internvl_data.pipeline.modelinfo import ModelInfo, ModelInfoError  # lazily: stats and model code only when images are checked
+    from internvl_data.pipeline.modelinfo import (
+        ModelInfo,
+        ModelInfoError,
+    )  # lazily: stats and model code only when images are checked
     from internvl_data.stats.worker import Settings
 
     s = Settings()
@@ -267,8 +391,10 @@ def _upscaled(ctx: Any, rel: str, jp: str, facts: ImageInfo, t: _Tiling, n_image
     if cols * rows == 1:
         return []
     thumb = " plus a thumbnail" if t.thumbnail else ""
-    what = (f"is {facts.width}x{facts.height}, fewer pixels than one {t.tile}x{t.tile} tile, but is resized to "
-            f"{cols}x{rows} tiles ({cols * t.tile}x{rows * t.tile}){thumb} with max_dynamic_patch {max_num}")
+    what = (
+        f"is {facts.width}x{facts.height}, fewer pixels than one {t.tile}x{t.tile} tile, but is resized to "
+        f"{cols}x{rows} tiles ({cols * t.tile}x{rows * t.tile}){thumb} with max_dynamic_patch {max_num}"
+    )
     return [_say(ctx, rel, jp, "IVL315", what)]
 
 

@@ -16,70 +16,181 @@ MAX_DYNAMIC_PATCH_SANE = 40
 
 # Keys other tools and older docs use, with what the official loader wants instead.
 DIALECT_HINTS = {
-    **dict.fromkeys(("media_root", "image_root", "images_root", "image_folder", "image_dir", "data_root",
-                     "video_root"), "the official loader reads the media folder from `root`"),
-    **dict.fromkeys(("ann_path", "annotation_path", "ann_file", "data_path", "json_path", "jsonl", "file"),
-                    "the official loader reads the JSONL path from `annotation`"),
-    **dict.fromkeys(("repeat", "repeat_times", "weight", "sampling_ratio", "ratio"),
-                    "the official loader reads `repeat_time`"),
+    **dict.fromkeys(
+        ("media_root", "image_root", "images_root", "image_folder", "image_dir", "data_root", "video_root"),
+        "the official loader reads the media folder from `root`",
+    ),
+    **dict.fromkeys(
+        ("ann_path", "annotation_path", "ann_file", "data_path", "json_path", "jsonl", "file"),
+        "the official loader reads the JSONL path from `annotation`",
+    ),
+    **dict.fromkeys(
+        ("repeat", "repeat_times", "weight", "sampling_ratio", "ratio"), "the official loader reads `repeat_time`"
+    ),
     **dict.fromkeys(("augment", "data_augmentation", "augmentation"), "the official loader reads `data_augment`"),
-    **dict.fromkeys(("min_dynamic_patch", "min_num_frame", "max_num_frame", "sampling_method", "max_seq_length"),
-                    "this is a command-line argument of the official trainer, not a per-dataset key"),
+    **dict.fromkeys(
+        ("min_dynamic_patch", "min_num_frame", "max_num_frame", "sampling_method", "max_seq_length"),
+        "this is a command-line argument of the official trainer, not a per-dataset key",
+    ),
     **dict.fromkeys(("num_samples", "size", "count", "n"), "the meta key for the line count is `length`"),
 }
 
-rule("IVL101", "meta-unreadable", E, "The meta file cannot be read or is not valid JSON.",
-     "The trainer parses the meta file at start-up and stops on the first error.",
-     '{"my_data": {"root": "data/", }', "Fix the JSON at the reported line and column.")
-rule("IVL102", "meta-not-object", E, "The meta file is not an object of objects (dataset name -> settings).",
-     "The trainer iterates `meta.items()` and indexes each value by key.",
-     '[{"root": "data/", "annotation": "a.jsonl"}]',
-     'Write {"dataset_name": {"root": ..., "annotation": ..., "data_augment": false, "repeat_time": 1}}.')
-rule("IVL103", "duplicate-dataset-name", E, "Two datasets have the same name (a repeated JSON key).",
-     "JSON parsers keep the last one silently: the first dataset is never trained.",
-     '{"coco": {...}, "coco": {...}}', "Rename one of the datasets.")
-rule("IVL104", "missing-meta-key", E, "A dataset lacks root, annotation, data_augment or repeat_time.",
-     "The trainer reads these four keys unconditionally (KeyError at start-up).",
-     '{"coco": {"root": "data/", "annotation": "coco.jsonl"}}', "Add the missing key.")
-rule("IVL105", "meta-value-type", E, "root/annotation is not a string, or data_augment is not true/false.",
-     "A string such as \"false\" for data_augment is truthy: augmentation would be switched ON.",
-     '{"data_augment": "false"}', "Use a JSON string for paths and true/false for data_augment.")
-rule("IVL106", "annotation-not-jsonl", E, "The annotation path does not end in `jsonl`.",
-     "The trainer asserts annotation.endswith('jsonl') at start-up.",
-     '{"annotation": "data/train.json"}', "Convert the file to JSON Lines and name it *.jsonl.")
-rule("IVL107", "annotation-not-found", E, "The annotation file does not exist.",
-     "The trainer opens it at start-up. Relative paths are tried against the meta file's folder, then the "
-     "current directory.", '{"annotation": "missing.jsonl"}', "Fix the path (relative to the meta file).")
-rule("IVL108", "root-not-found", W, "The media root folder does not exist.",
-     "Every image or video of the dataset would be missing (fine only for pure-text datasets).",
-     '{"root": "/data/coco/"}', "Fix `root` (relative to the meta file), or ignore for text-only data.")
-rule("IVL109", "repeat-time-invalid", E, "repeat_time is not a number, is <= 0, or is > 1 and not an integer.",
-     "The loader asserts isinstance(repeat_time, int) above 1, so 2.0 and 2.5 fail at start-up; 0 empties the "
-     "dataset and negative values slice from the end.", '{"repeat_time": 2.0}',
-     "Use a positive integer to repeat (2, not 2.0), or a fraction below 1 to subsample.")
-rule("IVL110", "repeat-time-below-one", W, "repeat_time is below 1.",
-     "The loader keeps the FIRST floor(lines * repeat_time) lines, not a random subset: sort order matters.",
-     '{"repeat_time": 0.5}', "Shuffle the JSONL file first if you want a random subset.")
-rule("IVL111", "length-mismatch", W, "`length` differs from the real number of lines.",
-     "The loader never reads it, but tools and people do; a stale value hides truncated files.",
-     '{"length": 1000} for a 998-line file', "Set `length` to the line count (`wc -l`).")
-rule("IVL112", "length-not-integer", W, "`length` is not an integer (for example a string).",
-     "The loader ignores it, so a wrong type goes unnoticed while misleading readers and tools.",
-     '{"length": "1000"}', "Write the line count as a number.")
-rule("IVL113", "length-missing", I, "The dataset has no `length`.",
-     "Optional and never read by the trainer; documenting the line count helps to notice truncated files.",
-     '{"root": ..., "annotation": ...}', 'Add "length": <number of lines>.')
-rule("IVL114", "max-dynamic-patch-invalid", E, "max_dynamic_patch is not a positive integer.",
-     "It is the tile budget passed to the tiling code; a float or string fails there, 0 gives no tiles.",
-     '{"max_dynamic_patch": "6"}', "Use an integer from 1 to 40 (12 in the InternVL2 scripts).")
-rule("IVL115", "max-dynamic-patch-large", W, "max_dynamic_patch is above 40.",
-     "Each tile costs 256 tokens: a large budget overflows max_seq_length and truncates answers.",
-     '{"max_dynamic_patch": 64}', "Use at most 40 (6 or 12 is usual).")
-rule("IVL116", "unknown-meta-key", W, "A dataset has a key the official loader ignores.",
-     "Keys from other tools (media_root, ann_path, min_dynamic_patch ...) are silently ignored, so the "
-     "setting you meant has no effect.", '{"media_root": "images/"}', "Rename or remove it (see the hint).")
-rule("IVL117", "duplicate-meta-key", E, "A dataset repeats a key.",
-     "JSON parsers keep the last value silently.", '{"root": "a/", "root": "b/"}', "Keep one of the keys.")
+rule(
+    "IVL101",
+    "meta-unreadable",
+    E,
+    "The meta file cannot be read or is not valid JSON.",
+    "The trainer parses the meta file at start-up and stops on the first error.",
+    '{"my_data": {"root": "data/", }',
+    "Fix the JSON at the reported line and column.",
+)
+rule(
+    "IVL102",
+    "meta-not-object",
+    E,
+    "The meta file is not an object of objects (dataset name -> settings).",
+    "The trainer iterates `meta.items()` and indexes each value by key.",
+    '[{"root": "data/", "annotation": "a.jsonl"}]',
+    'Write {"dataset_name": {"root": ..., "annotation": ..., "data_augment": false, "repeat_time": 1}}.',
+)
+rule(
+    "IVL103",
+    "duplicate-dataset-name",
+    E,
+    "Two datasets have the same name (a repeated JSON key).",
+    "JSON parsers keep the last one silently: the first dataset is never trained.",
+    '{"coco": {...}, "coco": {...}}',
+    "Rename one of the datasets.",
+)
+rule(
+    "IVL104",
+    "missing-meta-key",
+    E,
+    "A dataset lacks root, annotation, data_augment or repeat_time.",
+    "The trainer reads these four keys unconditionally (KeyError at start-up).",
+    '{"coco": {"root": "data/", "annotation": "coco.jsonl"}}',
+    "Add the missing key.",
+)
+rule(
+    "IVL105",
+    "meta-value-type",
+    E,
+    "root/annotation is not a string, or data_augment is not true/false.",
+    'A string such as "false" for data_augment is truthy: augmentation would be switched ON.',
+    '{"data_augment": "false"}',
+    "Use a JSON string for paths and true/false for data_augment.",
+)
+rule(
+    "IVL106",
+    "annotation-not-jsonl",
+    E,
+    "The annotation path does not end in `jsonl`.",
+    "The trainer asserts annotation.endswith('jsonl') at start-up.",
+    '{"annotation": "data/train.json"}',
+    "Convert the file to JSON Lines and name it *.jsonl.",
+)
+rule(
+    "IVL107",
+    "annotation-not-found",
+    E,
+    "The annotation file does not exist.",
+    "The trainer opens it at start-up. Relative paths are tried against the meta file's folder, then the "
+    "current directory.",
+    '{"annotation": "missing.jsonl"}',
+    "Fix the path (relative to the meta file).",
+)
+rule(
+    "IVL108",
+    "root-not-found",
+    W,
+    "The media root folder does not exist.",
+    "Every image or video of the dataset would be missing (fine only for pure-text datasets).",
+    '{"root": "/data/coco/"}',
+    "Fix `root` (relative to the meta file), or ignore for text-only data.",
+)
+rule(
+    "IVL109",
+    "repeat-time-invalid",
+    E,
+    "repeat_time is not a number, is <= 0, or is > 1 and not an integer.",
+    "The loader asserts isinstance(repeat_time, int) above 1, so 2.0 and 2.5 fail at start-up; 0 empties the "
+    "dataset and negative values slice from the end.",
+    '{"repeat_time": 2.0}',
+    "Use a positive integer to repeat (2, not 2.0), or a fraction below 1 to subsample.",
+)
+rule(
+    "IVL110",
+    "repeat-time-below-one",
+    W,
+    "repeat_time is below 1.",
+    "The loader keeps the FIRST floor(lines * repeat_time) lines, not a random subset: sort order matters.",
+    '{"repeat_time": 0.5}',
+    "Shuffle the JSONL file first if you want a random subset.",
+)
+rule(
+    "IVL111",
+    "length-mismatch",
+    W,
+    "`length` differs from the real number of lines.",
+    "The loader never reads it, but tools and people do; a stale value hides truncated files.",
+    '{"length": 1000} for a 998-line file',
+    "Set `length` to the line count (`wc -l`).",
+)
+rule(
+    "IVL112",
+    "length-not-integer",
+    W,
+    "`length` is not an integer (for example a string).",
+    "The loader ignores it, so a wrong type goes unnoticed while misleading readers and tools.",
+    '{"length": "1000"}',
+    "Write the line count as a number.",
+)
+rule(
+    "IVL113",
+    "length-missing",
+    I,
+    "The dataset has no `length`.",
+    "Optional and never read by the trainer; documenting the line count helps to notice truncated files.",
+    '{"root": ..., "annotation": ...}',
+    'Add "length": <number of lines>.',
+)
+rule(
+    "IVL114",
+    "max-dynamic-patch-invalid",
+    E,
+    "max_dynamic_patch is not a positive integer.",
+    "It is the tile budget passed to the tiling code; a float or string fails there, 0 gives no tiles.",
+    '{"max_dynamic_patch": "6"}',
+    "Use an integer from 1 to 40 (12 in the InternVL2 scripts).",
+)
+rule(
+    "IVL115",
+    "max-dynamic-patch-large",
+    W,
+    "max_dynamic_patch is above 40.",
+    "Each tile costs 256 tokens: a large budget overflows max_seq_length and truncates answers.",
+    '{"max_dynamic_patch": 64}',
+    "Use at most 40 (6 or 12 is usual).",
+)
+rule(
+    "IVL116",
+    "unknown-meta-key",
+    W,
+    "A dataset has a key the official loader ignores.",
+    "Keys from other tools (media_root, ann_path, min_dynamic_patch ...) are silently ignored, so the "
+    "setting you meant has no effect.",
+    '{"media_root": "images/"}',
+    "Rename or remove it (see the hint).",
+)
+rule(
+    "IVL117",
+    "duplicate-meta-key",
+    E,
+    "A dataset repeats a key.",
+    "JSON parsers keep the last value silently.",
+    '{"root": "a/", "root": "b/"}',
+    "Keep one of the keys.",
+)
 
 
 def check_entry(name: str, raw: dict[str, Any], meta_path: str, line_of: Callable[[str], int]) -> list[Finding]:
@@ -87,8 +198,18 @@ def check_entry(name: str, raw: dict[str, Any], meta_path: str, line_of: Callabl
     out: list[Finding] = []
 
     def add(code: str, key: str, message: str, severity: Severity | None = None, hint: str = "") -> None:
-        out.append(emit(code, meta_path, line_of(key), f"dataset {name!r}: {message}", json_path=f"$.{name}.{key}"
-                        if key else f"$.{name}", dataset=name, severity=severity, hint=hint))
+        out.append(
+            emit(
+                code,
+                meta_path,
+                line_of(key),
+                f"dataset {name!r}: {message}",
+                json_path=f"$.{name}.{key}" if key else f"$.{name}",
+                dataset=name,
+                severity=severity,
+                hint=hint,
+            )
+        )
 
     for key in REQUIRED:
         if key not in raw:
@@ -129,24 +250,48 @@ def _check_repeat_time(value: Any, add: Callable[..., None]) -> None:
     elif value <= 0:
         add("IVL109", key, f"'repeat_time' is {value}; it must be above 0")
     elif value > 1 and type(value) is not int:
-        add("IVL109", key, f"'repeat_time' is {value!r}: above 1 the official loader requires an integer "
-            f"(JSON {value!r} is a float and fails its assertion)")
+        add(
+            "IVL109",
+            key,
+            f"'repeat_time' is {value!r}: above 1 the official loader requires an integer "
+            f"(JSON {value!r} is a float and fails its assertion)",
+        )
     elif value < 1:
-        add("IVL110", key, f"'repeat_time' is {value}: the loader keeps the first {value:.0%} of the lines "
-            "(floor(lines * repeat_time)), not a random subset")
+        add(
+            "IVL110",
+            key,
+            f"'repeat_time' is {value}: the loader keeps the first {value:.0%} of the lines "
+            "(floor(lines * repeat_time)), not a random subset",
+        )
 
 
-def check_paths(name: str, raw: dict[str, Any], annotation: str, root: str, meta_path: str,
-                line_of: Callable[[str], int]) -> list[Finding]:
+def check_paths(
+    name: str, raw: dict[str, Any], annotation: str, root: str, meta_path: str, line_of: Callable[[str], int]
+) -> list[Finding]:
     """IVL107/IVL108 on the resolved paths ("": the key is missing or unusable)."""
     out: list[Finding] = []
     if annotation and not os.path.isfile(annotation):
-        out.append(emit("IVL107", meta_path, line_of("annotation"), f"dataset {name!r}: annotation file "
-                        f"{raw['annotation']!r} not found (looked for {annotation})", json_path=f"$.{name}.annotation",
-                        dataset=name))
+        out.append(
+            emit(
+                "IVL107",
+                meta_path,
+                line_of("annotation"),
+                f"dataset {name!r}: annotation file {raw['annotation']!r} not found (looked for {annotation})",
+                json_path=f"$.{name}.annotation",
+                dataset=name,
+            )
+        )
     if root and not root.startswith("s3://") and not os.path.isdir(root):
-        out.append(emit("IVL108", meta_path, line_of("root"), f"dataset {name!r}: root folder {raw['root']!r} "
-                        f"not found (looked for {root})", json_path=f"$.{name}.root", dataset=name))
+        out.append(
+            emit(
+                "IVL108",
+                meta_path,
+                line_of("root"),
+                f"dataset {name!r}: root folder {raw['root']!r} not found (looked for {root})",
+                json_path=f"$.{name}.root",
+                dataset=name,
+            )
+        )
     return out
 
 
@@ -155,6 +300,13 @@ def check_declared_length(entry: Any, line_count: int) -> list[Finding]:
     declared = entry.raw.get("length")
     if type(declared) is not int or declared == line_count:
         return []
-    return [emit("IVL111", entry.meta_path, entry.line_of("length"), f"dataset {entry.name!r}: 'length' is "
-                 f"{declared} but the annotation file has {line_count} lines", json_path=f"$.{entry.name}.length",
-                 dataset=entry.name)]
+    return [
+        emit(
+            "IVL111",
+            entry.meta_path,
+            entry.line_of("length"),
+            f"dataset {entry.name!r}: 'length' is {declared} but the annotation file has {line_count} lines",
+            json_path=f"$.{entry.name}.length",
+            dataset=entry.name,
+        )
+    ]

@@ -16,106 +16,263 @@ from internvl_data.checks.catalogue import emit, rule
 E, W = Severity.ERROR, Severity.WARNING
 INTERNVL2_5 = "internvl2_5"
 INTERNVL2_TEMPLATES = ("Hermes-2", "internlm2-chat", "phi3-chat")
-CONTROL_TOKENS = ("<img>", "</img>", "<IMG_CONTEXT>", "<|im_start|>", "<|im_end|>", "<|end|>", "<|user|>",
-                  "<|assistant|>", "<|system|>", "<|endoftext|>")
+CONTROL_TOKENS = (
+    "<img>",
+    "</img>",
+    "<IMG_CONTEXT>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|endoftext|>",
+)
 GROUNDING_TAGS = ("<ref>", "</ref>", "<box>", "</box>")
 
-rule("IVL201", "conversations-missing", E, "`conversations` is missing, not a list, or empty.",
-     "Every sample needs a dialogue; the loader raises and silently replaces the sample.",
-     '{"image": "a.jpg"}', 'Add "conversations": [{"from": "human", ...}, {"from": "gpt", ...}].')
-rule("IVL202", "turn-shape", E, "A turn is not an object, lacks `from`/`value`, or they are not strings.",
-     "The preprocessor indexes turn['from'] and turn['value']; a KeyError drops the sample.",
-     '{"from": "human"}', 'Give every turn a string "from" and a string "value".')
-rule("IVL203", "text-instead-of-value", E, "A turn uses `text` instead of `value`.",
-     "An example in the official FAQ uses `text`; the trainer reads `value` and raises KeyError.",
-     '{"from": "gpt", "text": "A cat."}', 'Rename the key "text" to "value".')
-rule("IVL204", "image-null", E, "`image` is null.",
-     "len(None) fails inside the loader's try, and its error handler then crashes the DataLoader worker.",
-     '{"image": null, "conversations": [...]}', "Remove the `image` key for text-only records.")
-rule("IVL205", "image-type", E, "`image` is neither a string nor a list of strings.",
-     "The loader joins each path with `root`; other types crash or select the wrong sample type.",
-     '{"image": {"path": "a.jpg"}}', 'Use "image": "a.jpg" or "image": ["a.jpg", "b.jpg"].')
-rule("IVL206", "image-and-video", E, "The record has both `image` and `video`.",
-     "A non-empty `image` wins: the video is silently ignored.",
-     '{"image": "a.jpg", "video": "v.mp4", ...}', "Split it into an image record and a video record.")
-rule("IVL207", "unknown-role", E, "A turn's `from` is not human or gpt (or system).",
-     "The InternVL2 role map is exactly {human, gpt}; any other role (user, assistant, Human) raises KeyError "
-     "and the sample is dropped.",
-     '{"from": "user", "value": "hi"}', 'Use "human" for the user and "gpt" for the assistant.')
-rule("IVL208", "system-role", W, "A turn has the role `system`.",
-     "Only the internvl2_5 template accepts a first-turn system message; the InternVL2 templates (Hermes-2, "
-     "internlm2-chat, phi3-chat) raise KeyError and drop the sample. An error with those templates or when "
-     "the system turn is not first; a warning when the template is unknown.",
-     '{"from": "system", "value": "You are ..."}',
-     "Remove the system turn (the template's system prompt is always used), or train with internvl2_5 "
-     "(pass --template internvl2_5).")
-rule("IVL209", "roles-not-alternating", E, "Roles do not alternate human, gpt, human, gpt ...",
-     "The preprocessor asserts strict alternation; the sample is dropped.",
-     '[{"from": "human"}, {"from": "human"}, {"from": "gpt"}]', "Merge consecutive turns of the same role.")
-rule("IVL210", "first-turn-not-human", W, "The conversation starts with a gpt turn.",
-     "The loader silently drops a leading non-human turn, so that text never trains.",
-     '[{"from": "gpt"}, {"from": "human"}, {"from": "gpt"}]', "Remove the leading gpt turn or add a question.")
-rule("IVL211", "empty-value", E, "A turn's value is empty (a warning when it is only whitespace).",
-     "An empty message renders the role header without a separator and corrupts label masking; "
-     "internlm2-chat strips whitespace-only values to empty.",
-     '{"from": "gpt", "value": ""}', "Write the text or remove the turn pair.")
-rule("IVL212", "last-turn-not-gpt", E, "The last turn is not a gpt turn.",
-     "With Hermes-2/phi3-chat the whole sample gets no supervision; with internlm2-chat the trailing user "
-     "text is trained on as if it were an answer.",
-     '[{"from": "human"}, {"from": "gpt"}, {"from": "human"}]', "End the conversation with a gpt answer.")
-rule("IVL213", "control-token", E, "A value contains a special token (<img>, <IMG_CONTEXT>, <|im_end|> ...).",
-     "They tokenize as special ids and break image-token counts and label masking.",
-     '{"from": "gpt", "value": "done<|im_end|>"}', "Remove the token; only <image>/<video> placeholders and "
-     "<ref>/<box> grounding tags belong in the text.")
-rule("IVL214", "image-placeholder-missing", W, "A single-image record has no <image> placeholder.",
-     "The loader prepends '<image>\\n' to the first turn, which may not be where you meant the image.",
-     '{"image": "a.jpg", "conversations": [{"from": "human", "value": "Describe it."}, ...]}',
-     "Put <image> where the image belongs (usually '<image>\\n' at the start of the first turn).")
-rule("IVL215", "image-placeholder-not-first-turn", W, "A single-image record has <image> only in a later turn.",
-     "The loader only looks at the first turn: it prepends another <image> there and leaves the later one as "
-     "plain text.", '[{"from": "human", "value": "Hi"}, {"from": "gpt"}, {"from": "human", "value": "<image>"}]',
-     "Move the placeholder into the first turn.")
-rule("IVL216", "image-placeholder-extra", W, "More <image> placeholders than images.",
-     "Only as many placeholders as images are replaced; the extra ones stay literal text.",
-     '{"image": "a.jpg", ... "value": "<image>\\n<image>\\nCompare."}', "Remove the extra placeholders.")
-rule("IVL217", "image-placeholder-too-few", E, "A multi-image record has fewer <image> placeholders than images.",
-     "No placeholder is inserted for lists; the </img> count assertion fails and the sample is dropped.",
-     '{"image": ["a.jpg", "b.jpg"], ... "value": "<image>\\nCompare."}',
-     "Add one placeholder per image, e.g. 'Image-1: <image>\\nImage-2: <image>\\n'.")
-rule("IVL218", "video-placeholder-missing", W, "A video record has no <video> in its first turn.",
-     "The loader prepends '<video>\\n' to the first turn; a <video> in a later turn stays plain text.",
-     '{"video": "v.mp4", "conversations": [{"from": "human", "value": "What happens?"}, ...]}',
-     "Start the first turn with '<video>\\n'.")
-rule("IVL219", "video-placeholder-invalid", E, "<video> appears more than once or is not followed by a newline.",
-     "Only the exact '<video>\\n' in the first turn is expanded into frames; otherwise the sample has frames "
-     "but no image tokens and the loss of the whole micro-batch is zeroed.",
-     '"value": "<video> What happens?"', "Use '<video>\\n' exactly once, in the first turn.")
-rule("IVL220", "placeholder-without-media", W, "A placeholder without matching media (<image> in a text or "
-     "video record, <video> without a video).",
-     "Without media the placeholder is plain text; in a video record a literal <image> steals a frame slot.",
-     '{"conversations": [{"from": "human", "value": "<image>\\nWhat is this?"}, ...]}',
-     "Add the media file or remove the placeholder.")
-rule("IVL221", "grounding-syntax", W, "<ref>/<box> tags are unbalanced or a box is not [[x1, y1, x2, y2], ...].",
-     "The model learns the grounding format from the data; malformed boxes teach a broken format.",
-     '"<ref>cat</ref><box>[10, 20, 30, 40]</box>"', "Write boxes as <box>[[x1, y1, x2, y2]]</box> with integers.")
-rule("IVL222", "box-out-of-range", W, "A box coordinate is outside 0..1000 or x1 > x2 / y1 > y2.",
-     "InternVL boxes are normalized to integers in [0, 1000] (round(x / W * 1000)); pixel coordinates or "
-     "swapped corners teach wrong locations.",
-     '"<box>[[120, 40, 1920, 1080]]</box>"', "Normalize: round(x1/W*1000), round(y1/H*1000), ... .")
-rule("IVL223", "length-not-number", E, "The per-line `length` is not a non-negative number.",
-     "group_by_length sums and sorts these values; a string crashes the sampler at start-up.",
-     '{"length": "512", ...}', 'Write the token count as a number ("length": 512) or remove the key.')
-rule("IVL224", "duplicate-id", W, "The `id` was already used by an earlier record of the same file.",
-     "Ids are not read by the trainer, but duplicates usually mean records were concatenated twice.",
-     '{"id": 7, ...} twice', "Give each record a unique id (or remove repeated records).")
-rule("IVL225", "field-type", E, "A documented field has the wrong type (id, video, clip, width, height, "
-     "width_list, height_list).",
-     "Tools that read these fields (and the video loader for `video`/`clip`) expect the documented types.",
-     '{"width": "640", ...}', "Use the types of schemas/record.schema.json (integers for sizes, "
-     "[start, end] seconds with start < end for clip).")
-rule("IVL226", "empty-image", W, "`image` is an empty string or an empty list.",
-     "The loader treats the record as pure text: no image is used.",
-     '{"image": [], "conversations": [...]}', "Remove the key for text records or fill in the paths.")
+rule(
+    "IVL201",
+    "conversations-missing",
+    E,
+    "`conversations` is missing, not a list, or empty.",
+    "Every sample needs a dialogue; the loader raises and silently replaces the sample.",
+    '{"image": "a.jpg"}',
+    'Add "conversations": [{"from": "human", ...}, {"from": "gpt", ...}].',
+)
+rule(
+    "IVL202",
+    "turn-shape",
+    E,
+    "A turn is not an object, lacks `from`/`value`, or they are not strings.",
+    "The preprocessor indexes turn['from'] and turn['value']; a KeyError drops the sample.",
+    '{"from": "human"}',
+    'Give every turn a string "from" and a string "value".',
+)
+rule(
+    "IVL203",
+    "text-instead-of-value",
+    E,
+    "A turn uses `text` instead of `value`.",
+    "An example in the official FAQ uses `text`; the trainer reads `value` and raises KeyError.",
+    '{"from": "gpt", "text": "A cat."}',
+    'Rename the key "text" to "value".',
+)
+rule(
+    "IVL204",
+    "image-null",
+    E,
+    "`image` is null.",
+    "len(None) fails inside the loader's try, and its error handler then crashes the DataLoader worker.",
+    '{"image": null, "conversations": [...]}',
+    "Remove the `image` key for text-only records.",
+)
+rule(
+    "IVL205",
+    "image-type",
+    E,
+    "`image` is neither a string nor a list of strings.",
+    "The loader joins each path with `root`; other types crash or select the wrong sample type.",
+    '{"image": {"path": "a.jpg"}}',
+    'Use "image": "a.jpg" or "image": ["a.jpg", "b.jpg"].',
+)
+rule(
+    "IVL206",
+    "image-and-video",
+    E,
+    "The record has both `image` and `video`.",
+    "A non-empty `image` wins: the video is silently ignored.",
+    '{"image": "a.jpg", "video": "v.mp4", ...}',
+    "Split it into an image record and a video record.",
+)
+rule(
+    "IVL207",
+    "unknown-role",
+    E,
+    "A turn's `from` is not human or gpt (or system).",
+    "The InternVL2 role map is exactly {human, gpt}; any other role (user, assistant, Human) raises KeyError "
+    "and the sample is dropped.",
+    '{"from": "user", "value": "hi"}',
+    'Use "human" for the user and "gpt" for the assistant.',
+)
+rule(
+    "IVL208",
+    "system-role",
+    W,
+    "A turn has the role `system`.",
+    "Only the internvl2_5 template accepts a first-turn system message; the InternVL2 templates (Hermes-2, "
+    "internlm2-chat, phi3-chat) raise KeyError and drop the sample. An error with those templates or when "
+    "the system turn is not first; a warning when the template is unknown.",
+    '{"from": "system", "value": "You are ..."}',
+    "Remove the system turn (the template's system prompt is always used), or train with internvl2_5 "
+    "(pass --template internvl2_5).",
+)
+rule(
+    "IVL209",
+    "roles-not-alternating",
+    E,
+    "Roles do not alternate human, gpt, human, gpt ...",
+    "The preprocessor asserts strict alternation; the sample is dropped.",
+    '[{"from": "human"}, {"from": "human"}, {"from": "gpt"}]',
+    "Merge consecutive turns of the same role.",
+)
+rule(
+    "IVL210",
+    "first-turn-not-human",
+    W,
+    "The conversation starts with a gpt turn.",
+    "The loader silently drops a leading non-human turn, so that text never trains.",
+    '[{"from": "gpt"}, {"from": "human"}, {"from": "gpt"}]',
+    "Remove the leading gpt turn or add a question.",
+)
+rule(
+    "IVL211",
+    "empty-value",
+    E,
+    "A turn's value is empty (a warning when it is only whitespace).",
+    "An empty message renders the role header without a separator and corrupts label masking; "
+    "internlm2-chat strips whitespace-only values to empty.",
+    '{"from": "gpt", "value": ""}',
+    "Write the text or remove the turn pair.",
+)
+rule(
+    "IVL212",
+    "last-turn-not-gpt",
+    E,
+    "The last turn is not a gpt turn.",
+    "With Hermes-2/phi3-chat the whole sample gets no supervision; with internlm2-chat the trailing user "
+    "text is trained on as if it were an answer.",
+    '[{"from": "human"}, {"from": "gpt"}, {"from": "human"}]',
+    "End the conversation with a gpt answer.",
+)
+rule(
+    "IVL213",
+    "control-token",
+    E,
+    "A value contains a special token (<img>, <IMG_CONTEXT>, <|im_end|> ...).",
+    "They tokenize as special ids and break image-token counts and label masking.",
+    '{"from": "gpt", "value": "done<|im_end|>"}',
+    "Remove the token; only <image>/<video> placeholders and <ref>/<box> grounding tags belong in the text.",
+)
+rule(
+    "IVL214",
+    "image-placeholder-missing",
+    W,
+    "A single-image record has no <image> placeholder.",
+    "The loader prepends '<image>\\n' to the first turn, which may not be where you meant the image.",
+    '{"image": "a.jpg", "conversations": [{"from": "human", "value": "Describe it."}, ...]}',
+    "Put <image> where the image belongs (usually '<image>\\n' at the start of the first turn).",
+)
+rule(
+    "IVL215",
+    "image-placeholder-not-first-turn",
+    W,
+    "A single-image record has <image> only in a later turn.",
+    "The loader only looks at the first turn: it prepends another <image> there and leaves the later one as "
+    "plain text.",
+    '[{"from": "human", "value": "Hi"}, {"from": "gpt"}, {"from": "human", "value": "<image>"}]',
+    "Move the placeholder into the first turn.",
+)
+rule(
+    "IVL216",
+    "image-placeholder-extra",
+    W,
+    "More <image> placeholders than images.",
+    "Only as many placeholders as images are replaced; the extra ones stay literal text.",
+    '{"image": "a.jpg", ... "value": "<image>\\n<image>\\nCompare."}',
+    "Remove the extra placeholders.",
+)
+rule(
+    "IVL217",
+    "image-placeholder-too-few",
+    E,
+    "A multi-image record has fewer <image> placeholders than images.",
+    "No placeholder is inserted for lists; the </img> count assertion fails and the sample is dropped.",
+    '{"image": ["a.jpg", "b.jpg"], ... "value": "<image>\\nCompare."}',
+    "Add one placeholder per image, e.g. 'Image-1: <image>\\nImage-2: <image>\\n'.",
+)
+rule(
+    "IVL218",
+    "video-placeholder-missing",
+    W,
+    "A video record has no <video> in its first turn.",
+    "The loader prepends '<video>\\n' to the first turn; a <video> in a later turn stays plain text.",
+    '{"video": "v.mp4", "conversations": [{"from": "human", "value": "What happens?"}, ...]}',
+    "Start the first turn with '<video>\\n'.",
+)
+rule(
+    "IVL219",
+    "video-placeholder-invalid",
+    E,
+    "<video> appears more than once or is not followed by a newline.",
+    "Only the exact '<video>\\n' in the first turn is expanded into frames; otherwise the sample has frames "
+    "but no image tokens and the loss of the whole micro-batch is zeroed.",
+    '"value": "<video> What happens?"',
+    "Use '<video>\\n' exactly once, in the first turn.",
+)
+rule(
+    "IVL220",
+    "placeholder-without-media",
+    W,
+    "A placeholder without matching media (<image> in a text or video record, <video> without a video).",
+    "Without media the placeholder is plain text; in a video record a literal <image> steals a frame slot.",
+    '{"conversations": [{"from": "human", "value": "<image>\\nWhat is this?"}, ...]}',
+    "Add the media file or remove the placeholder.",
+)
+rule(
+    "IVL221",
+    "grounding-syntax",
+    W,
+    "<ref>/<box> tags are unbalanced or a box is not [[x1, y1, x2, y2], ...].",
+    "The model learns the grounding format from the data; malformed boxes teach a broken format.",
+    '"<ref>cat</ref><box>[10, 20, 30, 40]</box>"',
+    "Write boxes as <box>[[x1, y1, x2, y2]]</box> with integers.",
+)
+rule(
+    "IVL222",
+    "box-out-of-range",
+    W,
+    "A box coordinate is outside 0..1000 or x1 > x2 / y1 > y2.",
+    "InternVL boxes are normalized to integers in [0, 1000] (round(x / W * 1000)); pixel coordinates or "
+    "swapped corners teach wrong locations.",
+    '"<box>[[120, 40, 1920, 1080]]</box>"',
+    "Normalize: round(x1/W*1000), round(y1/H*1000), ... .",
+)
+rule(
+    "IVL223",
+    "length-not-number",
+    E,
+    "The per-line `length` is not a non-negative number.",
+    "group_by_length sums and sorts these values; a string crashes the sampler at start-up.",
+    '{"length": "512", ...}',
+    'Write the token count as a number ("length": 512) or remove the key.',
+)
+rule(
+    "IVL224",
+    "duplicate-id",
+    W,
+    "The `id` was already used by an earlier record of the same file.",
+    "Ids are not read by the trainer, but duplicates usually mean records were concatenated twice.",
+    '{"id": 7, ...} twice',
+    "Give each record a unique id (or remove repeated records).",
+)
+rule(
+    "IVL225",
+    "field-type",
+    E,
+    "A documented field has the wrong type (id, video, clip, width, height, width_list, height_list).",
+    "Tools that read these fields (and the video loader for `video`/`clip`) expect the documented types.",
+    '{"width": "640", ...}',
+    "Use the types of schemas/record.schema.json (integers for sizes, [start, end] seconds with start < end for clip).",
+)
+rule(
+    "IVL226",
+    "empty-image",
+    W,
+    "`image` is an empty string or an empty list.",
+    "The loader treats the record as pure text: no image is used.",
+    '{"image": [], "conversations": [...]}',
+    "Remove the key for text records or fill in the paths.",
+)
 
 # ---------------------------------------------------------------------------------------------- fast path
 
@@ -146,8 +303,13 @@ def _length_ok(v: Any) -> bool:
 
 
 _FIELD_OK: dict[str, Callable[[Any], bool]] = {
-    "id": _id_ok, "width": _pos_int, "height": _pos_int, "width_list": _int_list, "height_list": _int_list,
-    "clip": _clip_ok, "length": _length_ok,
+    "id": _id_ok,
+    "width": _pos_int,
+    "height": _pos_int,
+    "width_list": _int_list,
+    "height_list": _int_list,
+    "clip": _clip_ok,
+    "length": _length_ok,
 }
 
 
@@ -219,12 +381,21 @@ def check_record(obj: dict[str, Any], ctx: Any) -> list[Finding]:
     if len(obj) != known and not _other_fields_ok(obj):
         return _findings(obj, ctx)
     if auto_insert:
-        return [emit("IVL214", ctx.path, ctx.line, MSG_AUTO_INSERT, json_path=FIRST_VALUE,
-                     dataset=getattr(ctx, "dataset", ""))]
+        return [
+            emit(
+                "IVL214",
+                ctx.path,
+                ctx.line,
+                MSG_AUTO_INSERT,
+                json_path=FIRST_VALUE,
+                dataset=getattr(ctx, "dataset", ""),
+            )
+        ]
     return []
 
 
 # ---------------------------------------------------------------------------------------------- slow path
+
 
 class _Out(list):
     """Findings of one record, built with the record's location."""
@@ -236,8 +407,9 @@ class _Out(list):
         self.dataset = getattr(ctx, "dataset", "")
 
     def add(self, code: str, message: str, json_path: str, severity: Severity | None = None) -> None:
-        self.append(emit(code, self.path, self.line, message, json_path=json_path, dataset=self.dataset,
-                         severity=severity))
+        self.append(
+            emit(code, self.path, self.line, message, json_path=json_path, dataset=self.dataset, severity=severity)
+        )
 
 
 def _int_like(v: Any) -> bool:
@@ -246,8 +418,15 @@ def _int_like(v: Any) -> bool:
 
 
 def _type_name(v: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(v), type(v).__name__)
 
 
 def _findings(obj: dict[str, Any], ctx: Any) -> list[Finding]:
@@ -285,8 +464,12 @@ def _check_fields(obj: dict[str, Any], out: _Out) -> None:
     if "video" in obj and obj["video"] is not None and type(obj["video"]) is not str:
         out.add("IVL225", f"`video` is {_type_name(obj['video'])}; use a path string", "$.video")
     if "length" in obj and not (type(obj["length"]) in _NUM and obj["length"] >= 0):
-        out.add("IVL223", f"per-line `length` is {obj['length']!r}; it must be a non-negative number "
-                "(a string crashes group_by_length)", "$.length")
+        out.add(
+            "IVL223",
+            f"per-line `length` is {obj['length']!r}; it must be a non-negative number "
+            "(a string crashes group_by_length)",
+            "$.length",
+        )
 
 
 def _check_media_fields(obj: dict[str, Any], out: _Out) -> str | None:
@@ -301,19 +484,29 @@ def _check_media_fields(obj: dict[str, Any], out: _Out) -> str | None:
         return None
     if type(image) is str or type(image) is list:
         if not image:
-            out.add("IVL226", f"`image` is {'an empty list' if image == [] else 'an empty string'}: the record "
-                    "is trained as pure text", "$.image")
+            out.add(
+                "IVL226",
+                f"`image` is {'an empty list' if image == [] else 'an empty string'}: the record "
+                "is trained as pure text",
+                "$.image",
+            )
             return "video" if has_video else "text"
         if type(image) is list:
             bad = [n for n, p in enumerate(image) if type(p) is not str]
             for n in bad:
-                out.add("IVL205", f"`image[{n}]` is {_type_name(image[n])}; every element must be a path string",
-                        f"$.image[{n}]")
+                out.add(
+                    "IVL205",
+                    f"`image[{n}]` is {_type_name(image[n])}; every element must be a path string",
+                    f"$.image[{n}]",
+                )
             if bad:
                 return None
         if has_video:
-            out.add("IVL206", "record has both `image` and `video`: the loader uses the image and ignores the "
-                    "video", "$.video")
+            out.add(
+                "IVL206",
+                "record has both `image` and `video`: the loader uses the image and ignores the video",
+                "$.video",
+            )
         return "multi" if type(image) is list else "single"
     out.add("IVL205", f"`image` is {_type_name(image)}; use a path string or a list of path strings", "$.image")
     return None
@@ -338,11 +531,11 @@ def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[t
             continue
         role, value = turn.get("from", _MISSING), turn.get("value", _MISSING)
         if role is _MISSING or type(role) is not str:
-            out.add("IVL202", f"turn {n} has {'no `from`' if role is _MISSING else 'a non-string `from`'}",
-                    f"{jp}.from")
+            out.add(
+                "IVL202", f"turn {n} has {'no `from`' if role is _MISSING else 'a non-string `from`'}", f"{jp}.from"
+            )
         if value is _MISSING and "text" in turn:
-            out.add("IVL203", f"turn {n} uses `text` instead of `value`: the trainer raises KeyError",
-                    f"{jp}.text")
+            out.add("IVL203", f"turn {n} uses `text` instead of `value`: the trainer raises KeyError", f"{jp}.text")
         elif value is _MISSING or type(value) is not str:
             what = "no `value`" if value is _MISSING else f"a `value` that is {_type_name(value)}"
             out.add("IVL202", f"turn {n} has {what}; it must be a string", f"{jp}.value")
@@ -358,8 +551,12 @@ def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[t
 def _check_value(n: int, value: str, out: _Out) -> None:
     jp = f"$.conversations[{n}].value"
     if not value or value.isspace():
-        out.add("IVL211", f"turn {n} has an {'empty' if not value else 'whitespace-only'} value", jp,
-                severity=None if not value else W)
+        out.add(
+            "IVL211",
+            f"turn {n} has an {'empty' if not value else 'whitespace-only'} value",
+            jp,
+            severity=None if not value else W,
+        )
     if "<" not in value:
         return
     found = [t for t in CONTROL_TOKENS if t in value]
@@ -382,11 +579,16 @@ def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | N
         if n != 0:
             out.add("IVL208", f"turn {n} is a system turn; only the first turn may be `system`", jp, severity=E)
         elif template in INTERNVL2_TEMPLATES:
-            out.add("IVL208", f"template {template} has no per-sample system prompt: the sample is dropped", jp,
-                    severity=E)
+            out.add(
+                "IVL208", f"template {template} has no per-sample system prompt: the sample is dropped", jp, severity=E
+            )
         elif template != INTERNVL2_5:
-            out.add("IVL208", "a `system` turn is only valid with the internvl2_5 template (the InternVL2 "
-                    "templates drop the sample); pass --template to decide", jp)
+            out.add(
+                "IVL208",
+                "a `system` turn is only valid with the internvl2_5 template (the InternVL2 "
+                "templates drop the sample); pass --template to decide",
+                jp,
+            )
     if unknown:
         return
     body = turns[1:] if roles[0] == "system" else turns
@@ -396,14 +598,20 @@ def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | N
     if template == INTERNVL2_5 or not body:
         return
     if body[0][1] == "gpt":
-        out.add("IVL210", f"turn {body[0][0]} is a gpt turn before any question: the loader drops it",
-                f"$.conversations[{body[0][0]}].from")
+        out.add(
+            "IVL210",
+            f"turn {body[0][0]} is a gpt turn before any question: the loader drops it",
+            f"$.conversations[{body[0][0]}].from",
+        )
         body = body[1:]
     for k, (n, r, _) in enumerate(body):
         want = "human" if k % 2 == 0 else "gpt"
         if r != want:
-            out.add("IVL209", f"turn {n} is {r!r} where {want!r} was expected (roles must alternate human, gpt)",
-                    f"$.conversations[{n}].from")
+            out.add(
+                "IVL209",
+                f"turn {n} is {r!r} where {want!r} was expected (roles must alternate human, gpt)",
+                f"$.conversations[{n}].from",
+            )
             return
 
 
@@ -416,18 +624,29 @@ def _check_placeholders(obj: dict[str, Any], kind: str, turns: list[tuple[int, s
         if n_img == 0:
             out.add("IVL214", MSG_AUTO_INSERT, jp0)
         elif "<image>" not in first:
-            out.add("IVL215", "<image> is not in the first turn: the loader prepends another one there and the "
-                    "later placeholder stays plain text", jp0)
+            out.add(
+                "IVL215",
+                "<image> is not in the first turn: the loader prepends another one there and the "
+                "later placeholder stays plain text",
+                jp0,
+            )
         elif n_img > 1:
             out.add("IVL216", f"{n_img} <image> placeholders for 1 image: the extra ones stay literal text", jp0)
     elif kind == "multi":
         n = len(obj["image"])
         if n_img < n:
-            out.add("IVL217", f"{n_img} <image> placeholder(s) for {n} images: the sample fails the </img> count "
-                    "assertion and is dropped", "$.conversations")
+            out.add(
+                "IVL217",
+                f"{n_img} <image> placeholder(s) for {n} images: the sample fails the </img> count "
+                "assertion and is dropped",
+                "$.conversations",
+            )
         elif n_img > n:
-            out.add("IVL216", f"{n_img} <image> placeholders for {n} images: the extra ones stay literal text",
-                    "$.conversations")
+            out.add(
+                "IVL216",
+                f"{n_img} <image> placeholders for {n} images: the extra ones stay literal text",
+                "$.conversations",
+            )
     elif kind == "video":
         if n_vid > 1:
             out.add("IVL219", f"<video> appears {n_vid} times; it must appear exactly once", "$.conversations")
@@ -435,8 +654,12 @@ def _check_placeholders(obj: dict[str, Any], kind: str, turns: list[tuple[int, s
             where = "in a later turn (it stays plain text)" if n_vid else "anywhere"
             out.add("IVL218", f"no <video> in the first turn ({where}): the loader prepends '<video>\\n'", jp0)
         elif "<video>\n" not in first:
-            out.add("IVL219", "<video> is not followed by a newline: the frames are never inserted and the "
-                    "micro-batch loss is zeroed", jp0)
+            out.add(
+                "IVL219",
+                "<video> is not followed by a newline: the frames are never inserted and the "
+                "micro-batch loss is zeroed",
+                jp0,
+            )
     if kind != "video" and n_vid:
         out.add("IVL220", f"<video> in a {kind} record stays plain text", "$.conversations")
     if kind in ("text", "video") and n_img:
@@ -457,8 +680,7 @@ def grounding_problems(value: str) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for open_tag, close_tag in (("<ref>", "</ref>"), ("<box>", "</box>")):
         if value.count(open_tag) != value.count(close_tag):
-            problems.append(("IVL221", f"{value.count(open_tag)} {open_tag} but {value.count(close_tag)} "
-                             f"{close_tag}"))
+            problems.append(("IVL221", f"{value.count(open_tag)} {open_tag} but {value.count(close_tag)} {close_tag}"))
     for m in _BOX_SPAN.finditer(value):
         body = m.group(1)
         if not _BOX_LIST.fullmatch(body):

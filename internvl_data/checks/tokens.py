@@ -15,40 +15,67 @@ from internvl_data.checks.catalogue import emit, rule
 
 E, W = Severity.ERROR, Severity.WARNING
 
-rule("IVL401", "over-max-seq-length", W, "The record is longer than --max-seq-length tokens (images included).",
-     "The trainer cuts the sequence at max_seq_length: the end of the last answers is not learned, and the "
-     "tokens before the cut still cost a full-length step.",
-     "a 3-turn record with one 1920x1080 image (9 tiles = 2,304 image tokens) and 2,500 text tokens, "
-     "max_seq_length 4096",
-     "Shorten or split the conversation, lower the dataset's max_dynamic_patch, or raise --max-seq-length.")
-rule("IVL402", "image-tokens-truncated", E, "Cutting at --max-seq-length would remove image tokens.",
-     "The official loader asserts that every `</img>` survives truncation; the assertion fails and the record "
-     "is silently replaced by a random other one (ivl-train skips and counts it).",
-     "a long system-free question before a 13-tile image: `</img>` lands at token 4,200 of 4,096",
-     "Put the image first, shorten the text, lower max_dynamic_patch for the dataset, or raise --max-seq-length.")
-rule("IVL403", "zero-supervised-tokens", E, "No token of the record would be trained.",
-     "Every answer is empty or cut off by truncation, so the record costs compute and teaches nothing.",
-     '{"conversations": [{"from": "human", "value": "<4,096 tokens of text>"}, {"from": "gpt", "value": "Yes."}]}',
-     "Shorten the prompt so that the answers fit, or drop the record.")
-rule("IVL404", "official-tokenization-mismatch", E,
-     "The official per-template label arithmetic would hit its 'tokenization mismatch' fallback.",
-     "The official trainer then sets every label to -100 and trains the record with zero supervision, "
-     "printing only a warning (a template that does not fit the tokenizer, a trailing human turn...).",
-     "the Hermes-2 template with a tokenizer that adds a BOS token",
-     "Use the template the checkpoint was trained with (config.json `template`), end with a gpt turn, or train "
-     "with ivl-train, whose labels do not depend on this arithmetic.")
-rule("IVL405", "video-frames-cannot-fit", E,
-     "Even the fewest frames the trainer draws (min_num_frame) do not fit in --max-seq-length.",
-     "Each frame costs tokens_per_tile + 2 tokens plus its `Frame-k: ` line; video truncation has no check in "
-     "the official loader and zeroes the loss of the whole micro-batch.",
-     "a video record with 8 frames x 258 tokens + 2,200 text tokens at max_seq_length 4096",
-     "Lower --min_num_frame/--max_num_frame, shorten the text, or raise --max-seq-length.")
-rule("IVL406", "video-frames-may-overflow", W,
-     "With the most frames the trainer draws (max_num_frame) the record is longer than --max-seq-length.",
-     "The frame count is drawn per step between min_num_frame and max_num_frame; draws above the reported "
-     "count overflow and zero the loss of their micro-batch.",
-     "a video record at max_num_frame 32: 32 x 258 = 8,256 tokens, max_seq_length 4096",
-     "Lower --max_num_frame to the reported count or raise --max-seq-length.")
+rule(
+    "IVL401",
+    "over-max-seq-length",
+    W,
+    "The record is longer than --max-seq-length tokens (images included).",
+    "The trainer cuts the sequence at max_seq_length: the end of the last answers is not learned, and the "
+    "tokens before the cut still cost a full-length step.",
+    "a 3-turn record with one 1920x1080 image (9 tiles = 2,304 image tokens) and 2,500 text tokens, "
+    "max_seq_length 4096",
+    "Shorten or split the conversation, lower the dataset's max_dynamic_patch, or raise --max-seq-length.",
+)
+rule(
+    "IVL402",
+    "image-tokens-truncated",
+    E,
+    "Cutting at --max-seq-length would remove image tokens.",
+    "The official loader asserts that every `</img>` survives truncation; the assertion fails and the record "
+    "is silently replaced by a random other one (ivl-train skips and counts it).",
+    "a long system-free question before a 13-tile image: `</img>` lands at token 4,200 of 4,096",
+    "Put the image first, shorten the text, lower max_dynamic_patch for the dataset, or raise --max-seq-length.",
+)
+rule(
+    "IVL403",
+    "zero-supervised-tokens",
+    E,
+    "No token of the record would be trained.",
+    "Every answer is empty or cut off by truncation, so the record costs compute and teaches nothing.",
+    '{"conversations": [{"from": "human", "value": "<4,096 tokens of text>"}, {"from": "gpt", "value": "Yes."}]}',
+    "Shorten the prompt so that the answers fit, or drop the record.",
+)
+rule(
+    "IVL404",
+    "official-tokenization-mismatch",
+    E,
+    "The official per-template label arithmetic would hit its 'tokenization mismatch' fallback.",
+    "The official trainer then sets every label to -100 and trains the record with zero supervision, "
+    "printing only a warning (a template that does not fit the tokenizer, a trailing human turn...).",
+    "the Hermes-2 template with a tokenizer that adds a BOS token",
+    "Use the template the checkpoint was trained with (config.json `template`), end with a gpt turn, or train "
+    "with ivl-train, whose labels do not depend on this arithmetic.",
+)
+rule(
+    "IVL405",
+    "video-frames-cannot-fit",
+    E,
+    "Even the fewest frames the trainer draws (min_num_frame) do not fit in --max-seq-length.",
+    "Each frame costs tokens_per_tile + 2 tokens plus its `Frame-k: ` line; video truncation has no check in "
+    "the official loader and zeroes the loss of the whole micro-batch.",
+    "a video record with 8 frames x 258 tokens + 2,200 text tokens at max_seq_length 4096",
+    "Lower --min_num_frame/--max_num_frame, shorten the text, or raise --max-seq-length.",
+)
+rule(
+    "IVL406",
+    "video-frames-may-overflow",
+    W,
+    "With the most frames the trainer draws (max_num_frame) the record is longer than --max-seq-length.",
+    "The frame count is drawn per step between min_num_frame and max_num_frame; draws above the reported "
+    "count overflow and zero the loss of their micro-batch.",
+    "a video record at max_num_frame 32: 32 x 258 = 8,256 tokens, max_seq_length 4096",
+    "Lower --max_num_frame to the reported count or raise --max-seq-length.",
+)
 
 
 def findings_for(counts: Any, ctx: Any, max_seq_length: int, min_frames_total: int | None = None) -> list[Finding]:
@@ -60,24 +87,71 @@ def findings_for(counts: Any, ctx: Any, max_seq_length: int, min_frames_total: i
     over = counts.total > max_seq_length
     if counts.kind == "video" and over:
         if min_frames_total is not None and min_frames_total > max_seq_length:
-            out.append(emit("IVL405", path, line, f"even the fewest frames make {min_frames_total:,} tokens, "
-                            f"over --max-seq-length {max_seq_length:,}", dataset=ds))
+            out.append(
+                emit(
+                    "IVL405",
+                    path,
+                    line,
+                    f"even the fewest frames make {min_frames_total:,} tokens, "
+                    f"over --max-seq-length {max_seq_length:,}",
+                    dataset=ds,
+                )
+            )
         else:
-            out.append(emit("IVL406", path, line, f"with {counts.frames} frames the record is {counts.total:,} "
-                            f"tokens, over --max-seq-length {max_seq_length:,}", dataset=ds))
+            out.append(
+                emit(
+                    "IVL406",
+                    path,
+                    line,
+                    f"with {counts.frames} frames the record is {counts.total:,} "
+                    f"tokens, over --max-seq-length {max_seq_length:,}",
+                    dataset=ds,
+                )
+            )
     elif counts.truncated_image:
-        out.append(emit("IVL402", path, line, f"the record is {counts.total:,} tokens; cutting at "
-                        f"{max_seq_length:,} removes image tokens (the last `</img>` is token "
-                        f"{counts.last_image_end:,})", dataset=ds))
+        out.append(
+            emit(
+                "IVL402",
+                path,
+                line,
+                f"the record is {counts.total:,} tokens; cutting at "
+                f"{max_seq_length:,} removes image tokens (the last `</img>` is token "
+                f"{counts.last_image_end:,})",
+                dataset=ds,
+            )
+        )
     elif over:
-        out.append(emit("IVL401", path, line, f"the record is {counts.total:,} tokens ({counts.image:,} image, "
-                        f"{counts.text:,} text), over --max-seq-length {max_seq_length:,}", dataset=ds))
+        out.append(
+            emit(
+                "IVL401",
+                path,
+                line,
+                f"the record is {counts.total:,} tokens ({counts.image:,} image, "
+                f"{counts.text:,} text), over --max-seq-length {max_seq_length:,}",
+                dataset=ds,
+            )
+        )
     if counts.supervised == 0 and not counts.truncated_image:
-        out.append(emit("IVL403", path, line, "no token would be trained"
-                        + (f" after truncation at {max_seq_length:,}" if over else ""), dataset=ds))
+        out.append(
+            emit(
+                "IVL403",
+                path,
+                line,
+                "no token would be trained" + (f" after truncation at {max_seq_length:,}" if over else ""),
+                dataset=ds,
+            )
+        )
     if counts.mismatch:
-        out.append(emit("IVL404", path, line, f"the official {counts.template} arithmetic would mask the whole "
-                        "record (tokenization mismatch): the official trainer learns nothing from it", dataset=ds))
+        out.append(
+            emit(
+                "IVL404",
+                path,
+                line,
+                f"the official {counts.template} arithmetic would mask the whole "
+                "record (tokenization mismatch): the official trainer learns nothing from it",
+                dataset=ds,
+            )
+        )
     return out
 
 
@@ -99,8 +173,12 @@ class TokenChecker:
 
         global _SIZES
         self.L = int(getattr(options, "max_seq_length", None) or 4096)
-        key = (options.model_dir, getattr(options, "template", None), self.L,
-               bool(getattr(options, "trust_remote_code", False)))
+        key = (
+            options.model_dir,
+            getattr(options, "template", None),
+            self.L,
+            bool(getattr(options, "trust_remote_code", False)),
+        )
         counter = _COUNTERS.get(key)
         if counter is None:
             base = Settings(max_seq_length=self.L, trust_remote_code=key[3])
@@ -108,8 +186,9 @@ class TokenChecker:
         self.counter = counter
         model = getattr(entry, "entry", None)
         mdp = getattr(model, "max_dynamic_patch", None) if model is not None else None
-        self.dataset = Dataset(getattr(entry, "name", ""), getattr(entry, "annotation_path", ""),
-                               getattr(entry, "root_path", ""), mdp)
+        self.dataset = Dataset(
+            getattr(entry, "name", ""), getattr(entry, "annotation_path", ""), getattr(entry, "root_path", ""), mdp
+        )
         if _SIZES is None:
             from internvl_data.media.sizes import MediaSizes
 

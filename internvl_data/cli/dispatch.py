@@ -74,11 +74,16 @@ def dispatch(prog: str, parser: argparse.ArgumentParser, argv: list[str]) -> int
             traceback.print_exc()
         extra = _extra_of(exc.name) if isinstance(exc, ModuleNotFoundError) else None
         if extra:
-            print(f"{prog} {args.command}: {exc.name} is not installed; install the {extra} extra: "
-                  f"pip install '{DISTRIBUTION}[{extra}]'", file=sys.stderr)
+            print(
+                f"{prog} {args.command}: {exc.name} is not installed; install the {extra} extra: "
+                f"pip install '{DISTRIBUTION}[{extra}]'",
+                file=sys.stderr,
+            )
         else:
-            print(f"{prog}: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)",
-                  file=sys.stderr)
+            print(
+                f"{prog}: internal error: {type(exc).__name__}: {exc} (set IVL_DEBUG=1 for the traceback)",
+                file=sys.stderr,
+            )
         return 2
 
 
@@ -103,8 +108,9 @@ def _extra_of(module: str | None) -> str | None:
     if (extra := extras.get(re.sub(r"[-_.]+", "-", top).lower())) is not None:
         return extra
     # an import name that is not its distribution's name (google -> protobuf); slow, so only now
-    return next((extras[d.lower()] for d in metadata.packages_distributions().get(top, ()) if d.lower() in extras),
-                None)
+    return next(
+        (extras[d.lower()] for d in metadata.packages_distributions().get(top, ()) if d.lower() in extras), None
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

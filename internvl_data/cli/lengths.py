@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder (config.json + tokenizer)")
     p.add_argument("--in-place", action="store_true", help="replace the annotation files and the meta file")
     p.add_argument("--no-backup", action="store_true", help="with --in-place: do not keep FILE.bak copies")
-    p.add_argument("--output-dir", default=None, metavar="DIR",
-                   help="write new annotation files and a new meta file here instead")
+    p.add_argument(
+        "--output-dir", default=None, metavar="DIR", help="write new annotation files and a new meta file here instead"
+    )
     add_model_arguments(p)
 
 
@@ -68,6 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     if n > MAX_SHOWN:
         print(f"... and {n - MAX_SHOWN} more lines left unchanged", file=sys.stderr)
     where = f"into {out_dir}" if out_dir else "in place" + (" (originals kept as .bak)" if backup else "")
-    print(f"ivl-data lengths: wrote {len(outcome.written)} annotation file(s) and {target} {where}; "
-          f"{n} line(s) left without a length", file=sys.stderr)
+    print(
+        f"ivl-data lengths: wrote {len(outcome.written)} annotation file(s) and {target} {where}; "
+        f"{n} line(s) left without a length",
+        file=sys.stderr,
+    )
     return 1 if n else 0

@@ -11,23 +11,43 @@ HELP = "Show the input_ids, labels and pixel tensors of records, exactly as the 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("meta", metavar="META", help="meta JSON file (official format)")
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="checkpoint directory: its config.json and tokenizer (no weights are loaded)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="DIR",
+        help="checkpoint directory: its config.json and tokenizer (no weights are loaded)",
+    )
     parser.add_argument("--dataset", metavar="NAME", help="only this dataset of the meta file")
     pick = parser.add_mutually_exclusive_group()
-    pick.add_argument("--index", type=int, metavar="I",
-                      help="the I-th sample (0-based) of --dataset, or of the whole mixture without --dataset")
+    pick.add_argument(
+        "--index",
+        type=int,
+        metavar="I",
+        help="the I-th sample (0-based) of --dataset, or of the whole mixture without --dataset",
+    )
     pick.add_argument("--limit", type=int, default=1, metavar="N", help="the first N samples (default 1; 0: all)")
-    parser.add_argument("--max-seq-length", type=int, default=4096, metavar="N",
-                        help="truncate at N tokens as the trainer does (default 4096, the official scripts)")
-    parser.add_argument("--num-frames", type=int, default=8, metavar="N",
-                        help="frames per video, sampled 'middle' (default 8)")
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="truncate at N tokens as the trainer does (default 4096, the official scripts)",
+    )
+    parser.add_argument(
+        "--num-frames", type=int, default=8, metavar="N", help="frames per video, sampled 'middle' (default 8)"
+    )
     parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format (default text)")
     parser.add_argument("--dump-pixels", metavar="DIR", help="write <dataset>-<index>.npy (float32 pixel_values)")
-    parser.add_argument("--template", metavar="NAME",
-                        help="template when the checkpoint config has none (native -hf checkpoints), or to override it")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow the checkpoint's own tokenizer code to run (off by default)")
+    parser.add_argument(
+        "--template",
+        metavar="NAME",
+        help="template when the checkpoint config has none (native -hf checkpoints), or to override it",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the checkpoint's own tokenizer code to run (off by default)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,9 +60,16 @@ def run(args: argparse.Namespace) -> int:
         print("ivl-data render: error: --max-seq-length and --num-frames must be at least 1", file=sys.stderr)
         return 2
     opts = RenderOptions(
-        meta=args.meta, model=args.model, dataset=args.dataset, index=args.index, limit=args.limit,
-        max_seq_length=args.max_seq_length, num_frames=args.num_frames, template=args.template,
-        trust_remote_code=args.trust_remote_code, dump_pixels=args.dump_pixels,
+        meta=args.meta,
+        model=args.model,
+        dataset=args.dataset,
+        index=args.index,
+        limit=args.limit,
+        max_seq_length=args.max_seq_length,
+        num_frames=args.num_frames,
+        template=args.template,
+        trust_remote_code=args.trust_remote_code,
+        dump_pixels=args.dump_pixels,
     )
     failed = 0
     out = sys.stdout

@@ -30,8 +30,15 @@ def rules_table(rules: list[Rule]) -> str:
 
 
 def rule_json(r: Rule) -> dict:
-    return {"code": r.code, "name": r.name, "severity": r.severity.value, "summary": r.summary,
-            "why": r.why, "example": r.example, "fix": r.fix}
+    return {
+        "code": r.code,
+        "name": r.name,
+        "severity": r.severity.value,
+        "summary": r.summary,
+        "why": r.why,
+        "example": r.example,
+        "fix": r.fix,
+    }
 
 
 def explain_text(r: Rule) -> str:

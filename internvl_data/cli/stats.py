@@ -24,27 +24,53 @@ class UsageError(Exception):
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Model options shared by ``stats`` and ``lengths``."""
-    p.add_argument("--max-seq-length", type=int, default=4096, metavar="N",
-                   help="sequence budget of the trainer (default 4096, as in the InternVL2 scripts)")
-    p.add_argument("--num-frames", type=int, default=None, metavar="N",
-                   help="frames counted per video record (default: the maximum the trainer draws, 32)")
+    p.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="sequence budget of the trainer (default 4096, as in the InternVL2 scripts)",
+    )
+    p.add_argument(
+        "--num-frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="frames counted per video record (default: the maximum the trainer draws, 32)",
+    )
     p.add_argument("--template", default=None, help="chat template for a native checkpoint without one")
-    p.add_argument("--trust-remote-code", action="store_true",
-                   help="allow the checkpoint's own tokenizer code to run (off by default)")
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the checkpoint's own tokenizer code to run (off by default)",
+    )
     p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
     p.add_argument("--cache", default=None, metavar="DIR", help="media size cache folder (default ~/.cache/ivl-kit)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the media size cache")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="progress bar (default: on a terminal outside CI)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal outside CI)",
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("meta", help="meta JSON file")
-    p.add_argument("--model", default=None, metavar="DIR",
-                   help="checkpoint folder (config.json + tokenizer; no weights) for exact token counts")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="DIR",
+        help="checkpoint folder (config.json + tokenizer; no weights) for exact token counts",
+    )
     p.add_argument("--global-batch-size", type=int, default=None, metavar="N", help="for optimizer steps per epoch")
-    p.add_argument("--max-dynamic-patch", type=int, default=None, metavar="N",
-                   help="tile budget for datasets without their own (default: the model's, else 6)")
+    p.add_argument(
+        "--max-dynamic-patch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="tile budget for datasets without their own (default: the model's, else 6)",
+    )
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), json or csv")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the json/csv/table here")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG histograms of tiles (and tokens) here")
@@ -113,9 +139,12 @@ def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
     for e in result.entries:
         errors = [f for f in result.findings if f.dataset == e.name and f.severity.value == "error"]
         if e.entry is None or errors:
-            problems += [f"{f.path}:{f.line}: {f.code} {f.message}" + (f" ({f.hint})" if f.hint else "")
-                         for f in errors] or [f"{meta_path}:{e.line}: dataset {e.name!r} is unusable; run "
-                                              f"`ivl-data validate {meta_path}` and fix what it reports"]
+            problems += [
+                f"{f.path}:{f.line}: {f.code} {f.message}" + (f" ({f.hint})" if f.hint else "") for f in errors
+            ] or [
+                f"{meta_path}:{e.line}: dataset {e.name!r} is unusable; run "
+                f"`ivl-data validate {meta_path}` and fix what it reports"
+            ]
         else:
             mdp = e.entry.max_dynamic_patch
             out.append((Dataset(e.name, e.annotation_path, e.root_path, mdp), float(e.entry.repeat_time)))
@@ -148,8 +177,9 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load(args)
     import pandas  # noqa: F401  (fail early, before the scan, when the stats extra is missing)
 
-    result = stats.compute(args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress,
-                           args.global_batch_size)
+    result = stats.compute(
+        args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress, args.global_batch_size
+    )
     pngs = stats_output.plot_pngs(result) if (args.plots or args.html) else None
     if args.plots:
         stats_output.write_plots(result, args.plots, pngs)

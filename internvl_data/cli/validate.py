@@ -19,49 +19,112 @@ def _codes(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="META", help="meta JSON file(s); JSONL files with --jsonl")
-    parser.add_argument("--jsonl", action="store_true",
-                        help="the paths are JSONL annotation files (no meta; media off)")
-    parser.add_argument("--media", choices=MEDIA_MODES, default="header",
-                        help="media checks: off, exists, header (read image/video headers; default), decode")
+    parser.add_argument(
+        "--jsonl", action="store_true", help="the paths are JSONL annotation files (no meta; media off)"
+    )
+    parser.add_argument(
+        "--media",
+        choices=MEDIA_MODES,
+        default="header",
+        help="media checks: off, exists, header (read image/video headers; default), decode",
+    )
     parser.add_argument("--allow-outside-root", action="store_true", help="media paths may escape the dataset root")
-    parser.add_argument("--max-pixels", type=int, default=ValidateOptions.max_pixels, metavar="N",
-                        help="report images with more pixels and never decode them (default %(default)s)")
-    parser.add_argument("--min-frames", type=int, default=ValidateOptions.min_frames, metavar="N",
-                        help="report videos with fewer frames (default %(default)s)")
-    parser.add_argument("--select", type=_codes, action="extend", default=[], metavar="CODES",
-                        help="only these codes or prefixes, comma-separated (IVL2,IVL301)")
-    parser.add_argument("--ignore", type=_codes, action="extend", default=[], metavar="CODES",
-                        help="drop these codes or prefixes, comma-separated")
-    parser.add_argument("--max-per-rule", type=int, default=None, metavar="N",
-                        help="show the first N findings of each code; the rest are counted")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=ValidateOptions.max_pixels,
+        metavar="N",
+        help="report images with more pixels and never decode them (default %(default)s)",
+    )
+    parser.add_argument(
+        "--min-frames",
+        type=int,
+        default=ValidateOptions.min_frames,
+        metavar="N",
+        help="report videos with fewer frames (default %(default)s)",
+    )
+    parser.add_argument(
+        "--select",
+        type=_codes,
+        action="extend",
+        default=[],
+        metavar="CODES",
+        help="only these codes or prefixes, comma-separated (IVL2,IVL301)",
+    )
+    parser.add_argument(
+        "--ignore",
+        type=_codes,
+        action="extend",
+        default=[],
+        metavar="CODES",
+        help="drop these codes or prefixes, comma-separated",
+    )
+    parser.add_argument(
+        "--max-per-rule",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show the first N findings of each code; the rest are counted",
+    )
     parser.add_argument("--strict", action="store_true", help="warnings count as errors (exit 1)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when errors are found (report only)")
     parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
     parser.add_argument("--cache", metavar="DIR", help="reuse results for unchanged annotation files")
     parser.add_argument("--manifest", metavar="PATH", help="manifest path (default: <meta stem>.ivl-manifest.json)")
     parser.add_argument("--no-manifest", action="store_true", help="do not write a manifest")
-    parser.add_argument("--format", "--output-format", choices=FORMATS, default=os.environ.get(FORMAT_ENV) or "text",
-                        help=f"output format (default text, or ${FORMAT_ENV})")
+    parser.add_argument(
+        "--format",
+        "--output-format",
+        choices=FORMATS,
+        default=os.environ.get(FORMAT_ENV) or "text",
+        help=f"output format (default text, or ${FORMAT_ENV})",
+    )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
     parser.add_argument("--template", help="chat template (internvl2_5 allows a first `system` turn)")
     parser.add_argument("--model", metavar="DIR", help="checkpoint folder for token-budget rules (IVL4xx)")
-    parser.add_argument("--max-seq-length", type=int, default=ValidateOptions.max_seq_length, metavar="N",
-                        help="with --model: the trainer's max_seq_length (default %(default)s)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="with --model: allow the checkpoint's own tokenizer code (off by default)")
-    parser.add_argument("--long-line", type=int, default=ValidateOptions.long_line, metavar="BYTES",
-                        help="report longer lines (default %(default)s)")
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=ValidateOptions.max_seq_length,
+        metavar="N",
+        help="with --model: the trainer's max_seq_length (default %(default)s)",
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="with --model: allow the checkpoint's own tokenizer code (off by default)",
+    )
+    parser.add_argument(
+        "--long-line",
+        type=int,
+        default=ValidateOptions.long_line,
+        metavar="BYTES",
+        help="report longer lines (default %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
 def options_from_args(args: argparse.Namespace) -> ValidateOptions:
     return ValidateOptions(
-        media="off" if args.jsonl else args.media, allow_outside_root=args.allow_outside_root,
-        max_pixels=args.max_pixels, min_frames=args.min_frames, select=tuple(args.select), ignore=tuple(args.ignore),
-        max_per_rule=args.max_per_rule, strict=args.strict, jobs=args.jobs, cache_dir=args.cache,
-        manifest=args.manifest, write_manifest=not args.no_manifest and not args.jsonl, format=args.format,
-        output=args.output, template=args.template, model_dir=args.model, long_line=args.long_line,
-        max_seq_length=args.max_seq_length, trust_remote_code=args.trust_remote_code,
+        media="off" if args.jsonl else args.media,
+        allow_outside_root=args.allow_outside_root,
+        max_pixels=args.max_pixels,
+        min_frames=args.min_frames,
+        select=tuple(args.select),
+        ignore=tuple(args.ignore),
+        max_per_rule=args.max_per_rule,
+        strict=args.strict,
+        jobs=args.jobs,
+        cache_dir=args.cache,
+        manifest=args.manifest,
+        write_manifest=not args.no_manifest and not args.jsonl,
+        format=args.format,
+        output=args.output,
+        template=args.template,
+        model_dir=args.model,
+        long_line=args.long_line,
+        max_seq_length=args.max_seq_length,
+        trust_remote_code=args.trust_remote_code,
         progress=False if args.no_progress else None,
     )
 
@@ -118,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
     except OptionError as exc:  # the bounds live in options.LIMITS
-        print(f"ivl-data validate: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
-              file=sys.stderr)
+        print(
+            f"ivl-data validate: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
+            file=sys.stderr,
+        )
         return 2
     return execute(args.paths, opts, jsonl=args.jsonl, exit_zero=args.exit_zero)

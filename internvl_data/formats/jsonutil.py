@@ -15,8 +15,14 @@ from json.scanner import NUMBER_RE  # type: ignore[attr-defined]
 from typing import Any
 
 _WS = re.compile(r"[ \t\n\r]*")
-_CONSTANTS = {"null": None, "true": True, "false": False, "NaN": float("nan"), "Infinity": float("inf"),
-              "-Infinity": float("-inf")}
+_CONSTANTS = {
+    "null": None,
+    "true": True,
+    "false": False,
+    "NaN": float("nan"),
+    "Infinity": float("inf"),
+    "-Infinity": float("-inf"),
+}
 
 
 class JObject(list):

@@ -76,13 +76,27 @@ def load_meta(path: str | os.PathLike[str]) -> MetaResult:
     for name, value, pos in tree:
         line = line_at(pos)
         if name in seen:
-            result.findings.append(emit("IVL103", meta_path, line, f"dataset name {name!r} is used twice; the "
-                                        "first definition would be silently dropped", dataset=name))
+            result.findings.append(
+                emit(
+                    "IVL103",
+                    meta_path,
+                    line,
+                    f"dataset name {name!r} is used twice; the first definition would be silently dropped",
+                    dataset=name,
+                )
+            )
             result.entries = [e for e in result.entries if e.name != name]
         seen.add(name)
         if not isinstance(value, JObject):
-            result.findings.append(emit("IVL102", meta_path, line, f"dataset {name!r} is a "
-                                        f"{type(plain(value)).__name__}, not an object of settings", dataset=name))
+            result.findings.append(
+                emit(
+                    "IVL102",
+                    meta_path,
+                    line,
+                    f"dataset {name!r} is a {type(plain(value)).__name__}, not an object of settings",
+                    dataset=name,
+                )
+            )
             continue
         result.entries.append(_entry(name, value, line, line_at, meta_path, meta_dir, result.findings))
     return result
@@ -96,28 +110,66 @@ def _read(meta_path: str, result: MetaResult) -> str | None:
         result.findings.append(emit("IVL101", meta_path, 0, f"cannot read the meta file: {exc.strerror or exc}"))
         return None
     if data.startswith(b"\xef\xbb\xbf"):
-        result.findings.append(emit("IVL101", meta_path, 1, "the meta file starts with a UTF-8 byte order mark, "
-                                    "which json.loads rejects", col=1, hint="Save it as UTF-8 without BOM."))
+        result.findings.append(
+            emit(
+                "IVL101",
+                meta_path,
+                1,
+                "the meta file starts with a UTF-8 byte order mark, which json.loads rejects",
+                col=1,
+                hint="Save it as UTF-8 without BOM.",
+            )
+        )
         return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        result.findings.append(emit("IVL101", meta_path, line, f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
-                                    hint="Re-encode the meta file as UTF-8."))
+        result.findings.append(
+            emit(
+                "IVL101",
+                meta_path,
+                line,
+                f"invalid UTF-8 byte 0x{data[exc.start]:02x}",
+                hint="Re-encode the meta file as UTF-8.",
+            )
+        )
         return None
 
 
-def _entry(name: str, value: JObject, line: int, line_at: Callable[[int], int], meta_path: str, meta_dir: str,
-           findings: list[Finding]) -> MetaEntry:
+def _entry(
+    name: str,
+    value: JObject,
+    line: int,
+    line_at: Callable[[int], int],
+    meta_path: str,
+    meta_dir: str,
+    findings: list[Finding],
+) -> MetaEntry:
     key_lines = {k: line_at(pos) for k, pos in value.positions().items()}
     raw = plain(value)
     for _, key, pos in duplicate_keys(value):
-        findings.append(emit("IVL117", meta_path, line_at(pos), f"dataset {name!r}: key {key!r} "
-                             "appears twice; the last value wins", json_path=f"$.{name}.{key}", dataset=name))
+        findings.append(
+            emit(
+                "IVL117",
+                meta_path,
+                line_at(pos),
+                f"dataset {name!r}: key {key!r} appears twice; the last value wins",
+                json_path=f"$.{name}.{key}",
+                dataset=name,
+            )
+        )
     ann, root = raw.get("annotation"), raw.get("root")
-    entry = MetaEntry(name, None, raw, resolve(ann, meta_dir) if type(ann) is str else "",
-                      resolve(root, meta_dir) if type(root) is str and root else "", line, meta_path, key_lines)
+    entry = MetaEntry(
+        name,
+        None,
+        raw,
+        resolve(ann, meta_dir) if type(ann) is str else "",
+        resolve(root, meta_dir) if type(root) is str and root else "",
+        line,
+        meta_path,
+        key_lines,
+    )
     own = check_entry(name, raw, meta_path, entry.line_of)
     own += check_paths(name, raw, entry.annotation_path, entry.root_path, meta_path, entry.line_of)
     findings.extend(own)

@@ -118,4 +118,3 @@ def record_kind(obj: dict[str, Any]) -> str:
     if video:
         return "video"
     return "text"
-

@@ -78,7 +78,7 @@ def official_labels(
     if template.preprocess == "phi3" and endoftext_id is not None:
         labels[ids == endoftext_id] = IGNORE
     cur = _arithmetic(template)(template, text, labels, n)
-    labels[max(cur, 0):] = IGNORE
+    labels[max(cur, 0) :] = IGNORE
     mismatch = cur < max_seq_length and cur != total_len
     if mismatch:
         labels[:] = IGNORE

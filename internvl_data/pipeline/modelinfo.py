@@ -42,7 +42,9 @@ class ModelInfo:
         try:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ModelInfoError(f"{cfg_path}: not found; --model must be a checkpoint directory with config.json") from None
+            raise ModelInfoError(
+                f"{cfg_path}: not found; --model must be a checkpoint directory with config.json"
+            ) from None
         except (OSError, ValueError) as exc:
             raise ModelInfoError(f"{cfg_path}: cannot read as JSON ({exc})") from None
         if not isinstance(cfg, dict):

@@ -95,8 +95,9 @@ class Renderer:
         info = ModelInfo.from_dir(opts.model, opts.template)
         info.require_template()
         self.tokenizer = load_tokenizer(opts.model, trust_remote_code=opts.trust_remote_code)
-        self.builder = SampleBuilder(self.tokenizer, info, info.template, opts.max_seq_length,
-                                     num_frames=opts.num_frames, sampling="middle")
+        self.builder = SampleBuilder(
+            self.tokenizer, info, info.template, opts.max_seq_length, num_frames=opts.num_frames, sampling="middle"
+        )
         self.mixture = Mixture(opts.meta)
 
     def records(self) -> Iterator[Rendered]:
@@ -124,8 +125,19 @@ def to_json(r: Rendered) -> dict[str, Any]:
     s = r.sample
     out: dict[str, Any] = {"dataset": r.dataset, "index": r.index, "line": r.line}
     if s is None:
-        out.update(dict.fromkeys(("input_ids", "labels", "attention_mask", "num_tiles", "image_flags",
-                                  "pixel_values_shape", "official_mismatch")))
+        out.update(
+            dict.fromkeys(
+                (
+                    "input_ids",
+                    "labels",
+                    "attention_mask",
+                    "num_tiles",
+                    "image_flags",
+                    "pixel_values_shape",
+                    "official_mismatch",
+                )
+            )
+        )
         out["error"] = {"code": r.error.code, "message": str(r.error)} if r.error else None
         return out
     out.update(
@@ -163,9 +175,12 @@ def to_text(r: Rendered, tokenizer: Any, img_context_id: int, color: bool = Fals
     s = r.sample
     trained = int((s.labels != IGNORE).sum())
     official = "MISMATCH: the official trainer learns nothing from this record" if s.official_mismatch else "ok"
-    lines = [head, f"kind {s.kind}, {len(s.input_ids)} tokens ({trained} trained)"
-                   f"{', truncated from ' + str(s.full_length) if s.truncated else ''}, official labels: {official}",
-             f"pixel_values {list(s.pixel_values.shape)}, image_flags {s.image_flags.tolist()}"]
+    lines = [
+        head,
+        f"kind {s.kind}, {len(s.input_ids)} tokens ({trained} trained)"
+        f"{', truncated from ' + str(s.full_length) if s.truncated else ''}, official labels: {official}",
+        f"pixel_values {list(s.pixel_values.shape)}, image_flags {s.image_flags.tolist()}",
+    ]
     word = "frame" if s.kind == "video" else "image"
     for k, (n, grid) in enumerate(zip(s.num_tiles, s.grids)):
         w, h = s.image_sizes[k] if k < len(s.image_sizes) else (0, 0)

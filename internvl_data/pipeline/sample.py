@@ -81,7 +81,9 @@ class SampleBuilder:
     ):
         from internvl_data.pipeline.transforms import TileTransform
 
-        self.template = template if isinstance(template, Template) else get_template(template or info.require_template())
+        self.template = (
+            template if isinstance(template, Template) else get_template(template or info.require_template())
+        )
         self.info = info
         self.codec = TokenCodec(tokenizer)
         self.n = lab.counter(self.codec.ids)
@@ -124,8 +126,12 @@ class SampleBuilder:
             if aug or not self.info.dynamic_image_size:  # augmentation draws from one RNG in image order
                 done = [self._tiles(self._open(root, p), budget, gen, transform) for p in paths]
             else:  # decode, canvas and thumbnail of every image on the set_num_threads threads
-                done = transform.images([functools.partial(self._open, root, p) for p in paths],
-                                        self.info.min_dynamic_patch, [budget] * len(paths), self.info.use_thumbnail)
+                done = transform.images(
+                    [functools.partial(self._open, root, p) for p in paths],
+                    self.info.min_dynamic_patch,
+                    [budget] * len(paths),
+                    self.info.use_thumbnail,
+                )
             pixels, sizes, grids = (list(x) for x in zip(*done))
         elif kind == "video":
             frames = self._frames(root, record, gen)
@@ -147,8 +153,9 @@ class SampleBuilder:
         sample.grids, sample.image_sizes = grids, sizes
         return sample
 
-    def _tiles(self, img: Any, budget: int, gen: np.random.Generator, transform: Any
-               ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, bool]]:
+    def _tiles(
+        self, img: Any, budget: int, gen: np.random.Generator, transform: Any
+    ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int, bool]]:
         """One image -> ``(tiles, size, grid)`` as ``TileTransform.images`` returns them (dynamic tiling, or one
         whole-image tile when dynamic_image_size is off)."""
         from internvl_data.pipeline.tiling import grid
@@ -205,8 +212,11 @@ class SampleBuilder:
         runs = [self.tokens_per_tile * k for k in num_tiles]
         segs, placed = place_images(t, render_segments(t, turns, system), len(runs) if kind != "text" else 0)
         if placed < len(runs) and kind in ("single", "multi"):
-            raise SampleError("IVL217", f"{len(runs)} image(s) but only {placed} `<image>` placeholder(s): the "
-                                        "official `</img>` count assertion drops this record")
+            raise SampleError(
+                "IVL217",
+                f"{len(runs)} image(s) but only {placed} `<image>` placeholder(s): the "
+                "official `</img>` count assertion drops this record",
+            )
         runs = runs[:placed]
         if t.preprocess == "internvl2_5":
             ids, offsets, spans, official = self._blocks(segs)
@@ -220,8 +230,11 @@ class SampleBuilder:
         sem = lab.semantic_labels(ids, offsets, spans)
         ctx = np.flatnonzero(ids == self.codec.img_context)
         if len(ctx) != len(runs) or int((ids == self.codec.img_end).sum()) != len(runs):
-            raise SampleError("IVL213", "a value contains a literal `<img>`, `</img>` or `<IMG_CONTEXT>`: image "
-                                        "token counts no longer match the images")
+            raise SampleError(
+                "IVL213",
+                "a value contains a literal `<img>`, `</img>` or `<IMG_CONTEXT>`: image "
+                "token counts no longer match the images",
+            )
         full_ids = ids
         if len(runs):
             reps = np.ones(len(ids), dtype=np.int64)
@@ -239,21 +252,32 @@ class SampleBuilder:
                     "IVL402",
                     f"{full} tokens with the images but max_seq_length is {L}: truncation would cut image tokens "
                     f"(last image token at position {last + 1})",
-                    length=full, max_seq_length=L, last_image_token=last,
+                    length=full,
+                    max_seq_length=L,
+                    last_image_token=last,
                 )
         ids_t, sem_t = full_ids[:L], sem[:L]
         if official is None:
             try:
-                official, mismatch = lab.official_labels(t, expanded_text(segs, runs), ids_t, self.n, L,
-                                                         self.codec.pad_id, self.codec.endoftext_id)
+                official, mismatch = lab.official_labels(
+                    t, expanded_text(segs, runs), ids_t, self.n, L, self.codec.pad_id, self.codec.endoftext_id
+                )
             except ValueError as exc:  # preprocess_internlm's unpacking fails on a second user header
                 raise SampleError("IVL213", f"conversations: {exc}") from None
         else:
             official, mismatch = official[:L], False
         return Sample(
-            input_ids=ids_t, labels=sem_t, attention_mask=np.ones(len(ids_t), dtype=np.int64),
-            pixel_values=pixel_values, image_flags=image_flags, num_tiles=num_tiles, official_labels=official,
-            official_mismatch=bool(mismatch), truncated=full > L, full_length=full, kind=kind,
+            input_ids=ids_t,
+            labels=sem_t,
+            attention_mask=np.ones(len(ids_t), dtype=np.int64),
+            pixel_values=pixel_values,
+            image_flags=image_flags,
+            num_tiles=num_tiles,
+            official_labels=official,
+            official_mismatch=bool(mismatch),
+            truncated=full > L,
+            full_length=full,
+            kind=kind,
             warnings=list(warnings or []),
         )
 
@@ -289,7 +313,9 @@ class SampleBuilder:
         return ids, offsets, spans, official
 
 
-def prepare_conversations(record: dict[str, Any], kind: str, num_frames: int = 0) -> tuple[list[dict[str, Any]], list[str]]:
+def prepare_conversations(
+    record: dict[str, Any], kind: str, num_frames: int = 0
+) -> tuple[list[dict[str, Any]], list[str]]:
     """A copy of the record's turns with the loader's placeholder edits, and warnings.
 
     Single image: ``"<image>\\n"`` prepended to turn 0 when it has no ``<image>``. Video: ``"<video>\\n"``
@@ -309,8 +335,10 @@ def prepare_conversations(record: dict[str, Any], kind: str, num_frames: int = 0
             first = tag + "\n" + first
         if kind == "video":
             if "<video>\n" not in first:
-                warnings.append("IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and "
-                                "the official forward zeroes the loss of the whole micro-batch")
+                warnings.append(
+                    "IVL219: `<video>` is not followed by a newline: no frame tokens are inserted, and "
+                    "the official forward zeroes the loss of the whole micro-batch"
+                )
             lines = "\n".join(f"Frame-{k + 1}: <image>" for k in range(num_frames))
             first = first.replace("<video>\n", lines + "\n")
         convs[0]["value"] = first

@@ -11,7 +11,9 @@ from typing import Any
 
 from internvl_data.pipeline.tokenizer import IMG_CONTEXT, IMG_END, IMG_START
 
-SYSTEM_INTERNVL2 = "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+SYSTEM_INTERNVL2 = (
+    "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
+)
 SYSTEM_INTERNVL2_5 = (
     "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
 )
@@ -38,20 +40,52 @@ class Template:
         return self.sep.strip()
 
 
-_CHATML = dict(system_template="<|im_start|>system\n{system_message}", user="<|im_start|>user\n",
-               assistant="<|im_start|>assistant\n")
+_CHATML = dict(
+    system_template="<|im_start|>system\n{system_message}",
+    user="<|im_start|>user\n",
+    assistant="<|im_start|>assistant\n",
+)
 TEMPLATES: dict[str, Template] = {
     t.name: t
     for t in (
-        Template("Hermes-2", system_message=SYSTEM_INTERNVL2, sep="<|im_end|>", strip_values=False,
-                 system_turn=False, preprocess="mpt", **_CHATML),
-        Template("internlm2-chat", system_message=SYSTEM_INTERNVL2, sep="<|im_end|>", strip_values=True,
-                 system_turn=False, preprocess="internlm", **_CHATML),
-        Template("phi3-chat", system_template="<|system|>\n{system_message}", system_message=SYSTEM_INTERNVL2,
-                 user="<|user|>\n", assistant="<|assistant|>\n", sep="<|end|>", strip_values=False,
-                 system_turn=False, preprocess="phi3"),
-        Template("internvl2_5", system_message=SYSTEM_INTERNVL2_5, sep="<|im_end|>\n", strip_values=False,
-                 system_turn=True, preprocess="internvl2_5", **_CHATML),
+        Template(
+            "Hermes-2",
+            system_message=SYSTEM_INTERNVL2,
+            sep="<|im_end|>",
+            strip_values=False,
+            system_turn=False,
+            preprocess="mpt",
+            **_CHATML,
+        ),
+        Template(
+            "internlm2-chat",
+            system_message=SYSTEM_INTERNVL2,
+            sep="<|im_end|>",
+            strip_values=True,
+            system_turn=False,
+            preprocess="internlm",
+            **_CHATML,
+        ),
+        Template(
+            "phi3-chat",
+            system_template="<|system|>\n{system_message}",
+            system_message=SYSTEM_INTERNVL2,
+            user="<|user|>\n",
+            assistant="<|assistant|>\n",
+            sep="<|end|>",
+            strip_values=False,
+            system_turn=False,
+            preprocess="phi3",
+        ),
+        Template(
+            "internvl2_5",
+            system_message=SYSTEM_INTERNVL2_5,
+            sep="<|im_end|>\n",
+            strip_values=False,
+            system_turn=True,
+            preprocess="internvl2_5",
+            **_CHATML,
+        ),
     )
 }
 
@@ -89,7 +123,9 @@ class Segment:
     turn: int  # index into the turns (-1: system block)
 
 
-def conversation_turns(template: Template, conversations: list[dict[str, Any]]) -> tuple[str | None, list[tuple[str, str]]]:
+def conversation_turns(
+    template: Template, conversations: list[dict[str, Any]]
+) -> tuple[str | None, list[tuple[str, str]]]:
     """``(system, [(role, value), ...])`` as the official preprocessor reads a ``conversations`` list.
 
     InternVL2 templates: roles human/gpt only, a leading non-human turn is dropped, then roles must alternate.
@@ -133,7 +169,7 @@ def render_segments(template: Template, turns: list[tuple[str, str]], system: st
     sys_text = template.system_template.format(system_message=template.system_message if system is None else system)
     segs = [Segment(sys_text + template.sep, False, -1)]
     end = template.end_token
-    rest = template.sep[len(end):] if template.sep.startswith(end) else ""
+    rest = template.sep[len(end) :] if template.sep.startswith(end) else ""
     for k, (role, msg) in enumerate(turns):
         header = template.user if role == HUMAN else template.assistant
         if not msg and template.preprocess != "internvl2_5":  # preprocess_internvl2_5 builds its own blocks

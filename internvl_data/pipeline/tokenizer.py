@@ -113,7 +113,9 @@ def spm_backend(model_file: str | Path, *, bos_token: str | None, add_bos: bool)
     if add_bos and bos_token:
         bos_id = tok.token_to_id(bos_token)
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos_token}:0 $A:0", pair=f"{bos_token}:0 $A:0 {bos_token}:1 $B:1", special_tokens=[(bos_token, bos_id)]
+            single=f"{bos_token}:0 $A:0",
+            pair=f"{bos_token}:0 $A:0 {bos_token}:1 $B:1",
+            special_tokens=[(bos_token, bos_id)],
         )
     return tok
 

@@ -21,8 +21,15 @@ from internvl_data.pipeline.tiling import grid
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["JPEG_QUALITIES", "NORMALIZE", "TileTransform", "load_rgb", "map_threads", "retain_freed_memory",
-           "set_num_threads"]
+__all__ = [
+    "JPEG_QUALITIES",
+    "NORMALIZE",
+    "TileTransform",
+    "load_rgb",
+    "map_threads",
+    "retain_freed_memory",
+    "set_num_threads",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")

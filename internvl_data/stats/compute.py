@@ -24,12 +24,26 @@ if TYPE_CHECKING:
 MIXTURE = "(mixture)"
 KINDS = ("text", "single", "multi", "video")
 # Per-record (or per-image / per-video) distributions, in report order.
-MEDIA_METRICS = ("turns", "chars", "images", "tiles_per_record", "tiles_per_image", "image_width", "image_height",
-                 "video_frames")
+MEDIA_METRICS = (
+    "turns",
+    "chars",
+    "images",
+    "tiles_per_record",
+    "tiles_per_image",
+    "image_width",
+    "image_height",
+    "video_frames",
+)
 TOKEN_METRICS = ("text_tokens", "image_tokens", "total_tokens", "supervised_tokens")
 MEDIA_COUNTS = ("skipped_lines", "images_unreadable", "images_unknown_size", "videos_unreadable")
-TOKEN_COUNTS = ("over_length", "truncated_image", "zero_supervised", "official_mismatch", "video_cannot_fit",
-                "build_errors")
+TOKEN_COUNTS = (
+    "over_length",
+    "truncated_image",
+    "zero_supervised",
+    "official_mismatch",
+    "video_cannot_fit",
+    "build_errors",
+)
 
 
 @dataclass
@@ -116,8 +130,9 @@ class StatsResult:
         records = []
         for row in self.rows():
             for metric in self.metrics():
-                records.append({"dataset": row["dataset"], "metric": metric,
-                                **{s: row[f"{metric}_{s}"] for s in STAT_NAMES}})
+                records.append(
+                    {"dataset": row["dataset"], "metric": metric, **{s: row[f"{metric}_{s}"] for s in STAT_NAMES}}
+                )
         return pd.DataFrame(records)
 
     def settings_dict(self) -> dict[str, Any]:
@@ -152,14 +167,21 @@ def compute(
     tallies = [Tally() for _ in datasets]
     new: dict[str, list[int]] = {}
     names = [d for d, _ in datasets]
-    for _chunk, (index, tally, fresh) in run_chunks(chunks, run_chunk, init_worker, (names, settings), jobs,
-                                                   progress, "stats"):
+    for _chunk, (index, tally, fresh) in run_chunks(
+        chunks, run_chunk, init_worker, (names, settings), jobs, progress, "stats"
+    ):
         tallies[index].merge(tally)
         new.update(fresh)
     stats_media.save(Path(settings.cache_dir) if settings.cache_dir else None, new)
     result = [
-        DatasetStats(d.name, d.annotation, r, t.lines if p.lines < 0 else p.lines,
-                     t.lines if p.used_lines < 0 else p.used_lines, t.scaled(repeat_factor(r)))
+        DatasetStats(
+            d.name,
+            d.annotation,
+            r,
+            t.lines if p.lines < 0 else p.lines,
+            t.lines if p.used_lines < 0 else p.used_lines,
+            t.scaled(repeat_factor(r)),
+        )
         for (d, r), p, t in zip(datasets, plans, tallies)
     ]
     return StatsResult(meta_path, settings, result, global_batch_size)

@@ -220,8 +220,7 @@ def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
         if rec is None:
             problems.append((k, "not a record with `conversations`; left unchanged"))
         elif any(n == 0 for n in rec.tiles):
-            problems.append((k, "an image cannot be read and the record declares no size; "
-                                                     "left unchanged"))
+            problems.append((k, "an image cannot be read and the record declares no size; left unchanged"))
         else:
             batch.append((k, rec))
             if len(batch) >= BATCH:
@@ -247,8 +246,9 @@ class Outcome:
     meta_lengths: dict[str, int]
 
 
-def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, progress: bool,
-                  out_dir: Path | None, backup: bool) -> Outcome:
+def write_lengths(
+    meta_path: str, datasets: list, settings: Any, jobs: int, progress: bool, out_dir: Path | None, backup: bool
+) -> Outcome:
     """Compute every line's token length and write the files (in place, or into ``out_dir``)."""
     from internvl_data.stats.plan import chunk_size, plan_file, run_chunks
 
@@ -257,16 +257,19 @@ def write_lengths(meta_path: str, datasets: list, settings: Any, jobs: int, prog
         files.setdefault(os.path.realpath(d.annotation), i)
     cb = chunk_size(sum(os.path.getsize(p) for p in files), jobs)
     plans = {i: plan_file(i, datasets[i].annotation, 1, cb) for i in files.values()}
-    targets = {i: (out_dir / Path(datasets[i].annotation).name if out_dir else Path(datasets[i].annotation))
-               for i in files.values()}
+    targets = {
+        i: (out_dir / Path(datasets[i].annotation).name if out_dir else Path(datasets[i].annotation))
+        for i in files.values()
+    }
     if out_dir and len({t.name for t in targets.values()}) < len(targets):
         raise EditError("two annotation files have the same name; write them in place or one meta at a time")
     work_dir = Path(tempfile.mkdtemp(prefix=".ivl-lengths-", dir=out_dir or Path(meta_path).resolve().parent))
     parts: dict[int, list[tuple[int, str, int, list[tuple[int, str]]]]] = {i: [] for i in plans}
     try:
         chunks = [c for p in plans.values() for c in p.chunks]
-        for c, (part, n_lines, probs) in run_chunks(chunks, run_chunk, init_lengths_worker,
-                                                    (datasets, settings, str(work_dir)), jobs, progress, "lengths"):
+        for c, (part, n_lines, probs) in run_chunks(
+            chunks, run_chunk, init_lengths_worker, (datasets, settings, str(work_dir)), jobs, progress, "lengths"
+        ):
             parts[c.index].append((c.start, part, n_lines, probs))
         problems: list[tuple[str, int, str]] = []
         file_lines: dict[int, int] = {}  # dataset index of the file -> its lines (edits keep the line count)

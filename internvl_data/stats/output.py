@@ -21,14 +21,44 @@ from internvl_data.stats.compute import StatsResult
 if TYPE_CHECKING:
     import pandas as pd
 
-OVERVIEW = ("dataset", "repeat_time", "lines", "effective_records", "share", "text", "single", "multi", "video",
-            "images_total", "tiles_total")
-BUDGET = ("dataset", "tokens_total", "supervised_tokens_total", "over_length", "truncated_image", "zero_supervised",
-          "official_mismatch", "video_cannot_fit", "steps_per_epoch")
-LABELS = {"repeat_time": "repeat", "effective_records": "effective", "images_total": "images", "tiles_total": "tiles",
-          "tokens_total": "tokens", "supervised_tokens_total": "supervised", "over_length": "over max_seq_length",
-          "truncated_image": "image cut", "zero_supervised": "nothing trained", "official_mismatch": "official mismatch",
-          "video_cannot_fit": "video cannot fit", "steps_per_epoch": "steps/epoch"}
+OVERVIEW = (
+    "dataset",
+    "repeat_time",
+    "lines",
+    "effective_records",
+    "share",
+    "text",
+    "single",
+    "multi",
+    "video",
+    "images_total",
+    "tiles_total",
+)
+BUDGET = (
+    "dataset",
+    "tokens_total",
+    "supervised_tokens_total",
+    "over_length",
+    "truncated_image",
+    "zero_supervised",
+    "official_mismatch",
+    "video_cannot_fit",
+    "steps_per_epoch",
+)
+LABELS = {
+    "repeat_time": "repeat",
+    "effective_records": "effective",
+    "images_total": "images",
+    "tiles_total": "tiles",
+    "tokens_total": "tokens",
+    "supervised_tokens_total": "supervised",
+    "over_length": "over max_seq_length",
+    "truncated_image": "image cut",
+    "zero_supervised": "nothing trained",
+    "official_mismatch": "official mismatch",
+    "video_cannot_fit": "video cannot fit",
+    "steps_per_epoch": "steps/epoch",
+}
 PLOT_METRICS = ("tiles_per_image", "tiles_per_record")
 PLOT_METRICS_MODEL = ("total_tokens", "supervised_tokens")
 
@@ -39,8 +69,12 @@ def tables(result: StatsResult) -> list[tuple[str, "pd.DataFrame"]]:
     out = [("Mixture (effective records after repeat_time)", summary[list(OVERVIEW)])]
     if result.with_model:
         out.append(("Token budget (max_seq_length %d)" % result.settings.max_seq_length, summary[list(BUDGET)]))
-    out.append(("Distributions (per record; per image for image_* and tiles_per_image; per video for video_frames)",
-                result.distributions()))
+    out.append(
+        (
+            "Distributions (per record; per image for image_* and tiles_per_image; per video for video_frames)",
+            result.distributions(),
+        )
+    )
     return [(title, df.rename(columns=LABELS)) for title, df in out]
 
 
@@ -93,8 +127,9 @@ def print_tables(result: StatsResult, file: Any = None) -> None:
     for title, df in tables(result):
         table = Table(title=title, title_justify="left")
         for col in df.columns:
-            table.add_column(str(col), justify="left" if col in ("dataset", "metric") else "right",
-                             min_width=min(len(str(col)), 12))
+            table.add_column(
+                str(col), justify="left" if col in ("dataset", "metric") else "right", min_width=min(len(str(col)), 12)
+            )
         for row in df.itertuples(index=False):
             table.add_row(*(fmt(_py(v)) for v in row))
         console.print(table)
@@ -145,18 +180,20 @@ def write_plots(result: StatsResult, folder: str | Path, pngs: dict[str, bytes] 
 def to_html(result: StatsResult, pngs: dict[str, bytes] | None = None) -> str:
     """One self-contained page: settings, both tables, and the plots inlined as base64 PNGs."""
     pngs = pngs if pngs is not None else plot_pngs(result)
-    settings = "".join(f"<li><code>{html.escape(k)}</code>: {html.escape(str(v))}</li>"
-                       for k, v in result.settings_dict().items())
+    settings = "".join(
+        f"<li><code>{html.escape(k)}</code>: {html.escape(str(v))}</li>" for k, v in result.settings_dict().items()
+    )
     images = "".join(
         f'<h3>{html.escape(m)}</h3><img alt="{html.escape(m)}" src="data:image/png;base64,'
-        f'{base64.b64encode(data).decode()}">' for m, data in pngs.items()
+        f'{base64.b64encode(data).decode()}">'
+        for m, data in pngs.items()
     )
     body = "".join(
         f"<h2>{html.escape(title)}</h2>" + df.map(lambda v: fmt(_py(v))).to_html(index=False, escape=True)
         for title, df in tables(result)
     )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ivl-data stats</title><style>"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>ivl-data stats</title><style>'
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
         f"<h1>ivl-data stats: {html.escape(result.meta)}</h1><ul>{settings}</ul>{body}"

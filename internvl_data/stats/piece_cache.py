@@ -87,7 +87,13 @@ class PieceCodec:
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Token ids and character start/end offsets of ``text`` (prefix tokens have offsets (0, 0))."""
         k = len(self.prefix)
-        ids, starts, ends, where, sizes = [np.asarray(self.prefix, np.int64)], [np.zeros(k, np.int64)], [np.zeros(k, np.int64)], [0], [k]
+        ids, starts, ends, where, sizes = (
+            [np.asarray(self.prefix, np.int64)],
+            [np.zeros(k, np.int64)],
+            [np.zeros(k, np.int64)],
+            [0],
+            [k],
+        )
         pos = 0
         for piece in self.split(text) if self.split else [text]:
             if piece:

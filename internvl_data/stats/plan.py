@@ -111,8 +111,9 @@ def run_chunks(
         if fork:
             init(*init_args)
         ctx = mp.get_context("fork" if fork else "spawn")
-        with ctx.Pool(min(jobs, len(chunks)), initializer=None if fork else init,
-                      initargs=() if fork else init_args) as pool:
+        with ctx.Pool(
+            min(jobs, len(chunks)), initializer=None if fork else init, initargs=() if fork else init_args
+        ) as pool:
             bar = _Progress(total, label) if progress else None
             by_id = {id(c): c for c in chunks}
             for cid, out in pool.imap_unordered(_Call(fn), ((id(c), c) for c in chunks)):
@@ -140,8 +141,14 @@ class _Progress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-        self.p = Progress(TextColumn(label), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), transient=True,
-                          console=Console(stderr=True))  # stdout carries the report
+        self.p = Progress(
+            TextColumn(label),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )  # stdout carries the report
         self.p.start()
         self.task = self.p.add_task(label, total=total)
 
@@ -150,4 +157,3 @@ class _Progress:
 
     def close(self) -> None:
         self.p.stop()
-

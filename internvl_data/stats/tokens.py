@@ -59,13 +59,19 @@ def model_settings(model_dir: str, settings: Settings, template: str | None = No
         name = info.require_template()
         get_template(name)
         _TOKENIZERS[(str(model_dir), settings.trust_remote_code)] = load_tokenizer(
-            model_dir, trust_remote_code=settings.trust_remote_code)
+            model_dir, trust_remote_code=settings.trust_remote_code
+        )
     except (ModelInfoError, TokenizerLoadError, ValueError) as exc:
         raise ModelError(str(exc)) from None
     return dataclasses.replace(
-        settings, model_dir=str(model_dir), template=name, tile=info.tile_size,
-        min_dynamic_patch=info.min_dynamic_patch, max_dynamic_patch=info.max_dynamic_patch,
-        use_thumbnail=info.use_thumbnail, dynamic_image_size=info.dynamic_image_size,
+        settings,
+        model_dir=str(model_dir),
+        template=name,
+        tile=info.tile_size,
+        min_dynamic_patch=info.min_dynamic_patch,
+        max_dynamic_patch=info.max_dynamic_patch,
+        use_thumbnail=info.use_thumbnail,
+        dynamic_image_size=info.dynamic_image_size,
     )
 
 
@@ -92,8 +98,14 @@ class TokenCounter:
         key = (settings.model_dir, settings.trust_remote_code)
         tok = _TOKENIZERS.get(key) or load_tokenizer(settings.model_dir, trust_remote_code=settings.trust_remote_code)
         info = ModelInfo.from_dir(settings.model_dir, settings.template)
-        builder = SampleBuilder(tok, info, settings.template, settings.max_seq_length,
-                                min_num_frame=settings.min_num_frame, num_frames=settings.num_frames)
+        builder = SampleBuilder(
+            tok,
+            info,
+            settings.template,
+            settings.max_seq_length,
+            min_num_frame=settings.min_num_frame,
+            num_frames=settings.num_frames,
+        )
         return cls(builder, settings)
 
     # -- batches -----------------------------------------------------------------------------------------------
@@ -153,8 +165,9 @@ class TokenCounter:
         offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         return np.asarray(enc.ids, dtype=np.int64), offs[:, 0], offs[:, 1]
 
-    def _from_arrays(self, enc: tuple[np.ndarray, np.ndarray, np.ndarray], spans: list[tuple[int, int]],
-                     runs: list[int]) -> Any:
+    def _from_arrays(
+        self, enc: tuple[np.ndarray, np.ndarray, np.ndarray], spans: list[tuple[int, int]], runs: list[int]
+    ) -> Any:
         """The :class:`stats_pieces.Measure` of a tokenized text (one ``<IMG_CONTEXT>`` per image), from its ids and
         offsets: what :meth:`PieceCodec.measure` computes from piece lengths."""
         from internvl_data.pipeline import labels as lab
@@ -173,8 +186,14 @@ class TokenCounter:
             trained &= ~is_image
             last_image = int(after[is_image][-1]) if is_image.any() else 0
         pads = int(((ids == codec.pad_id) & (after <= self.L)).sum()) if codec.pad_id is not None else 0
-        return Measure(int(after[-1]) if len(ids) else 0, int(trained.sum()), last_image, pads, len(ctx),
-                       int((ids == codec.img_end).sum()))
+        return Measure(
+            int(after[-1]) if len(ids) else 0,
+            int(trained.sum()),
+            last_image,
+            pads,
+            len(ctx),
+            int((ids == codec.img_end).sum()),
+        )
 
     def _finish(self, rec: Record, segs: list, runs: list[int], text: str, m: Any) -> Counts:
         """Counts from a record's :class:`stats_pieces.Measure`; the official arithmetic decides ``mismatch``."""
@@ -183,8 +202,15 @@ class TokenCounter:
         if m.contexts != len(runs) or m.ends != len(runs):
             return self._slow(rec)  # a literal image token in the text: the builder names the problem
         image = _image_tokens(runs)
-        c = Counts(rec.kind, self.b.template.name, m.full, image, m.full - image,
-                   frames=len(runs) * (rec.kind == "video"), last_image_end=m.last_image_end)
+        c = Counts(
+            rec.kind,
+            self.b.template.name,
+            m.full,
+            image,
+            m.full - image,
+            frames=len(runs) * (rec.kind == "video"),
+            last_image_end=m.last_image_end,
+        )
         c.truncated_image = bool(runs) and m.last_image_end > self.L
         if c.truncated_image:
             return c
@@ -235,8 +261,7 @@ class TokenCounter:
         c = Counts(rec.kind, self.b.template.name, frames=len(rec.tiles) * (rec.kind == "video"))
         try:
             convs = prepare(rec)
-            s = self.b.build_text(convs, rec.kind, rec.tiles, np.zeros((0, 3, 1, 1), np.float32),
-                                  np.zeros(0, np.int64))
+            s = self.b.build_text(convs, rec.kind, rec.tiles, np.zeros((0, 3, 1, 1), np.float32), np.zeros(0, np.int64))
         except TruncatedImageError as exc:
             c.total = int(exc.details["length"])
             c.last_image_end = int(exc.details["last_image_token"]) + 1

@@ -141,7 +141,9 @@ def scan_record(obj: object, ds: Dataset, settings: Settings, sizes: MediaSizes,
     return rec
 
 
-def _scan_images(image: str | list, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally, rec: Record) -> None:
+def _scan_images(
+    image: str | list, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally, rec: Record
+) -> None:
     from internvl_data.pipeline import tiling
 
     paths = image if isinstance(image, list) else [image]

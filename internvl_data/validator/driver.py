@@ -101,8 +101,9 @@ def _plan(entries: list[MetaEntry], todo: list[int]) -> list[list[tuple[int, int
     return plan
 
 
-def _run_blocks(entries: list[MetaEntry], opts: ValidateOptions,
-                jobs: list[tuple[int, int, int]]) -> Iterator[BlockResult]:
+def _run_blocks(
+    entries: list[MetaEntry], opts: ValidateOptions, jobs: list[tuple[int, int, int]]
+) -> Iterator[BlockResult]:
     """Results in job order: in this process for small inputs or one worker, else in a process pool."""
     from internvl_data.validator.worker import init_worker, scan_block  # not needed when every file is a cache hit
 
@@ -137,19 +138,24 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
         keep.add(found)
         keep.count({("IVL224", rules.get("IVL224").severity.value): more} if more else {})
     keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
-    return FileResult(cache.combine([b.digest for b in blocks]), base, records, keep.kept, keep.suppressed,
-                      sorted(media))
+    return FileResult(
+        cache.combine([b.digest for b in blocks]), base, records, keep.kept, keep.suppressed, sorted(media)
+    )
 
 
 def _shift(findings: list[Finding], base: int) -> Iterator[Finding]:
     """Block-relative line numbers -> file line numbers (positional construction: this runs per finding)."""
     for f in findings:
-        yield f if f.line <= 0 or not base else Finding(
-            f.code, f.severity, f.path, f.line + base, f.col, f.message, f.json_path, f.hint, f.dataset)
+        yield (
+            f
+            if f.line <= 0 or not base
+            else Finding(f.code, f.severity, f.path, f.line + base, f.col, f.message, f.json_path, f.hint, f.dataset)
+        )
 
 
-def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, int]],
-                   cap: int | None, block_lines: list[int]) -> tuple[list[Finding], int]:
+def _duplicate_ids(
+    me: MetaEntry, keys: list[array], where: list[tuple[array, int]], cap: int | None, block_lines: list[int]
+) -> tuple[list[Finding], int]:
     """IVL224 for every id seen before in the file (one stable sort of 8-byte keys), in line order.
 
     With a cap, only the first ``cap`` findings are built; the second value counts the others. The workers
@@ -170,10 +176,19 @@ def _duplicate_ids(me: MetaEntry, keys: list[array], where: list[tuple[array, in
     shown = at if cap is None else at[:cap]
     lines, firsts = ls[dup][shown].tolist(), first[shown].tolist()
     ids = _ids_at(me.annotation_path, lines, block_lines)
-    found = [emit("IVL224", me.annotation_path, line,
-                  f"duplicate id {ids[line]!r} (first used at line {was})" if line in ids
-                  else f"duplicate id (first used at line {was})", json_path="$.id", dataset=me.name)
-             for line, was in zip(lines, firsts)]
+    found = [
+        emit(
+            "IVL224",
+            me.annotation_path,
+            line,
+            f"duplicate id {ids[line]!r} (first used at line {was})"
+            if line in ids
+            else f"duplicate id (first used at line {was})",
+            json_path="$.id",
+            dataset=me.name,
+        )
+        for line, was in zip(lines, firsts)
+    ]
     return found, len(at) - len(shown)
 
 
@@ -216,8 +231,17 @@ def _ids_at(path: str, lines: list[int], block_lines: list[int]) -> dict[int, An
 
 
 def _cache_key(me: MetaEntry, content_hash: str, opts: ValidateOptions) -> str:
-    return cache.key_of(content_hash, me.name, me.raw, me.annotation_path, me.root_path, opts.key_fields(),
-                        __version__, cache.BLOCK, _code_stamp())
+    return cache.key_of(
+        content_hash,
+        me.name,
+        me.raw,
+        me.annotation_path,
+        me.root_path,
+        opts.key_fields(),
+        __version__,
+        cache.BLOCK,
+        _code_stamp(),
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -225,17 +249,22 @@ def _code_stamp() -> list:
     """(name, size, mtime) of every module of the package: an edited check, or anything it uses, invalidates
     cached results (same version). All modules, not a hand-kept list that misses a new dependency."""
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the internvl_data folder
-    names = sorted(os.path.relpath(os.path.join(d, f), here) for d, _, fs in os.walk(here) for f in fs
-                   if f.endswith(".py"))
+    names = sorted(
+        os.path.relpath(os.path.join(d, f), here) for d, _, fs in os.walk(here) for f in fs if f.endswith(".py")
+    )
     return [[name, *(cache.stat_signature(os.path.join(here, name)) or [])[:2]] for name in names]
 
 
 def _to_payload(r: FileResult, media_stats: bool) -> dict:
     return {
-        "content_hash": r.content_hash, "lines": r.lines, "records": r.records,
+        "content_hash": r.content_hash,
+        "lines": r.lines,
+        "records": r.records,
         "suppressed": [[code, sev, n] for (code, sev), n in r.suppressed.items()],
-        "findings": [[f.code, f.severity.value, f.path, f.line, f.col, f.message, f.json_path, f.hint, f.dataset]
-                     for f in r.findings],
+        "findings": [
+            [f.code, f.severity.value, f.path, f.line, f.col, f.message, f.json_path, f.hint, f.dataset]
+            for f in r.findings
+        ],
         "media_stats": [[p, cache.stat_signature(p)] for p in r.media_paths] if media_stats else [],
     }
 
@@ -317,8 +346,9 @@ def _open_cache(folder: str | None) -> cache.Cache | None:
         return None
 
 
-def _scan(meta: MetaResult, todo: list[int], opts: ValidateOptions, store: cache.Cache | None,
-          hashes: dict[int, str]) -> dict[int, FileResult]:
+def _scan(
+    meta: MetaResult, todo: list[int], opts: ValidateOptions, store: cache.Cache | None, hashes: dict[int, str]
+) -> dict[int, FileResult]:
     """Check the files ``todo`` (dataset indexes); block results are joined per file as they arrive."""
     plan = _plan(meta.entries, todo)
     results = _run_blocks(meta.entries, opts, [job for jobs in plan for job in jobs])
@@ -341,8 +371,9 @@ def _scan(meta: MetaResult, todo: list[int], opts: ValidateOptions, store: cache
     return out
 
 
-def _finish(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions, store: cache.Cache | None,
-            known_hash: str | None) -> FileResult:
+def _finish(
+    me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions, store: cache.Cache | None, known_hash: str | None
+) -> FileResult:
     r = _merge_file(me, blocks, opts)
     if store is not None and (known_hash is None or known_hash == r.content_hash):
         store.store(_cache_key(me, r.content_hash, opts), _to_payload(r, opts.media != "off"))

@@ -14,7 +14,13 @@ from typing import Any
 from transformers import InternVLConfig
 
 from internvl_train.errors import CheckpointError
-from internvl_train.checkpoint.families import Family, family_of_architecture, family_of_native, llm_to_native, llm_to_original
+from internvl_train.checkpoint.families import (
+    Family,
+    family_of_architecture,
+    family_of_native,
+    llm_to_native,
+    llm_to_original,
+)
 
 NAMESPACE = "internvl_chat"
 

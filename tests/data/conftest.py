@@ -24,8 +24,13 @@ def make_meta(tmp_path: Path) -> MakeMeta:
         meta = {}
         for name, rows in datasets.items():
             write_jsonl(tmp_path / f"{name}.jsonl", rows)
-            meta[name] = {"root": "media", "annotation": f"{name}.jsonl", "data_augment": False,
-                          "repeat_time": 1, "length": len(rows)}
+            meta[name] = {
+                "root": "media",
+                "annotation": f"{name}.jsonl",
+                "data_augment": False,
+                "repeat_time": 1,
+                "length": len(rows),
+            }
         path = tmp_path / "meta.json"
         path.write_text(json.dumps(meta, indent=2) + "\n")
         return path

@@ -86,8 +86,13 @@ def test_option_changes_miss_the_cache(make_meta, tmp_path: Path, calls) -> None
 
 @pytest.mark.parametrize("media", ["header", "exists"])
 def test_media_change_invalidates_media_results(tmp_path: Path, make_meta, calls, media: str) -> None:
-    rec = {"id": 1, "image": "a.png", "width": 8, "height": 8,
-           "conversations": [turn("human", "<image>\nWhat?"), turn("gpt", "A square.")]}
+    rec = {
+        "id": 1,
+        "image": "a.png",
+        "width": 8,
+        "height": 8,
+        "conversations": [turn("human", "<image>\nWhat?"), turn("gpt", "A square.")],
+    }
     meta = make_meta(d=[rec])
     img = tmp_path / "media" / "a.png"
     Image.new("RGB", (8, 8)).save(img)  # square: no IVL315 (small image stretched over tiles)
@@ -153,8 +158,14 @@ def test_manifest_written_on_success(make_meta, tmp_path: Path) -> None:
     assert doc["meta"] == {"path": str(meta), "content_hash": cache.content_hash(meta)}
     assert doc["options"]["media"] == "off" and "jobs" not in doc["options"]
     assert doc["datasets"]["d"] == {
-        "annotation": str(data), "size": data.stat().st_size, "lines": 2, "records": 2,
-        "content_hash": cache.content_hash(data), "root": str(tmp_path / "media"), "media": "off"}
+        "annotation": str(data),
+        "size": data.stat().st_size,
+        "lines": 2,
+        "records": 2,
+        "content_hash": cache.content_hash(data),
+        "root": str(tmp_path / "media"),
+        "media": "off",
+    }
     assert list(doc["datasets"]) == ["d", "e"]
     assert manifest.check(meta) == []
 
@@ -171,7 +182,9 @@ def test_manifest_not_written_on_errors_or_when_disabled(make_meta, tmp_path: Pa
     assert not (tmp_path / "meta.ivl-manifest.json").exists()
     assert run_cli("validate", meta, "--media", "off", "--manifest", tmp_path / "m.json")[0] == 0
     assert manifest.check(meta, tmp_path / "m.json") == []
-    assert manifest.check(meta) == [f"no manifest at {tmp_path / 'meta.ivl-manifest.json'}: run `ivl-data validate {meta}`"]
+    assert manifest.check(meta) == [
+        f"no manifest at {tmp_path / 'meta.ivl-manifest.json'}: run `ivl-data validate {meta}`"
+    ]
 
 
 def test_manifest_staleness_reasons(make_meta, tmp_path: Path) -> None:
@@ -206,8 +219,16 @@ def test_edited_check_code_misses_the_cache(make_meta, tmp_path: Path, calls, mo
     names = [row[0] for row in stamp]
     assert names == sorted(names) and all(len(row) == 3 for row in stamp)
     # every module, including the ones a check only reaches through another (checks_tokens -> stats_tokens ...)
-    assert {"validator/worker.py", "validator/driver.py", "checks/catalogue.py", "checks/tokens.py", "stats/worker.py",
-            "stats/tokens.py", "pipeline/sample.py", "pipeline/video.py"} <= set(names)
+    assert {
+        "validator/worker.py",
+        "validator/driver.py",
+        "checks/catalogue.py",
+        "checks/tokens.py",
+        "stats/worker.py",
+        "stats/tokens.py",
+        "pipeline/sample.py",
+        "pipeline/video.py",
+    } <= set(names)
     monkeypatch.setattr(engine, "_code_stamp", lambda: stamp[:-1] + [["pipeline/tiling.py", 1, 2]])
     engine.validate(meta, **opts)
     assert len(calls) == 2

@@ -62,7 +62,9 @@ def test_usage_errors_exit_2(make_meta, run_cli) -> None:
 def test_no_traceback_in_a_subprocess(tmp_path: Path) -> None:
     (tmp_path / "meta.json").write_text('{"d": {"root": 1, "annotation": [], "repeat_time": "x"}}')
     for args in ([str(tmp_path / "meta.json")], [str(tmp_path / "missing.json")], ["--jsonl", str(tmp_path)]):
-        proc = subprocess.run([sys.executable, "-m", "internvl_data", "validate", *args], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "internvl_data", "validate", *args], capture_output=True, text=True
+        )
         assert proc.returncode in (1, 2)
         assert "Traceback" not in proc.stdout + proc.stderr
 
@@ -100,7 +102,9 @@ def test_max_per_rule_keeps_first_and_counts_rest(make_meta, run_cli) -> None:
     assert [ln.split(":")[1] for ln in lines[:3]] == ["1", "2", "6"]
     assert lines[3] == "Not shown (--max-per-rule): IVL201 x3"
     assert lines[4].startswith("Found 6 problems (6 errors, 0 warnings, 0 info)")
-    code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest", "--max-per-rule", "0", "--format", "json")
+    code, out, _ = run_cli(
+        "validate", meta, "--media", "off", "--no-manifest", "--max-per-rule", "0", "--format", "json"
+    )
     doc = json.loads(out)
     assert code == 1 and doc["findings"] == [] and doc["summary"]["suppressed"] == {"IVL001": 1, "IVL201": 5}
     assert doc["summary"]["errors"] == 6
@@ -175,15 +179,23 @@ def test_blocks_in_a_pool_match_one_pass(tmp_path: Path, monkeypatch, final_newl
     parts = engine.validate_jsonl([str(path)], jobs=2, long_line=2000)
     assert parts.findings == whole.findings
     assert [(f.code, f.line) for f in parts.findings] == [
-        ("IVL001", 8), ("IVL007", 151), ("IVL224", 151), ("IVL002", 152), ("IVL224", 301), ("IVL201", 399)]
+        ("IVL001", 8),
+        ("IVL007", 151),
+        ("IVL224", 151),
+        ("IVL002", 152),
+        ("IVL224", 301),
+        ("IVL201", 399),
+    ]
     assert "first used at line 4)" in parts.findings[2].message
     assert "first used at line 201)" in parts.findings[4].message
     assert (parts.records, parts.files) == (whole.records, whole.files) == (398, 1)
 
 
 @settings(max_examples=150, deadline=None)
-@given(data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r\n", b"{}"]), max_size=30).map(b"".join),
-       block=st.integers(1, 6))
+@given(
+    data=st.lists(st.sampled_from([b"a", b"bc", b"\n", b"\r\n", b"{}"]), max_size=30).map(b"".join),
+    block=st.integers(1, 6),
+)
 def test_read_block_splits_lines_exactly_once(tmp_path_factory, data: bytes, block: int) -> None:
     path = tmp_path_factory.mktemp("rb") / "f"
     path.write_bytes(data)
@@ -225,7 +237,9 @@ def test_read_block_examples(tmp_path: Path, monkeypatch, data: bytes) -> None:
 SYSTEM = {"id": 1, "conversations": [turn("system", "Be brief."), turn("human", "Hi"), turn("gpt", "Hello")]}
 
 
-@pytest.mark.parametrize(("template", "expected"), [(None, ["warning"]), ("internvl2_5", []), ("internlm2-chat", ["error"])])
+@pytest.mark.parametrize(
+    ("template", "expected"), [(None, ["warning"]), ("internvl2_5", []), ("internlm2-chat", ["error"])]
+)
 def test_template_reaches_the_record_checks(tmp_path: Path, run_cli, template: str | None, expected: list[str]) -> None:
     path = write_jsonl(tmp_path / "s.jsonl", [SYSTEM])
     args = ["validate", "--jsonl", path, "--format", "json"] + (["--template", template] if template else [])
@@ -290,8 +304,11 @@ def test_duplicate_ids_capped_and_counted(tmp_path: Path, monkeypatch) -> None:
     for jobs in (1, 2):
         report = engine.validate_jsonl([str(path)], jobs=jobs, max_per_rule=4)
         assert [(f.line, f.message) for f in report.findings] == [
-            (4, "duplicate id 0 (first used at line 1)"), (5, "duplicate id 1 (first used at line 2)"),
-            (6, "duplicate id 2 (first used at line 3)"), (7, "duplicate id 0 (first used at line 1)")]
+            (4, "duplicate id 0 (first used at line 1)"),
+            (5, "duplicate id 1 (first used at line 2)"),
+            (6, "duplicate id 2 (first used at line 3)"),
+            (7, "duplicate id 0 (first used at line 1)"),
+        ]
         assert report.suppressed == {"IVL224": 23}
 
 
@@ -305,7 +322,9 @@ def test_duplicate_ids_are_named_across_blocks(tmp_path: Path, monkeypatch) -> N
     for jobs in (1, 2):
         report = engine.validate_jsonl([str(path)], jobs=jobs, select=["IVL224"])
         assert [(f.line, f.message) for f in report.findings] == [
-            (4, "duplicate id 'a' (first used at line 1)"), (6, "duplicate id 7 (first used at line 3)")]
+            (4, "duplicate id 'a' (first used at line 1)"),
+            (6, "duplicate id 7 (first used at line 3)"),
+        ]
 
 
 def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
@@ -314,7 +333,9 @@ def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
         folder = tmp_path / name
         folder.mkdir()
         write_jsonl(folder / "d.jsonl", rows)
-        meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1, "length": len(rows)}}
+        meta = {
+            "d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1, "length": len(rows)}
+        }
         (folder / "meta.json").write_text(json.dumps(meta))
         metas.append(folder / "meta.json")
     code, out, _ = run_cli("validate", *metas, "--media", "off")
@@ -322,6 +343,8 @@ def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
     finding, summary = out.splitlines()  # the one finding, then the summary
     assert finding == f"{tmp_path / 'b' / 'd.jsonl'}:2:0: IVL201 `conversations` is missing"
     assert summary.startswith("Found 1 problem (1 error, 0 warnings, 0 info) in 2 files, 3 records")
-    assert (tmp_path / "a" / "meta.ivl-manifest.json").exists() and not (tmp_path / "b" / "meta.ivl-manifest.json").exists()
+    assert (tmp_path / "a" / "meta.ivl-manifest.json").exists() and not (
+        tmp_path / "b" / "meta.ivl-manifest.json"
+    ).exists()
     code, _, err = run_cli("validate", *metas, "--manifest", tmp_path / "m.json")
     assert code == 2 and "--manifest names one file" in err

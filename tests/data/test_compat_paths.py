@@ -18,17 +18,21 @@ CASES = [
 
 @pytest.mark.parametrize(("old", "new"), CASES)
 def test_old_path_warns_and_is_the_new_module(old: str, new: str) -> None:
-    script = (f"import importlib, warnings\nwarnings.simplefilter('always')\n"
-              f"with warnings.catch_warnings(record=True) as w:\n    a = importlib.import_module({old!r})\n"
-              f"b = importlib.import_module({new!r})\nassert a is b, (a, b)\n"
-              f"msgs = [str(x.message) for x in w if issubclass(x.category, DeprecationWarning)]\n"
-              f"assert msgs[-1] == {old!r} + ' moved to ' + {new!r} + '; the old path goes away in the next release', msgs\n")
+    script = (
+        f"import importlib, warnings\nwarnings.simplefilter('always')\n"
+        f"with warnings.catch_warnings(record=True) as w:\n    a = importlib.import_module({old!r})\n"
+        f"b = importlib.import_module({new!r})\nassert a is b, (a, b)\n"
+        f"msgs = [str(x.message) for x in w if issubclass(x.category, DeprecationWarning)]\n"
+        f"assert msgs[-1] == {old!r} + ' moved to ' + {new!r} + '; the old path goes away in the next release', msgs\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_old_module_names_of_packages_forward_with_a_warning() -> None:
-    script = ("import warnings\nwarnings.simplefilter('error')\nimport internvl_data.media as m\n"
-              "try:\n    m.resolve\nexcept DeprecationWarning as e:\n    print(e)\n")
+    script = (
+        "import warnings\nwarnings.simplefilter('error')\nimport internvl_data.media as m\n"
+        "try:\n    m.resolve\nexcept DeprecationWarning as e:\n    print(e)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "internvl_data.media.resolve moved to internvl_data.media.probe.resolve", proc.stderr

@@ -12,23 +12,30 @@ from tests.helpers.tokenizers import write_model_dir
 from internvl_data.cli import dispatch as cli
 
 VALID = Path(__file__).resolve().parents[2] / "fixtures" / "valid" / "meta.json"
-BLOCKED = "import sys; sys.modules[{0!r}] = None; from internvl_data.cli.dispatch import main; sys.exit(main(sys.argv[1:]))"
+BLOCKED = (
+    "import sys; sys.modules[{0!r}] = None; from internvl_data.cli.dispatch import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
-@pytest.mark.parametrize("command, module, extra", [
-    (["render", "--model"], "transformers", "model"),
-    (["validate", "--no-manifest", "--model"], "transformers", "model"),
-    (["stats", "--model"], "transformers", "model"),
-    (["stats"], "pandas", "stats"),
-])
+@pytest.mark.parametrize(
+    "command, module, extra",
+    [
+        (["render", "--model"], "transformers", "model"),
+        (["validate", "--no-manifest", "--model"], "transformers", "model"),
+        (["stats", "--model"], "transformers", "model"),
+        (["stats"], "pandas", "stats"),
+    ],
+)
 def test_a_missing_extra_is_named(tmp_path: Path, command: list[str], module: str, extra: str) -> None:
     model = [str(write_model_dir(tmp_path / "model", "Hermes-2", "qwen2"))] if "--model" in command else []
     args = [command[0], str(VALID), *command[1:], *model]
-    proc = subprocess.run([sys.executable, "-c", BLOCKED.format(module), *args], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCKED.format(module), *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr == (f"ivl-data {command[0]}: {module} is not installed; install the {extra} extra: "
-                           f"pip install 'ivl-kit[{extra}]'\n")
+    assert proc.stderr == (
+        f"ivl-data {command[0]}: {module} is not installed; install the {extra} extra: pip install 'ivl-kit[{extra}]'\n"
+    )
 
 
 def test_the_extras_come_from_the_package_metadata() -> None:

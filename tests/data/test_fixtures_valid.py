@@ -23,8 +23,11 @@ BOX = re.compile(r"<box>(\[\[.*?\]\])</box>")
 
 
 def records() -> list[tuple[str, dict]]:
-    return [(name, json.loads(line)) for name, e in META.items()
-            for line in (VALID / e["annotation"]).read_text(encoding="utf-8").splitlines()]
+    return [
+        (name, json.loads(line))
+        for name, e in META.items()
+        for line in (VALID / e["annotation"]).read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def kind(rec: dict) -> str:
@@ -40,8 +43,11 @@ def text(rec: dict) -> str:
 
 def tree(root: Path) -> dict[str, Path]:
     """Files and links under root, less the manifests `ivl-data validate` writes beside a meta file (git-ignored)."""
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
-            if (p.is_file() or p.is_symlink()) and not p.name.endswith(".ivl-manifest.json")}
+    return {
+        p.relative_to(root).as_posix(): p
+        for p in sorted(root.rglob("*"))
+        if (p.is_file() or p.is_symlink()) and not p.name.endswith(".ivl-manifest.json")
+    }
 
 
 # ----------------------------------------------------------------------------- contents
@@ -115,11 +121,17 @@ def test_tree_leaves_out_validate_manifests(tmp_path: Path) -> None:
 def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
     """Text byte for byte; PNG pixels exactly; JPEG, palette PNG and MP4 by size, mode and frame count (their
     encoders' bytes can vary across library versions, and x264's even between runs)."""
-    subprocess.run([sys.executable, str(FIXTURES / "generate.py"), "--out", str(tmp_path)], check=True,
-                   capture_output=True)
-    committed = {**{f"valid/{k}": v for k, v in tree(VALID).items()},
-                 **{f"invalid/{c.name}/{k}": v for c in (FIXTURES / "invalid").glob("ivl3[0-9][0-9]-*")
-                    for k, v in tree(c).items()}}
+    subprocess.run(
+        [sys.executable, str(FIXTURES / "generate.py"), "--out", str(tmp_path)], check=True, capture_output=True
+    )
+    committed = {
+        **{f"valid/{k}": v for k, v in tree(VALID).items()},
+        **{
+            f"invalid/{c.name}/{k}": v
+            for c in (FIXTURES / "invalid").glob("ivl3[0-9][0-9]-*")
+            for k, v in tree(c).items()
+        },
+    }
     fresh = tree(tmp_path)
     assert sorted(fresh) == sorted(committed)
     for rel, old in committed.items():

@@ -68,15 +68,28 @@ def test_clean_line() -> None:
         (b"", ("IVL002", 0, "error", "blank line")),
         (b"  \t", ("IVL002", 0, "error", "blank line")),
         (b"\xef\xbb\xbf{}", ("IVL003", 1, "error", "line starts with a UTF-8 byte order mark")),
-        (b"\xef\xbb\xbf{", ("IVL003", 1, "error", "line starts with a UTF-8 byte order mark (and the rest of the "
-                                                 "line is not valid JSON either)")),
+        (
+            b"\xef\xbb\xbf{",
+            (
+                "IVL003",
+                1,
+                "error",
+                "line starts with a UTF-8 byte order mark (and the rest of the line is not valid JSON either)",
+            ),
+        ),
         (b'{"v": "caf\xe9"}', ("IVL005", 11, "error", "invalid UTF-8 byte 0xe9 at byte 11")),
-        (b'{"v": "\xc3\xa9", x}', ("IVL001", 12, "error", "invalid JSON: Expecting property name enclosed in "
-                                                            "double quotes at column 12")),  # characters
-        (b'{"a": 1,}', ("IVL001", 9, "error", "invalid JSON: Expecting property name enclosed in double quotes "
-                                              "at column 9")),
-        (b'{"a": NaN}', ("IVL001", 1, "error", "invalid JSON (rejected by orjson: number out of range or "
-                                               "NaN/Infinity)")),
+        (
+            b'{"v": "\xc3\xa9", x}',
+            ("IVL001", 12, "error", "invalid JSON: Expecting property name enclosed in double quotes at column 12"),
+        ),  # characters
+        (
+            b'{"a": 1,}',
+            ("IVL001", 9, "error", "invalid JSON: Expecting property name enclosed in double quotes at column 9"),
+        ),
+        (
+            b'{"a": NaN}',
+            ("IVL001", 1, "error", "invalid JSON (rejected by orjson: number out of range or NaN/Infinity)"),
+        ),
         (b"[1, 2]", ("IVL006", 0, "error", "line is a JSON array, not an object")),
         (b'"text"', ("IVL006", 0, "error", "line is a JSON string, not an object")),
     ],
@@ -88,8 +101,10 @@ def test_unusable_lines(raw: bytes, want: tuple) -> None:
 def test_crlf_and_long_line_keep_the_record() -> None:
     obj, found = run(b'{"a": "' + b"x" * 50 + b'"}\r', long_line=20)
     assert obj == {"a": "x" * 50}
-    assert found == [("IVL007", 0, "warning", "line is 60 bytes long (threshold 20)"),
-                     ("IVL004", 60, "warning", "line ends with CRLF")]
+    assert found == [
+        ("IVL007", 0, "warning", "line is 60 bytes long (threshold 20)"),
+        ("IVL004", 60, "warning", "line ends with CRLF"),
+    ]
 
 
 def test_duplicate_keys_at_any_depth_and_spacing() -> None:
@@ -107,7 +122,8 @@ def test_duplicate_key_with_whitespace_before_its_colon(sep: bytes) -> None:
     obj, found = run(raw)
     assert obj["id"] == 2
     assert [(c, col, m) for c, col, _, m in found] == [
-        ("IVL008", 11, "key 'id' appears twice in $; the parser keeps only the last value")]
+        ("IVL008", 11, "key 'id' appears twice in $; the parser keeps only the last value")
+    ]
 
 
 def test_colons_inside_values_are_not_duplicates() -> None:

@@ -31,8 +31,11 @@ OK_VIDEO = FIXTURES / "invalid" / "ivl313-clip-out-of-range" / "ok.mp4"  # 20 fr
 def options_from_args(args: list[str]) -> ValidateOptions:
     """The media flags of an expected.json `args` list (the CLI's own parsing is tested by the walker)."""
     kw: dict = {"allow_outside_root": "--allow-outside-root" in args}
-    for flag, name, parse in (("--media", "media", str), ("--max-pixels", "max_pixels", int),
-                              ("--min-frames", "min_frames", int)):
+    for flag, name, parse in (
+        ("--media", "media", str),
+        ("--max-pixels", "max_pixels", int),
+        ("--min-frames", "min_frames", int),
+    ):
         if flag in args:
             kw[name] = parse(args[args.index(flag) + 1])
     return ValidateOptions(**kw)
@@ -99,7 +102,13 @@ def test_missing_image_message_names_media_line_and_json_path(tmp_path: Path) ->
     (tmp_path / "a.jpg").write_bytes(OK_IMAGE.read_bytes())
     (f,) = check_one(tmp_path, {"image": ["a.jpg", "gone.png"], "conversations": conv("<image><image>", "x")})
     assert (f.code, f.severity, f.path, f.line, f.json_path, f.dataset) == (
-        "IVL301", Severity.ERROR, "data.jsonl", 7, "$.image[1]", "d")
+        "IVL301",
+        Severity.ERROR,
+        "data.jsonl",
+        7,
+        "$.image[1]",
+        "d",
+    )
     assert f.message == f"'gone.png' does not exist (looked for {tmp_path / 'gone.png'})"
 
 
@@ -109,12 +118,18 @@ def test_size_mismatch_names_the_declared_key_and_notes_exif(tmp_path: Path) -> 
     exif = Image.Exif()
     exif[0x0112] = 8
     rotated.save(tmp_path / "r.jpg", exif=exif.tobytes())
-    rec = {"image": ["a.jpg", 5, "r.jpg"], "width_list": [32, 0, 28], "height_list": [28, 0, 32],
-           "conversations": conv("<image><image>", "x")}
+    rec = {
+        "image": ["a.jpg", 5, "r.jpg"],
+        "width_list": [32, 0, 28],
+        "height_list": [28, 0, 32],
+        "conversations": conv("<image><image>", "x"),
+    }
     (f,) = check_one(tmp_path, rec)
     assert (f.code, f.severity, f.json_path) == ("IVL308", Severity.WARNING, "$.width_list[2]")
-    assert f.message == ("'r.jpg' is 32x28 but the record says width_list[2]=28, height_list[2]=32 "
-                         "(that is the EXIF-rotated view; the loader ignores EXIF)")
+    assert f.message == (
+        "'r.jpg' is 32x28 but the record says width_list[2]=28, height_list[2]=32 "
+        "(that is the EXIF-rotated view; the loader ignores EXIF)"
+    )
     (f,) = check_one(tmp_path, {"image": "a.jpg", "height": 25, "conversations": conv("<image>", "x")})
     assert (f.json_path, f.message) == ("$.height", "'a.jpg' is 32x28 but the record says width absent, height=25")
 
@@ -181,9 +196,11 @@ def test_each_file_is_opened_once_per_run(tmp_path: Path, monkeypatch: pytest.Mo
     real_video = media.video_info
     monkeypatch.setattr(media, "video_info", lambda p, decode=False: videos.append(p) or real_video(p, decode))
     checks_media.clear_cache()
-    records = [{"image": "a.jpg", "width": 1, "conversations": conv("<image>", "x")},
-               {"image": ["a.jpg", "b.jpg", "./a.jpg"], "conversations": conv("<image>" * 3, "x")},
-               {"video": "v.mp4", "clip": [0, 1], "conversations": conv("<video>\n", "x")}] * 20
+    records = [
+        {"image": "a.jpg", "width": 1, "conversations": conv("<image>", "x")},
+        {"image": ["a.jpg", "b.jpg", "./a.jpg"], "conversations": conv("<image>" * 3, "x")},
+        {"video": "v.mp4", "clip": [0, 1], "conversations": conv("<video>\n", "x")},
+    ] * 20
     found = []
     for entry_name in ("one", "two"):  # two datasets with the same root share the cache
         checker = MediaChecker(SimpleNamespace(name=entry_name, root=str(tmp_path)), ValidateOptions(min_frames=8))
@@ -255,11 +272,17 @@ def test_video_clip_and_frames(tmp_path: Path) -> None:
     base = {"video": "v.mp4", "conversations": conv("<video>\nx", "y")}
     assert check_one(tmp_path, base | {"clip": [0, 2.05]}, min_frames=20) == []  # within a frame of the end
     (f,) = check_one(tmp_path, base | {"clip": [0.5, 1.2]}, min_frames=8)
-    assert (f.code, f.json_path, f.message) == ("IVL312", "$.video",
-                                                "'v.mp4' has 7 frames in clip [0.5, 1.2], fewer than --min-frames 8")
+    assert (f.code, f.json_path, f.message) == (
+        "IVL312",
+        "$.video",
+        "'v.mp4' has 7 frames in clip [0.5, 1.2], fewer than --min-frames 8",
+    )
     (f,) = check_one(tmp_path, base | {"clip": [1.9, 2.5]})
     assert (f.code, f.json_path, f.message) == (
-        "IVL313", "$.clip", "'v.mp4' clip [1.9, 2.5] ends after the video (2.000 s, 20 frames at 10 fps)")
+        "IVL313",
+        "$.clip",
+        "'v.mp4' clip [1.9, 2.5] ends after the video (2.000 s, 20 frames at 10 fps)",
+    )
     assert check_one(tmp_path, base | {"clip": [1.9, 2.5]}, media="exists") == []  # needs the header
     assert codes(check_one(tmp_path, base | {"clip": [0, float("inf")]})) == [("IVL313", 7)]
     # shape and order errors are IVL225 (records), not ours
@@ -291,7 +314,10 @@ def test_missing_decord(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     rec = {"video": "v.mp4", "conversations": conv("<video>\nx", "y")}
     (f,) = check_one(tmp_path, rec)
     assert (f.code, f.severity, f.message) == (
-        "IVL314", Severity.WARNING, "'v.mp4' decord is not installed (pip install 'ivl-kit[video]')")
+        "IVL314",
+        Severity.WARNING,
+        "'v.mp4' decord is not installed (pip install 'ivl-kit[video]')",
+    )
     assert codes(check_one(tmp_path, rec | {"video": "w.mp4"})) == [("IVL301", 7)]
 
 
@@ -311,11 +337,20 @@ def test_dispatch_follows_the_loader(tmp_path: Path) -> None:
     assert check_one(tmp_path, both, media="off") == []
 
 
-@pytest.mark.parametrize("record", [
-    {"image": None}, {"image": 3}, {"image": [None, 4]}, {"image": {"a": 1}}, {"video": ["a.mp4"]},
-    {"image": "a.jpg", "width": "wide", "height": 2.5}, {"image": ["a.jpg"], "width_list": "x"},
-    {"image": "a.jpg", "conversations": "<box>"}, {"image": "a.jpg", "conversations": [None, {"value": 3}]},
-])
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"image": None},
+        {"image": 3},
+        {"image": [None, 4]},
+        {"image": {"a": 1}},
+        {"video": ["a.mp4"]},
+        {"image": "a.jpg", "width": "wide", "height": 2.5},
+        {"image": ["a.jpg"], "width_list": "x"},
+        {"image": "a.jpg", "conversations": "<box>"},
+        {"image": "a.jpg", "conversations": [None, {"value": 3}]},
+    ],
+)
 def test_malformed_records_never_raise(tmp_path: Path, record: dict) -> None:
     (tmp_path / "a.jpg").write_bytes(OK_IMAGE.read_bytes())
     assert check_one(tmp_path, record) == []
@@ -327,8 +362,9 @@ def test_pixel_limit_and_broken_video_messages(tmp_path: Path, capfd: pytest.Cap
     (tmp_path / "broken.mp4").write_bytes((case / "ivl311-video-unreadable" / "broken.mp4").read_bytes())
     want = "'bomb.png' is 4000x4000 = 16000000 pixels, over the limit of 1000000"
     for mode in ("header", "decode"):  # the header alone is enough; decode never starts
-        (f,) = check_one(tmp_path, {"image": "bomb.png", "conversations": conv("<image>", "x")},
-                         media=mode, max_pixels=1_000_000)
+        (f,) = check_one(
+            tmp_path, {"image": "bomb.png", "conversations": conv("<image>", "x")}, media=mode, max_pixels=1_000_000
+        )
         assert (f.code, f.message) == ("IVL307", want)
     capfd.readouterr()
     (f,) = check_one(tmp_path, {"video": "broken.mp4", "conversations": conv("<video>\nx", "y")})
@@ -341,7 +377,8 @@ def test_pixel_limit_and_broken_video_messages(tmp_path: Path, capfd: pytest.Cap
 
 MUTABLE = [FIXTURES / "valid" / "images" / n for n in ("photo_640x480.jpg", "chart_480x420.png")] + [
     FIXTURES / "invalid" / "ivl309-exif-rotated-boxes" / "rotated.jpg",
-    FIXTURES / "invalid" / "ivl310-alpha-dropped" / "palette.png"]
+    FIXTURES / "invalid" / "ivl310-alpha-dropped" / "palette.png",
+]
 
 
 def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
@@ -352,8 +389,11 @@ def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(MUTABLE), st.floats(0.0, 1.0),
-       st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=8))
+@given(
+    st.sampled_from(MUTABLE),
+    st.floats(0.0, 1.0),
+    st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=8),
+)
 def test_damaged_images_only_raise_media_errors(tmp_path: Path, source: Path, cut: float, flips: list) -> None:
     path = tmp_path / f"x{source.suffix}"
     path.write_bytes(_mutate(source.read_bytes(), cut, flips))
@@ -385,7 +425,9 @@ def test_postscript_is_never_rendered(tmp_path: Path) -> None:
     for mode in ("header", "decode"):
         (f,) = check_one(tmp_path, {"image": "a.jpg", "conversations": conv("<image>", "x")}, media=mode)
         assert (f.code, f.message) == (
-            "IVL305", "'a.jpg' is PostScript, which Pillow renders by running Ghostscript: not opened")
+            "IVL305",
+            "'a.jpg' is PostScript, which Pillow renders by running Ghostscript: not opened",
+        )
 
 
 # ----------------------------------------------------------------------------- IVL315 (info)
@@ -396,14 +438,19 @@ def test_small_images_stretched_over_tiles(tmp_path: Path) -> None:
     Image.new("RGB", (40, 40)).save(tmp_path / "sq.jpg")
     one = {"image": "s.jpg", "conversations": conv("<image>", "x")}
     (f,) = check_one(tmp_path, one)
-    assert (f.code, f.severity, f.message) == ("IVL315", Severity.INFO, "'s.jpg' is 64x40, fewer pixels than one "
-                                               "448x448 tile, but is resized to 3x2 tiles (1344x896) plus a "
-                                               "thumbnail with max_dynamic_patch 6")
+    assert (f.code, f.severity, f.message) == (
+        "IVL315",
+        Severity.INFO,
+        "'s.jpg' is 64x40, fewer pixels than one "
+        "448x448 tile, but is resized to 3x2 tiles (1344x896) plus a "
+        "thumbnail with max_dynamic_patch 6",
+    )
     assert check_one(tmp_path, one | {"image": "sq.jpg"}) == []  # square: the 1x1 grid wins the tie
     multi = {"image": ["s.jpg", "sq.jpg", "sq.jpg"], "conversations": conv("<image>" * 3, "x")}
     (f,) = check_one(tmp_path, multi)  # the official budget: max(1, 6 // 3) tiles per image
-    assert f.json_path == "$.image[0]" and f.message.endswith("to 2x1 tiles (896x448) plus a thumbnail with "
-                                                              "max_dynamic_patch 2")
+    assert f.json_path == "$.image[0]" and f.message.endswith(
+        "to 2x1 tiles (896x448) plus a thumbnail with max_dynamic_patch 2"
+    )
     assert check_one(tmp_path, multi | {"image": ["s.jpg"] * 6}) == []  # one tile each
     checks_media.clear_cache()
     override = SimpleNamespace(root=str(tmp_path), entry=SimpleNamespace(max_dynamic_patch=1))  # meta.MetaEntry
@@ -413,8 +460,13 @@ def test_small_images_stretched_over_tiles(tmp_path: Path) -> None:
 def test_small_image_tiling_follows_the_model(tmp_path: Path) -> None:
     Image.new("RGB", (64, 40)).save(tmp_path / "s.jpg")
     one = {"image": "s.jpg", "conversations": conv("<image>", "x")}
-    cfg = {"vision_config": {"image_size": 448}, "llm_config": {}, "max_dynamic_patch": 2,
-           "dynamic_image_size": True, "use_thumbnail": False}
+    cfg = {
+        "vision_config": {"image_size": 448},
+        "llm_config": {},
+        "max_dynamic_patch": 2,
+        "dynamic_image_size": True,
+        "use_thumbnail": False,
+    }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (f,) = check_one(tmp_path, one, model_dir=str(tmp_path))
     assert f.message.endswith("resized to 2x1 tiles (896x448) with max_dynamic_patch 2")

@@ -43,38 +43,85 @@ def test_valid_meta(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "entry,want",
     [
-        ({"root": ".", "annotation": "d.jsonl", "repeat_time": 1, "length": 1},
-         [("IVL104", 2, "error", "dataset 'ds': missing required key 'data_augment'")]),
-        (good(data_augment="false"),
-         [("IVL105", 5, "error", "dataset 'ds': 'data_augment' must be true or false, not 'false'")]),
+        (
+            {"root": ".", "annotation": "d.jsonl", "repeat_time": 1, "length": 1},
+            [("IVL104", 2, "error", "dataset 'ds': missing required key 'data_augment'")],
+        ),
+        (
+            good(data_augment="false"),
+            [("IVL105", 5, "error", "dataset 'ds': 'data_augment' must be true or false, not 'false'")],
+        ),
         (good(root=3), [("IVL105", 3, "error", "dataset 'ds': 'root' must be a string path, not 3")]),
-        (good(repeat_time=2.0),
-         [("IVL109", 6, "error", "dataset 'ds': 'repeat_time' is 2.0: above 1 the official loader requires an "
-                                 "integer (JSON 2.0 is a float and fails its assertion)")]),
+        (
+            good(repeat_time=2.0),
+            [
+                (
+                    "IVL109",
+                    6,
+                    "error",
+                    "dataset 'ds': 'repeat_time' is 2.0: above 1 the official loader requires an "
+                    "integer (JSON 2.0 is a float and fails its assertion)",
+                )
+            ],
+        ),
         (good(repeat_time=0), [("IVL109", 6, "error", "dataset 'ds': 'repeat_time' is 0; it must be above 0")]),
         (good(repeat_time=-1), [("IVL109", 6, "error", "dataset 'ds': 'repeat_time' is -1; it must be above 0")]),
         (good(repeat_time="1"), [("IVL109", 6, "error", "dataset 'ds': 'repeat_time' is '1', not a number")]),
         (good(repeat_time=True), [("IVL109", 6, "error", "dataset 'ds': 'repeat_time' is True, not a number")]),
-        (good(repeat_time=0.25),
-         [("IVL110", 6, "warning", "dataset 'ds': 'repeat_time' is 0.25: the loader keeps the first 25% of the "
-                                   "lines (floor(lines * repeat_time)), not a random subset")]),
+        (
+            good(repeat_time=0.25),
+            [
+                (
+                    "IVL110",
+                    6,
+                    "warning",
+                    "dataset 'ds': 'repeat_time' is 0.25: the loader keeps the first 25% of the "
+                    "lines (floor(lines * repeat_time)), not a random subset",
+                )
+            ],
+        ),
         (good(length="1"), [("IVL112", 7, "warning", "dataset 'ds': 'length' is '1', not a line count")]),
-        ({k: v for k, v in good().items() if k != "length"},
-         [("IVL113", 2, "info", "dataset 'ds': no 'length' (line count)")]),
-        (good(max_dynamic_patch=0),
-         [("IVL114", 8, "error", "dataset 'ds': 'max_dynamic_patch' is 0, not a positive integer")]),
-        (good(max_dynamic_patch=6.0),
-         [("IVL114", 8, "error", "dataset 'ds': 'max_dynamic_patch' is 6.0, not a positive integer")]),
+        (
+            {k: v for k, v in good().items() if k != "length"},
+            [("IVL113", 2, "info", "dataset 'ds': no 'length' (line count)")],
+        ),
+        (
+            good(max_dynamic_patch=0),
+            [("IVL114", 8, "error", "dataset 'ds': 'max_dynamic_patch' is 0, not a positive integer")],
+        ),
+        (
+            good(max_dynamic_patch=6.0),
+            [("IVL114", 8, "error", "dataset 'ds': 'max_dynamic_patch' is 6.0, not a positive integer")],
+        ),
         (good(max_dynamic_patch=41), [("IVL115", 8, "warning", "dataset 'ds': 'max_dynamic_patch' is 41 (> 40)")]),
-        (good(min_dynamic_patch=1),
-         [("IVL116", 8, "warning", "dataset 'ds': unknown key 'min_dynamic_patch': this is a command-line argument "
-                                   "of the official trainer, not a per-dataset key")]),
-        ({**{k: v for k, v in good().items() if k != "root"}, "media_root": "."},
-         [("IVL104", 2, "error", "dataset 'ds': missing required key 'root' (found 'media_root': rename it)"),
-          ("IVL116", 7, "warning", "dataset 'ds': unknown key 'media_root': the official loader reads the media "
-                                   "folder from `root`")]),
-        (good(annotation="d.json"),
-         [("IVL106", 4, "error", "dataset 'ds': annotation 'd.json' does not end in 'jsonl'")]),
+        (
+            good(min_dynamic_patch=1),
+            [
+                (
+                    "IVL116",
+                    8,
+                    "warning",
+                    "dataset 'ds': unknown key 'min_dynamic_patch': this is a command-line argument "
+                    "of the official trainer, not a per-dataset key",
+                )
+            ],
+        ),
+        (
+            {**{k: v for k, v in good().items() if k != "root"}, "media_root": "."},
+            [
+                ("IVL104", 2, "error", "dataset 'ds': missing required key 'root' (found 'media_root': rename it)"),
+                (
+                    "IVL116",
+                    7,
+                    "warning",
+                    "dataset 'ds': unknown key 'media_root': the official loader reads the media folder from `root`",
+                ),
+            ],
+        ),
+        (
+            good(annotation="d.json"),
+            [("IVL106", 4, "error", "dataset 'ds': annotation 'd.json' does not end in 'jsonl'")],
+        ),
     ],
 )
 def test_entry_rules(tmp_path: Path, entry: dict, want: list) -> None:
@@ -88,8 +135,12 @@ def test_entry_rules(tmp_path: Path, entry: dict, want: list) -> None:
 def test_missing_files(tmp_path: Path) -> None:
     _, found = load(tmp_path, {"ds": good(annotation="nope.jsonl", root="no_dir")}, files=())
     assert found == [
-        ("IVL107", 4, "error", f"dataset 'ds': annotation file 'nope.jsonl' not found (looked for "
-                               f"{tmp_path / 'nope.jsonl'})"),
+        (
+            "IVL107",
+            4,
+            "error",
+            f"dataset 'ds': annotation file 'nope.jsonl' not found (looked for {tmp_path / 'nope.jsonl'})",
+        ),
         ("IVL108", 3, "warning", f"dataset 'ds': root folder 'no_dir' not found (looked for {tmp_path / 'no_dir'})"),
     ]
     _, found = load(tmp_path, {"ds": good(root="s3://bucket/x/")})
@@ -97,9 +148,11 @@ def test_missing_files(tmp_path: Path) -> None:
 
 
 def test_duplicate_names_and_keys(tmp_path: Path) -> None:
-    text = '{\n "a": {"root": ".", "annotation": "d.jsonl", "data_augment": false, "repeat_time": 1, "length": 1},\n' \
-           ' "a": {"root": ".", "root": ".", "annotation": "d.jsonl", "data_augment": true, "repeat_time": 1,\n' \
-           '       "length": 1}\n}\n'
+    text = (
+        '{\n "a": {"root": ".", "annotation": "d.jsonl", "data_augment": false, "repeat_time": 1, "length": 1},\n'
+        ' "a": {"root": ".", "root": ".", "annotation": "d.jsonl", "data_augment": true, "repeat_time": 1,\n'
+        '       "length": 1}\n}\n'
+    )
     entries, found = load(tmp_path, text)
     assert [(c, ln) for c, ln, _, _ in found] == [("IVL103", 3), ("IVL117", 3)]
     assert len(entries) == 1 and entries[0].raw["data_augment"] is True  # the last one, as json.loads keeps
@@ -108,13 +161,17 @@ def test_duplicate_names_and_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text,want",
     [
-        ('{"a": {"root": ".",}}', ("IVL101", 1, "error", "invalid JSON: Expecting property name enclosed in double "
-                                                         "quotes")),
+        (
+            '{"a": {"root": ".",}}',
+            ("IVL101", 1, "error", "invalid JSON: Expecting property name enclosed in double quotes"),
+        ),
         ("[1]", ("IVL102", 1, "error", "the meta file is a JSON list, not an object of datasets")),
         ("{}", ("IVL102", 1, "error", "the meta file is an empty object, not an object of datasets")),
         ('{\n"a": 3}', ("IVL102", 2, "error", "dataset 'a' is a int, not an object of settings")),
-        ("\ufeff{}", ("IVL101", 1, "error", "the meta file starts with a UTF-8 byte order mark, which json.loads "
-                                           "rejects")),
+        (
+            "\ufeff{}",
+            ("IVL101", 1, "error", "the meta file starts with a UTF-8 byte order mark, which json.loads rejects"),
+        ),
     ],
 )
 def test_unusable_meta(tmp_path: Path, text: str, want: tuple) -> None:
@@ -151,7 +208,12 @@ def test_declared_length(tmp_path: Path) -> None:
     assert check_declared_length(entries[0], 3) == []
     (f,) = check_declared_length(entries[0], 2)
     assert (f.code, f.line, f.severity.value, f.message, f.dataset) == (
-        "IVL111", 7, "warning", "dataset 'ds': 'length' is 3 but the annotation file has 2 lines", "ds")
+        "IVL111",
+        7,
+        "warning",
+        "dataset 'ds': 'length' is 3 but the annotation file has 2 lines",
+        "ds",
+    )
     assert check_declared_length(entries[1], 2) == []  # a string length is IVL112's business
 
 

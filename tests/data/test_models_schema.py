@@ -46,8 +46,9 @@ def test_schema_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out) == {"meta": meta_schema(), "record": record_schema()}
 
 
-def test_schema_check_reports_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_check_reports_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from internvl_data.formats import schema
 
     monkeypatch.setattr(schema, "PACKAGE_DIR", tmp_path / "pkg")
@@ -78,19 +79,42 @@ def test_every_field_is_described() -> None:
 
 def test_meta_schema() -> None:
     v = jsonschema.Draft202012Validator(meta_schema())
-    ok = {"a": {"root": "r", "annotation": "a.jsonl", "data_augment": False, "repeat_time": 0.5, "length": 3,
-                "anything": 1}}
+    ok = {
+        "a": {
+            "root": "r",
+            "annotation": "a.jsonl",
+            "data_augment": False,
+            "repeat_time": 0.5,
+            "length": 3,
+            "anything": 1,
+        }
+    }
     assert v.is_valid(ok)
     Meta.model_validate(ok)
-    for bad in ([], {"a": 1}, {"a": {"root": "r"}}, {"a": {**ok["a"], "annotation": "a.json"}},
-                {"a": {**ok["a"], "repeat_time": 0}}, {"a": {**ok["a"], "data_augment": "false"}}):
+    for bad in (
+        [],
+        {"a": 1},
+        {"a": {"root": "r"}},
+        {"a": {**ok["a"], "annotation": "a.json"}},
+        {"a": {**ok["a"], "repeat_time": 0}},
+        {"a": {**ok["a"], "data_augment": "false"}},
+    ):
         assert not v.is_valid(bad), bad
 
 
 def test_record_kind() -> None:
-    assert [record_kind(r) for r in ({}, {"image": ""}, {"image": "a"}, {"image": ["a"]}, {"video": "v"},
-                                     {"image": [], "video": "v"}, {"video": None})] == [
-        "text", "text", "single", "multi", "video", "video", "text"]
+    assert [
+        record_kind(r)
+        for r in (
+            {},
+            {"image": ""},
+            {"image": "a"},
+            {"image": ["a"]},
+            {"video": "v"},
+            {"image": [], "video": "v"},
+            {"video": None},
+        )
+    ] == ["text", "text", "single", "multi", "video", "video", "text"]
 
 
 def _lines(path: Path) -> list[dict]:

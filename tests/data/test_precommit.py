@@ -35,7 +35,9 @@ def dataset_repo(tmp_path: Path) -> Path:
     repo = tmp_path / "ds"
     (repo / "data" / "images").mkdir(parents=True)
     write_jsonl(repo / "data" / "chat.jsonl", [clean(1), clean(2)])
-    meta = {"chat": {"root": "images", "annotation": "chat.jsonl", "data_augment": False, "repeat_time": 1, "length": 2}}
+    meta = {
+        "chat": {"root": "images", "annotation": "chat.jsonl", "data_augment": False, "repeat_time": 1, "length": 2}
+    }
     (repo / "data" / "meta_chat.json").write_text(json.dumps(meta))
     (repo / "README.md").write_text("dataset\n")
     git(repo, "init", "-q")
@@ -96,6 +98,7 @@ def test_pre_commit_try_repo(dataset_repo: Path, tmp_path: Path) -> None:  # pra
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc")}
     pc = shutil.which("pre-commit") or str(BIN / "pre-commit")
     for hook in HOOKS:
-        proc = subprocess.run([pc, "try-repo", str(REPO), hook, "--all-files"], cwd=dataset_repo,
-                              capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [pc, "try-repo", str(REPO), hook, "--all-files"], cwd=dataset_repo, capture_output=True, text=True, env=env
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -33,8 +33,7 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 # Error codes that mean "structurally invalid" in the schema's sense.
 STRUCTURAL = {"IVL201", "IVL202", "IVL203", "IVL204", "IVL205", "IVL207", "IVL211", "IVL223", "IVL225"}
 
-BASE_LINES = [raw for p in sorted((ROOT / "fixtures" / "valid").glob("*.jsonl"))
-              for _, _, raw in lines.iter_lines(p)]
+BASE_LINES = [raw for p in sorted((ROOT / "fixtures" / "valid").glob("*.jsonl")) for _, _, raw in lines.iter_lines(p)]
 BASE_META = (ROOT / "fixtures" / "valid" / "meta.json").read_bytes()
 
 
@@ -53,14 +52,18 @@ def mutated(draw: st.DrawFn, base: list[bytes]) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         pos = draw(st.integers(0, len(data)))
         op = draw(st.sampled_from(["insert", "delete", "replace", "truncate"]))
-        chunk = draw(st.binary(min_size=1, max_size=4) | st.sampled_from(
-            [b'"', b"{", b"}", b",", b":", b"\\", b"\xff", b"\xef\xbb\xbf", b"\r", b"<image>", b"null", b"[]"]))
+        chunk = draw(
+            st.binary(min_size=1, max_size=4)
+            | st.sampled_from(
+                [b'"', b"{", b"}", b",", b":", b"\\", b"\xff", b"\xef\xbb\xbf", b"\r", b"<image>", b"null", b"[]"]
+            )
+        )
         if op == "insert":
             data[pos:pos] = chunk
         elif op == "delete":
-            del data[pos:pos + len(chunk)]
+            del data[pos : pos + len(chunk)]
         elif op == "replace":
-            data[pos:pos + len(chunk)] = chunk
+            data[pos : pos + len(chunk)] = chunk
         else:
             del data[pos:]
     return bytes(data).replace(b"\n", b" ")
@@ -78,22 +81,54 @@ def test_mutated_lines_never_raise(raw: bytes, template: str | None) -> None:
 
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 2000) | st.floats(-2, 2000, allow_nan=False)
-    | st.sampled_from(["", " ", "a.jpg", "<image>\n", "<video>\n", "<video>", "<img>", "<box>[[1, 2, 3, 4]]</box>",
-                       "<ref>x</ref>", "hi"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["from", "value", "text"]),
-                                                                       children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 2000)
+    | st.floats(-2, 2000, allow_nan=False)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "a.jpg",
+            "<image>\n",
+            "<video>\n",
+            "<video>",
+            "<img>",
+            "<box>[[1, 2, 3, 4]]</box>",
+            "<ref>x</ref>",
+            "hi",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["from", "value", "text"]), children, max_size=3)
+    ),
     max_leaves=8,
 )
-TURN = st.fixed_dictionaries({}, optional={"from": st.sampled_from(["human", "gpt", "system", "user"]) | JSON,
-                                           "value": st.text(alphabet="ab <>\n/imagevdo", max_size=20) | JSON,
-                                           "text": st.just("x")})
-RECORD_ST = st.fixed_dictionaries({}, optional={
-    "id": JSON, "conversations": st.lists(TURN, max_size=5) | JSON, "image": JSON | st.lists(st.just("a.jpg"),
-                                                                                            max_size=3),
-    "video": JSON, "clip": JSON, "width": JSON, "height": JSON, "width_list": JSON, "height_list": JSON,
-    "length": JSON, "other": JSON,
-})
+TURN = st.fixed_dictionaries(
+    {},
+    optional={
+        "from": st.sampled_from(["human", "gpt", "system", "user"]) | JSON,
+        "value": st.text(alphabet="ab <>\n/imagevdo", max_size=20) | JSON,
+        "text": st.just("x"),
+    },
+)
+RECORD_ST = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": JSON,
+        "conversations": st.lists(TURN, max_size=5) | JSON,
+        "image": JSON | st.lists(st.just("a.jpg"), max_size=3),
+        "video": JSON,
+        "clip": JSON,
+        "width": JSON,
+        "height": JSON,
+        "width_list": JSON,
+        "height_list": JSON,
+        "length": JSON,
+        "other": JSON,
+    },
+)
 
 
 @SETTINGS
@@ -123,9 +158,18 @@ def test_mutated_meta_files_never_raise(raw: bytes) -> None:
 
 
 @SETTINGS
-@given(meta=st.dictionaries(st.text(max_size=4), st.dictionaries(
-    st.sampled_from(["root", "annotation", "data_augment", "repeat_time", "length", "max_dynamic_patch", "x"]),
-    JSON, max_size=6) | JSON, max_size=3))
+@given(
+    meta=st.dictionaries(
+        st.text(max_size=4),
+        st.dictionaries(
+            st.sampled_from(["root", "annotation", "data_augment", "repeat_time", "length", "max_dynamic_patch", "x"]),
+            JSON,
+            max_size=6,
+        )
+        | JSON,
+        max_size=3,
+    )
+)
 def test_arbitrary_meta_objects_never_raise(meta: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "meta.json"
@@ -135,8 +179,12 @@ def test_arbitrary_meta_objects_never_raise(meta: dict) -> None:
         assert [e.name for e in result.entries] == [k for k, v in meta.items() if isinstance(v, dict)]
 
 
-ID = (st.integers(-3, 30) | st.sampled_from(["1", "a", "b", "é", 1.5, 2.0, -0.0, 0.0, None, True, [1]])
-      | st.integers(2**62, 2**64 - 1) | st.integers(-2**63, -2**62))
+ID = (
+    st.integers(-3, 30)
+    | st.sampled_from(["1", "a", "b", "é", 1.5, 2.0, -0.0, 0.0, None, True, [1]])
+    | st.integers(2**62, 2**64 - 1)
+    | st.integers(-(2**63), -(2**62))
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -40,13 +40,22 @@ CLEAN = [
     {"id": 1, "conversations": [H("Hi"), G("Hello")]},
     {"id": "a", "image": "x.jpg", "width": 640, "height": 480, "conversations": [H("<image>\nWhat?"), G("A cat.")]},
     {"image": "x.jpg", "conversations": [H("What is it?\n<image>"), G("A cat."), H("Sure?"), G("Yes.")]},
-    {"image": ["a.jpg", "b.jpg"], "width_list": [1, 2], "height_list": [3, 4],
-     "conversations": [H("Image-1: <image>\nImage-2: <image>\nCompare."), G("Same.")]},
+    {
+        "image": ["a.jpg", "b.jpg"],
+        "width_list": [1, 2],
+        "height_list": [3, 4],
+        "conversations": [H("Image-1: <image>\nImage-2: <image>\nCompare."), G("Same.")],
+    },
     {"image": ["a.jpg", "b.jpg"], "conversations": [H("<image>\nFirst."), G("Ok."), H("<image>\nSecond?"), G("Ok.")]},
     {"video": "v.mp4", "clip": [0.0, 1.5], "length": 300, "conversations": [H("<video>\nWhat?"), G("Rain.")]},
     {"id": 3, "video": None, "conversations": [H("a < b?"), G("Yes, 1 < 2.")]},
-    {"image": "x.jpg", "conversations": [H("<image>\nWhere is <ref>the cat</ref>?"),
-                                          G("<ref>the cat</ref><box>[[0, 10, 1000, 999]]</box>")]},
+    {
+        "image": "x.jpg",
+        "conversations": [
+            H("<image>\nWhere is <ref>the cat</ref>?"),
+            G("<ref>the cat</ref><box>[[0, 10, 1000, 999]]</box>"),
+        ],
+    },
     {"conversations": [H("Hi"), G("Hello")], "source": "extra keys are allowed"},
 ]
 
@@ -65,12 +74,12 @@ CASES = [
     ({"conversations": [H("Hi"), {"from": "gpt", "text": "x"}]}, [("IVL203", "$.conversations[1].text", "error")]),
     ({"image": None, "conversations": [H("<image>\nHi"), G("x")]}, [("IVL204", "$.image", "error")]),
     ({"image": 5, "conversations": [H("Hi"), G("x")]}, [("IVL205", "$.image", "error")]),
-    ({"image": ["a.jpg", None], "conversations": [H("<image><image>"), G("x")]},
-     [("IVL205", "$.image[1]", "error")]),
-    ({"image": "a.jpg", "video": "v.mp4", "conversations": [H("<image>\nHi"), G("x")]},
-     [("IVL206", "$.video", "error")]),
-    ({"conversations": [{"from": "user", "value": "Hi"}, G("x")]},
-     [("IVL207", "$.conversations[0].from", "error")]),
+    ({"image": ["a.jpg", None], "conversations": [H("<image><image>"), G("x")]}, [("IVL205", "$.image[1]", "error")]),
+    (
+        {"image": "a.jpg", "video": "v.mp4", "conversations": [H("<image>\nHi"), G("x")]},
+        [("IVL206", "$.video", "error")],
+    ),
+    ({"conversations": [{"from": "user", "value": "Hi"}, G("x")]}, [("IVL207", "$.conversations[0].from", "error")]),
     ({"conversations": [H("Hi"), H("Hey"), G("x")]}, [("IVL209", "$.conversations[1].from", "error")]),
     ({"conversations": [G("Welcome"), H("Hi"), G("x")]}, [("IVL210", "$.conversations[0].from", "warning")]),
     ({"conversations": [H("Hi"), G("")]}, [("IVL211", "$.conversations[1].value", "error")]),
@@ -79,25 +88,35 @@ CASES = [
     ({"conversations": [H("Hi"), G("x<|im_end|>")]}, [("IVL213", "$.conversations[1].value", "error")]),
     ({"conversations": [H("<IMG_CONTEXT>"), G("x")]}, [("IVL213", "$.conversations[0].value", "error")]),
     ({"image": "a.jpg", "conversations": [H("Hi"), G("x")]}, [("IVL214", "$.conversations[0].value", "warning")]),
-    ({"image": "a.jpg", "conversations": [H("Hi"), G("x"), H("<image>\nAnd?"), G("y")]},
-     [("IVL215", "$.conversations[0].value", "warning")]),
-    ({"image": "a.jpg", "conversations": [H("<image><image>"), G("x")]},
-     [("IVL216", "$.conversations[0].value", "warning")]),
-    ({"image": ["a", "b"], "conversations": [H("<image><image><image>"), G("x")]},
-     [("IVL216", "$.conversations", "warning")]),
+    (
+        {"image": "a.jpg", "conversations": [H("Hi"), G("x"), H("<image>\nAnd?"), G("y")]},
+        [("IVL215", "$.conversations[0].value", "warning")],
+    ),
+    (
+        {"image": "a.jpg", "conversations": [H("<image><image>"), G("x")]},
+        [("IVL216", "$.conversations[0].value", "warning")],
+    ),
+    (
+        {"image": ["a", "b"], "conversations": [H("<image><image><image>"), G("x")]},
+        [("IVL216", "$.conversations", "warning")],
+    ),
     ({"image": ["a", "b"], "conversations": [H("<image>"), G("x")]}, [("IVL217", "$.conversations", "error")]),
-    ({"video": "v.mp4", "conversations": [H("What?"), G("x")]},
-     [("IVL218", "$.conversations[0].value", "warning")]),
-    ({"video": "v.mp4", "conversations": [H("<video>What?"), G("x")]},
-     [("IVL219", "$.conversations[0].value", "error")]),
-    ({"video": "v.mp4", "conversations": [H("<video>\n<video>\n"), G("x")]},
-     [("IVL219", "$.conversations", "error")]),
+    ({"video": "v.mp4", "conversations": [H("What?"), G("x")]}, [("IVL218", "$.conversations[0].value", "warning")]),
+    (
+        {"video": "v.mp4", "conversations": [H("<video>What?"), G("x")]},
+        [("IVL219", "$.conversations[0].value", "error")],
+    ),
+    ({"video": "v.mp4", "conversations": [H("<video>\n<video>\n"), G("x")]}, [("IVL219", "$.conversations", "error")]),
     ({"conversations": [H("<image>\nHi"), G("x")]}, [("IVL220", "$.conversations", "warning")]),
     ({"image": "a", "conversations": [H("<image>\n<video>\n"), G("x")]}, [("IVL220", "$.conversations", "warning")]),
-    ({"conversations": [H("Hi"), G("<ref>a</ref><box>[1, 2, 3, 4]</box>")]},
-     [("IVL221", "$.conversations[1].value", "warning")]),
-    ({"conversations": [H("Hi"), G("<box>[[1, 2, 3, 1001]]</box>")]},
-     [("IVL222", "$.conversations[1].value", "warning")]),
+    (
+        {"conversations": [H("Hi"), G("<ref>a</ref><box>[1, 2, 3, 4]</box>")]},
+        [("IVL221", "$.conversations[1].value", "warning")],
+    ),
+    (
+        {"conversations": [H("Hi"), G("<box>[[1, 2, 3, 1001]]</box>")]},
+        [("IVL222", "$.conversations[1].value", "warning")],
+    ),
     ({"length": "5", "conversations": [H("Hi"), G("x")]}, [("IVL223", "$.length", "error")]),
     ({"length": True, "conversations": [H("Hi"), G("x")]}, [("IVL223", "$.length", "error")]),
     ({"id": [1], "conversations": [H("Hi"), G("x")]}, [("IVL225", "$.id", "error")]),
@@ -162,7 +181,8 @@ def test_grounding_problems() -> None:
     assert grounding_problems("<box>[[10, 2, 3, 4]]</box>") == [("IVL222", "box [10, 2, 3, 4] has x1 > x2 or y1 > y2")]
     assert grounding_problems("<ref>a<box>[[1, 2, 3, 4]]</box>") == [("IVL221", "1 <ref> but 0 </ref>")]
     assert grounding_problems("<box>(1, 2, 3, 4)</box>") == [
-        ("IVL221", "box '(1, 2, 3, 4)' is not [[x1, y1, x2, y2], ...]")]
+        ("IVL221", "box '(1, 2, 3, 4)' is not [[x1, y1, x2, y2], ...]")
+    ]
 
 
 def _records(path: Path) -> list[dict]:
@@ -204,8 +224,13 @@ def test_make_dataset_records_are_clean(bench_lines: Path) -> None:
 def test_digest_is_stable_across_processes() -> None:
     code = "from internvl_data.validator.worker import id_key; print(id_key('abc'), id_key(-5))"
     runs = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
-                       capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for seed in ("1", "2")
     }
     assert runs == {f"{id_key('abc')} {id_key(-5)}\n"}

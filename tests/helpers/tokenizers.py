@@ -28,12 +28,16 @@ INTERNVL_TOKENS = ["<img>", "</img>", "<IMG_CONTEXT>", "<quad>", "</quad>", "<re
 QWEN2_REGEX = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-LLAMA3_REGEX = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+LLAMA3_REGEX = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 # The released pairings: each template with the tokenizer kinds it expects.
-PAIRS = [("Hermes-2", "qwen2"), ("internlm2-chat", "internlm2"), ("internlm2-chat", "llama3"),
-         ("phi3-chat", "phi3"), ("internvl2_5", "qwen2"), ("internvl2_5", "internlm2")]
+PAIRS = [
+    ("Hermes-2", "qwen2"),
+    ("internlm2-chat", "internlm2"),
+    ("internlm2-chat", "llama3"),
+    ("phi3-chat", "phi3"),
+    ("internvl2_5", "qwen2"),
+    ("internvl2_5", "internlm2"),
+]
 
 _EN = (
     "The cat sits on the mat. A dog runs in the park while the children play near the river. "
@@ -73,10 +77,15 @@ def _byte_level(kind: str, out: Path) -> None:
     tok = Tokenizer(models.BPE())
     regex = QWEN2_REGEX if kind == "qwen2" else LLAMA3_REGEX
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(regex), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        [
+            pre_tokenizers.Split(Regex(regex), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=700, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=700, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tok.train_from_iterator(corpus(), trainer)
     extra = ["<|begin_of_text|>", "<|end_of_text|>"] if kind == "llama3" else []
     tok.add_special_tokens(extra + CONTROL_TOKENS + INTERNVL_TOKENS)
@@ -141,7 +150,7 @@ def spm_model_bytes(add_dummy_prefix: bool = True) -> bytes:
         return (Path(tmp) / "sp.model").read_bytes()
 
 
-_INTERNLM2_STUB = '''raise RuntimeError("test stub: the checkpoint's tokenizer code must never run")\n'''
+_INTERNLM2_STUB = """raise RuntimeError("test stub: the checkpoint's tokenizer code must never run")\n"""
 
 
 def _internlm2(out: Path) -> None:

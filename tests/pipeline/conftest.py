@@ -60,8 +60,12 @@ def media(tmp_path_factory):
     from PIL import Image
 
     root = tmp_path_factory.mktemp("media")
-    for (w, h), color in {(800, 600): (200, 30, 40), (448, 448): (10, 200, 40), (1920, 1080): (9, 9, 200),
-                          (57, 31): (120, 120, 0)}.items():
+    for (w, h), color in {
+        (800, 600): (200, 30, 40),
+        (448, 448): (10, 200, 40),
+        (1920, 1080): (9, 9, 200),
+        (57, 31): (120, 120, 0),
+    }.items():
         img = Image.new("RGB", (w, h), color)
         img.putpixel((w // 2, h // 3), (255, 255, 255))
         img.save(root / f"img_{w}x{h}.png")

@@ -75,8 +75,12 @@ def test_meta_to_batch_end_to_end(tmp_path, builder_factory, media, meta_writer)
     chat = [{"from": "human", "value": "What is it?"}, {"from": "gpt", "value": "A box."}]
     records = {
         "a": [{"conversations": chat}, {"image": "img_800x600.png", "conversations": chat}],
-        "b": [{"image": ["img_448x448.png", "img_57x31.png"],
-               "conversations": [{"from": "human", "value": "<image>\n<image>\nSame?"}, chat[1]]}],
+        "b": [
+            {
+                "image": ["img_448x448.png", "img_57x31.png"],
+                "conversations": [{"from": "human", "value": "<image>\n<image>\nSame?"}, chat[1]],
+            }
+        ],
     }
     mix = Mixture(str(meta_writer(tmp_path, records, media)))
     samples = [builder.build(mix.read(i), mix.locate(i)[0], rng=mix.rng_for(0, i)) for i in range(len(mix))]

@@ -17,8 +17,12 @@ from tests.helpers.records import conv
 from tests.helpers.tokenizers import PAIRS
 
 PX = np.zeros((1, 3, 1, 1), np.float32)
-FAKE_TILES = {"text": lambda r: [], "single": lambda r: [7], "multi": lambda r: [3] * len(r["image"]),
-              "video": lambda r: [1] * 4}
+FAKE_TILES = {
+    "text": lambda r: [],
+    "single": lambda r: [7],
+    "multi": lambda r: [3] * len(r["image"]),
+    "video": lambda r: [1] * 4,
+}
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from internvl_data.pipeline.mixture import Mixture, MixtureError, kept_lines, li
 
 
 def _write_jsonl(path, n: int, tag: str, trailing_newline: bool = True) -> None:
-    lines = [json.dumps({"id": f"{tag}{k}", "conversations": [], "pad": "é" * k}, ensure_ascii=False)
-             for k in range(n)]
+    lines = [json.dumps({"id": f"{tag}{k}", "conversations": [], "pad": "é" * k}, ensure_ascii=False) for k in range(n)]
     text = "\n".join(lines) + ("\n" if trailing_newline else "")
     path.write_bytes(text.encode())
 
@@ -30,8 +29,7 @@ def _meta(tmp_path, datasets: dict) -> str:
 
 @pytest.mark.parametrize(
     ("n", "repeat", "expected"),
-    [(10, 1, (10, 1)), (10, 1.0, (10, 1)), (10, 0.55, (5, 1)), (7, 0.5, (3, 1)), (10, 0.01, (0, 1)),
-     (10, 3, (10, 3))],
+    [(10, 1, (10, 1)), (10, 1.0, (10, 1)), (10, 0.55, (5, 1)), (7, 0.5, (3, 1)), (10, 0.01, (0, 1)), (10, 3, (10, 3))],
 )
 def test_kept_lines(n, repeat, expected):
     assert kept_lines(n, repeat) == expected
@@ -39,8 +37,14 @@ def test_kept_lines(n, repeat, expected):
 
 @pytest.mark.parametrize(
     ("repeat", "message"),
-    [(2.0, "repeat_time 2.0 above 1 must be an integer"), (1.5, "write 1 or a value below 1"),
-     (0, "must be a number > 0, got 0"), (-1, "got -1"), ("2", "got '2'"), (True, "got True")],
+    [
+        (2.0, "repeat_time 2.0 above 1 must be an integer"),
+        (1.5, "write 1 or a value below 1"),
+        (0, "must be a number > 0, got 0"),
+        (-1, "got -1"),
+        ("2", "got '2'"),
+        (True, "got True"),
+    ],
 )
 def test_kept_lines_rejects(repeat, message):
     with pytest.raises(MixtureError, match=message):
@@ -52,10 +56,19 @@ def test_index_mapping_in_meta_order(tmp_path):
     assert len(mix) == 2 + 6 + 2
     assert mix.dataset_sizes() == {"b": 2, "a": 6, "c": 2}
     located = [(e.name, line) for e, line in (mix.locate(i) for i in range(len(mix)))]
-    assert located == [("b", 1), ("b", 2), ("a", 1), ("a", 2), ("a", 3), ("a", 1), ("a", 2), ("a", 3),
-                       ("c", 1), ("c", 2)]
-    assert [mix.read(i)["id"] for i in range(len(mix))] == ["b0", "b1", "a0", "a1", "a2", "a0", "a1", "a2",
-                                                            "c0", "c1"]
+    assert located == [
+        ("b", 1),
+        ("b", 2),
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("c", 1),
+        ("c", 2),
+    ]
+    assert [mix.read(i)["id"] for i in range(len(mix))] == ["b0", "b1", "a0", "a1", "a2", "a0", "a1", "a2", "c0", "c1"]
     assert mix[-1]["id"] == "c1"
     with pytest.raises(IndexError, match="index 10 out of range for a mixture of 10 samples"):
         mix.locate(10)
@@ -98,7 +111,9 @@ def test_bad_record_message_names_file_and_line(tmp_path):
 
 def test_meta_errors_stop_the_mixture_with_file_and_line(tmp_path):
     meta = _meta(tmp_path, {"d": (3, 2.0)})
-    with pytest.raises(MixtureError, match=r"meta\.json:1: IVL109 dataset 'd': 'repeat_time' is 2\.0.*ivl-data validate"):
+    with pytest.raises(
+        MixtureError, match=r"meta\.json:1: IVL109 dataset 'd': 'repeat_time' is 2\.0.*ivl-data validate"
+    ):
         Mixture(meta)
 
 

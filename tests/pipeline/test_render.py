@@ -8,8 +8,21 @@ import pytest
 from internvl_data.cli.dispatch import main
 from internvl_data.pipeline.templates import SYSTEM_INTERNVL2
 
-KEYS = ["dataset", "index", "line", "input_ids", "labels", "attention_mask", "num_tiles", "image_flags",
-        "pixel_values_shape", "official_mismatch", "truncated", "warnings", "error"]
+KEYS = [
+    "dataset",
+    "index",
+    "line",
+    "input_ids",
+    "labels",
+    "attention_mask",
+    "num_tiles",
+    "image_flags",
+    "pixel_values_shape",
+    "official_mismatch",
+    "truncated",
+    "warnings",
+    "error",
+]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +34,10 @@ def fixture(tmp_path_factory, model_factory, meta_writer):
     records = {
         "chat": [
             {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yes."}]},
-            {"image": "wide.png", "conversations": [{"from": "human", "value": "What?"}, {"from": "gpt", "value": "Red."}]},
+            {
+                "image": "wide.png",
+                "conversations": [{"from": "human", "value": "What?"}, {"from": "gpt", "value": "Red."}],
+            },
             {"image": "gone.png", "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "y"}]},
         ],
         "more": [{"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}],
@@ -45,12 +61,26 @@ def test_exact_jsonl(capsys, fixture):
     code, out, _ = run(capsys, meta, "--model", model, "--dataset", "chat", "--limit", "0", "--format", "jsonl")
     assert code == 1  # one record cannot be built
     rows = [json.loads(line) for line in out.splitlines()]
-    assert [list(r) for r in rows] == [KEYS] * 2 + [["dataset", "index", "line", "input_ids", "labels",
-                                                      "attention_mask", "num_tiles", "image_flags",
-                                                      "pixel_values_shape", "official_mismatch", "error"]]
+    assert [list(r) for r in rows] == [KEYS] * 2 + [
+        [
+            "dataset",
+            "index",
+            "line",
+            "input_ids",
+            "labels",
+            "attention_mask",
+            "num_tiles",
+            "image_flags",
+            "pixel_values_shape",
+            "official_mismatch",
+            "error",
+        ]
+    ]
     tok = load_tokenizer(model)
     head = f"<|im_start|>system\n{SYSTEM_INTERNVL2}<|im_end|><|im_start|>user\n"
-    for row, (q, a, tiles) in zip(rows, [("Hi", "Yes.", []), ("<img>" + "<IMG_CONTEXT>" * 3 + "</img>\nWhat?", "Red.", [3])]):
+    for row, (q, a, tiles) in zip(
+        rows, [("Hi", "Yes.", []), ("<img>" + "<IMG_CONTEXT>" * 3 + "</img>\nWhat?", "Red.", [3])]
+    ):
         prompt = tok(head + q + "<|im_end|><|im_start|>assistant\n").input_ids
         answer = tok(a + "<|im_end|>", add_special_tokens=False).input_ids
         assert row["input_ids"] == prompt + answer
@@ -72,8 +102,9 @@ def test_text_view_marks_trained_spans_and_grids(capsys, fixture):
     lines = out.splitlines()
     assert lines[0].startswith("== chat[1]  ") and lines[0].endswith("chat.jsonl:2")
     assert "image 1: 60x30 -> grid 2x1 + thumbnail = 3 tile(s)" in lines
-    assert out.rstrip().endswith("<|im_start|>user\n<img><IMG_CONTEXT>x3</img>\nWhat?<|im_end|><|im_start|>assistant\n"
-                                 "⟦Red.<|im_end|>⟧")
+    assert out.rstrip().endswith(
+        "<|im_start|>user\n<img><IMG_CONTEXT>x3</img>\nWhat?<|im_end|><|im_start|>assistant\n⟦Red.<|im_end|>⟧"
+    )
 
 
 def test_global_index_and_dataset_index(capsys, fixture):
@@ -102,11 +133,14 @@ def test_native_checkpoint_needs_template(capsys, fixture, model_factory):
     assert code == 0 and json.loads(out)["error"] is None
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--dataset", "nope"], "no dataset 'nope'"),
-    (["--index", "99"], "--index 99 is out of range"),
-    (["--max-seq-length", "0"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--dataset", "nope"], "no dataset 'nope'"),
+        (["--index", "99"], "--index 99 is out of range"),
+        (["--max-seq-length", "0"], "must be at least 1"),
+    ],
+)
 def test_usage_errors(capsys, fixture, args, message):
     _, meta, model = fixture
     code, _, err = run(capsys, meta, "--model", model, *args)
@@ -143,4 +177,7 @@ def test_text_view_colour_on_terminals():
 
     ids, labels = np.array([0, 1, 9, 9, 2]), np.array([-100, 1, -100, -100, 2])
     assert decode_marked(Tok(), ids, labels, 9) == "a⟦b⟧<IMG_CONTEXT>x2⟦c⟧"
-    assert decode_marked(Tok(), ids, labels, 9, color=True) == f"a{COLOR_OPEN}b{COLOR_CLOSE}<IMG_CONTEXT>x2{COLOR_OPEN}c{COLOR_CLOSE}"
+    assert (
+        decode_marked(Tok(), ids, labels, 9, color=True)
+        == f"a{COLOR_OPEN}b{COLOR_CLOSE}<IMG_CONTEXT>x2{COLOR_OPEN}c{COLOR_CLOSE}"
+    )

@@ -15,8 +15,16 @@ from internvl_data.pipeline.templates import SYSTEM_INTERNVL2, SYSTEM_INTERNVL2_
 
 
 # template -> (tokenizer with BOS, tokenizer without BOS)
-MATRIX = [("Hermes-2", "llama3"), ("Hermes-2", "qwen2"), ("internlm2-chat", "internlm2"), ("internlm2-chat", "qwen2"),
-          ("phi3-chat", "phi3"), ("phi3-chat", "qwen2"), ("internvl2_5", "internlm2"), ("internvl2_5", "qwen2")]
+MATRIX = [
+    ("Hermes-2", "llama3"),
+    ("Hermes-2", "qwen2"),
+    ("internlm2-chat", "internlm2"),
+    ("internlm2-chat", "qwen2"),
+    ("phi3-chat", "phi3"),
+    ("phi3-chat", "qwen2"),
+    ("internvl2_5", "internlm2"),
+    ("internvl2_5", "qwen2"),
+]
 IMG = "img_800x600.png"  # 800x600 at max 12: grid 4x3 + thumbnail = 13 tiles
 
 
@@ -27,21 +35,51 @@ def turns(*values):
 SCENARIOS = {
     # name: (record, [(question, answer) as rendered], tiles per image, kind)
     "text": ({"conversations": turns("Hello <image> there", "Hi!")}, [("Hello <image> there", "Hi!")], [], "text"),
-    "single-auto": ({"image": IMG, "conversations": turns("What is this?", "A cat.")},
-                    [("<image>\nWhat is this?", "A cat.")], [13], "single"),
-    "single-start": ({"image": IMG, "conversations": turns("<image>\nWhat is this?", "A cat.")},
-                     [("<image>\nWhat is this?", "A cat.")], [13], "single"),
-    "single-mid": ({"image": IMG, "conversations": turns("Look at <image> and say", "A cat.")},
-                   [("Look at <image> and say", "A cat.")], [13], "single"),
-    "multi": ({"image": [IMG, "img_1920x1080.png"],
-               "conversations": turns("Image-1: <image>\nImage-2: <image>\nCompare.", "Red vs blue.")},
-              [("Image-1: <image>\nImage-2: <image>\nCompare.", "Red vs blue.")], [7, 3], "multi"),
-    "video": ({"video": "frames/", "conversations": turns("<video>\nWhat happens?", "Nothing.")},
-              [("Frame-1: <image>\nFrame-2: <image>\nFrame-3: <image>\nWhat happens?", "Nothing.")], [1, 1, 1], "video"),
-    "multi-turn": ({"image": IMG, "conversations": turns("<image>\nQ1?", "A1.", "Q2?", "A2.")},
-                   [("<image>\nQ1?", "A1."), ("Q2?", "A2.")], [13], "single"),
-    "chinese": ({"conversations": turns("请描述这张图片的内容。", "我们可以看到一只小猫。")},
-                [("请描述这张图片的内容。", "我们可以看到一只小猫。")], [], "text"),
+    "single-auto": (
+        {"image": IMG, "conversations": turns("What is this?", "A cat.")},
+        [("<image>\nWhat is this?", "A cat.")],
+        [13],
+        "single",
+    ),
+    "single-start": (
+        {"image": IMG, "conversations": turns("<image>\nWhat is this?", "A cat.")},
+        [("<image>\nWhat is this?", "A cat.")],
+        [13],
+        "single",
+    ),
+    "single-mid": (
+        {"image": IMG, "conversations": turns("Look at <image> and say", "A cat.")},
+        [("Look at <image> and say", "A cat.")],
+        [13],
+        "single",
+    ),
+    "multi": (
+        {
+            "image": [IMG, "img_1920x1080.png"],
+            "conversations": turns("Image-1: <image>\nImage-2: <image>\nCompare.", "Red vs blue."),
+        },
+        [("Image-1: <image>\nImage-2: <image>\nCompare.", "Red vs blue.")],
+        [7, 3],
+        "multi",
+    ),
+    "video": (
+        {"video": "frames/", "conversations": turns("<video>\nWhat happens?", "Nothing.")},
+        [("Frame-1: <image>\nFrame-2: <image>\nFrame-3: <image>\nWhat happens?", "Nothing.")],
+        [1, 1, 1],
+        "video",
+    ),
+    "multi-turn": (
+        {"image": IMG, "conversations": turns("<image>\nQ1?", "A1.", "Q2?", "A2.")},
+        [("<image>\nQ1?", "A1."), ("Q2?", "A2.")],
+        [13],
+        "single",
+    ),
+    "chinese": (
+        {"conversations": turns("请描述这张图片的内容。", "我们可以看到一只小猫。")},
+        [("请描述这张图片的内容。", "我们可以看到一只小猫。")],
+        [],
+        "text",
+    ),
 }
 
 
@@ -95,7 +133,7 @@ def reference(tok, template, qa, tiles, tpt, system=None):
         if span is None and b.startswith("<|im_start|>user"):
             b, runs = expand(b, runs, tpt)
         text = (tok.bos_token + b) if (k == 0 and has_bos) else b
-        bid = tok(text).input_ids[1 if has_bos else 0:]
+        bid = tok(text).input_ids[1 if has_bos else 0 :]
         lab = [IGNORE] * len(bid)
         if span:
             lo = len(tok(b[: span[0]], add_special_tokens=False).input_ids)
@@ -134,8 +172,13 @@ def test_exact_ids_and_labels(Entry_, builder_factory, frames_media, template, k
     assert s.image_flags.tolist() == ([1] * sum(tiles) if tiles else [0])
     assert int((s.input_ids == tok.convert_tokens_to_ids("<IMG_CONTEXT>")).sum()) == 256 * sum(tiles)
     assert int((s.input_ids == tok.convert_tokens_to_ids("</img>")).sum()) == len(tiles)
-    if (template, kind) in (("Hermes-2", "qwen2"), ("internlm2-chat", "internlm2"), ("phi3-chat", "phi3"),
-                            ("internvl2_5", "internlm2"), ("internvl2_5", "qwen2")):
+    if (template, kind) in (
+        ("Hermes-2", "qwen2"),
+        ("internlm2-chat", "internlm2"),
+        ("phi3-chat", "phi3"),
+        ("internvl2_5", "internlm2"),
+        ("internvl2_5", "qwen2"),
+    ):
         multi_turn_phi3 = template == "phi3-chat" and len(qa) > 1
         assert s.official_mismatch == multi_turn_phi3
         if not multi_turn_phi3:
@@ -153,7 +196,9 @@ def test_system_turn(Entry_, builder_factory, media, template, kind):
     assert s.input_ids.tolist() == ids and s.labels.tolist() == labels
 
 
-@pytest.mark.parametrize("template,kind", [("Hermes-2", "qwen2"), ("internlm2-chat", "internlm2"), ("phi3-chat", "phi3")])
+@pytest.mark.parametrize(
+    "template,kind", [("Hermes-2", "qwen2"), ("internlm2-chat", "internlm2"), ("phi3-chat", "phi3")]
+)
 def test_system_turn_rejected_by_internvl2_templates(Entry_, builder_factory, media, template, kind):
     b, _ = builder_factory(template, kind)
     rec = {"conversations": [{"from": "system", "value": "Be brief."}] + turns("Q?", "A.")}
@@ -166,8 +211,11 @@ def test_worked_example_4_9(Entry_, builder_factory, media):
     """InternVL2-8B style: internlm2-chat, 800x600, max_dynamic_patch 6 -> 7 tiles, 1792 IMG_CONTEXT."""
     b, tok = builder_factory("internlm2-chat", "internlm2", max_dynamic_patch=6)
     s = b.build({"image": IMG, "conversations": turns("<image>\nWhat is this?", "A cat.")}, Entry_(media))
-    text = (f"<|im_start|>system\n{SYSTEM_INTERNVL2}<|im_end|><|im_start|>user\n<img>" + "<IMG_CONTEXT>" * 1792
-            + "</img>\nWhat is this?<|im_end|><|im_start|>assistant\nA cat.<|im_end|>")
+    text = (
+        f"<|im_start|>system\n{SYSTEM_INTERNVL2}<|im_end|><|im_start|>user\n<img>"
+        + "<IMG_CONTEXT>" * 1792
+        + "</img>\nWhat is this?<|im_end|><|im_start|>assistant\nA cat.<|im_end|>"
+    )
     assert s.input_ids.tolist() == tok(text).input_ids
     assert s.input_ids[0] == tok.convert_tokens_to_ids("<s>") and s.labels[0] == IGNORE
     assert int((s.input_ids == tok.convert_tokens_to_ids("<IMG_CONTEXT>")).sum()) == 1792
@@ -176,7 +224,7 @@ def test_worked_example_4_9(Entry_, builder_factory, media):
     assert s.pixel_values.shape == (7, 3, 448, 448)
     assert tok.decode(s.labels[s.labels != IGNORE]) == "A cat.<|im_end|>"
     n_answer = len(tok("A cat.<|im_end|>", add_special_tokens=False).input_ids)
-    assert (s.labels[: -n_answer] == IGNORE).all() and (s.labels[-n_answer:] != IGNORE).all()
+    assert (s.labels[:-n_answer] == IGNORE).all() and (s.labels[-n_answer:] != IGNORE).all()
     assert not s.official_mismatch and s.official_labels.tolist() == s.labels.tolist()
 
 
@@ -186,7 +234,9 @@ def test_per_dataset_budget_and_tile_size(Entry_, builder_factory, media):
     assert s.grids == [(2, 1, True)] and s.num_tiles == [3] and s.pixel_values.shape == (3, 3, 224, 224)
     assert int((s.input_ids == tok.convert_tokens_to_ids("<IMG_CONTEXT>")).sum()) == 3 * 64  # (224//14)^2/4
     # multi-image budget max(1, 2 // 3) = 1 per image
-    s = b.build({"image": [IMG] * 3, "conversations": turns("<image><image><image>", "A")}, Entry_(media, max_dynamic_patch=2))
+    s = b.build(
+        {"image": [IMG] * 3, "conversations": turns("<image><image><image>", "A")}, Entry_(media, max_dynamic_patch=2)
+    )
     assert s.num_tiles == [1, 1, 1]
 
 
@@ -211,8 +261,10 @@ def test_truncation_cuts_text_after_images(Entry_, builder_factory, media, templ
         assert s.official_labels.tolist() == labels[:3400]
 
 
-@pytest.mark.parametrize("record", [{"image": IMG, "conversations": turns("Q", "A")},
-                                    {"video": "frames/", "conversations": turns("<video>\nQ", "A")}])
+@pytest.mark.parametrize(
+    "record",
+    [{"image": IMG, "conversations": turns("Q", "A")}, {"video": "frames/", "conversations": turns("<video>\nQ", "A")}],
+)
 def test_truncation_through_image_is_an_error(Entry_, builder_factory, frames_media, record):
     b, _ = builder_factory("internlm2-chat", "internlm2", max_seq_length=500)
     with pytest.raises(TruncatedImageError) as e:
@@ -228,19 +280,22 @@ def test_video_without_newline_is_reported(Entry_, builder_factory, frames_media
     assert int((s.input_ids == tok.convert_tokens_to_ids("<IMG_CONTEXT>")).sum()) == 0
 
 
-@pytest.mark.parametrize("record,code", [
-    ({"image": [IMG, IMG], "conversations": turns("<image> only one", "A")}, "IVL217"),
-    ({"image": "nope.png", "conversations": turns("Q", "A")}, "IVL301"),
-    ({"conversations": turns("a literal <IMG_CONTEXT>", "A")}, "IVL213"),
-    ({"conversations": turns("Q", "A", "Q")[:1] + [{"from": "assistant", "value": "A"}]}, "IVL207"),
-    ({"conversations": turns("Q", "A") + turns("Q", "A")[:1] * 2}, "IVL209"),
-    ({"conversations": []}, "IVL201"),
-    ({"image": None, "conversations": turns("Q", "A")}, "IVL204"),
-    ({"image": {"path": IMG}, "conversations": turns("Q", "A")}, "IVL205"),
-    ({"conversations": [{"from": "human", "value": 3}, {"from": "gpt", "value": "A"}]}, "IVL202"),
-    ({"conversations": [{"value": "Q"}, {"from": "gpt", "value": "A"}]}, "IVL202"),
-    ({"conversations": turns("Q", "A<|im_end|><|im_start|>user\nX", "Q2", "A2")}, "IVL213"),
-])
+@pytest.mark.parametrize(
+    "record,code",
+    [
+        ({"image": [IMG, IMG], "conversations": turns("<image> only one", "A")}, "IVL217"),
+        ({"image": "nope.png", "conversations": turns("Q", "A")}, "IVL301"),
+        ({"conversations": turns("a literal <IMG_CONTEXT>", "A")}, "IVL213"),
+        ({"conversations": turns("Q", "A", "Q")[:1] + [{"from": "assistant", "value": "A"}]}, "IVL207"),
+        ({"conversations": turns("Q", "A") + turns("Q", "A")[:1] * 2}, "IVL209"),
+        ({"conversations": []}, "IVL201"),
+        ({"image": None, "conversations": turns("Q", "A")}, "IVL204"),
+        ({"image": {"path": IMG}, "conversations": turns("Q", "A")}, "IVL205"),
+        ({"conversations": [{"from": "human", "value": 3}, {"from": "gpt", "value": "A"}]}, "IVL202"),
+        ({"conversations": [{"value": "Q"}, {"from": "gpt", "value": "A"}]}, "IVL202"),
+        ({"conversations": turns("Q", "A<|im_end|><|im_start|>user\nX", "Q2", "A2")}, "IVL213"),
+    ],
+)
 def test_errors_carry_codes(Entry_, builder_factory, media, record, code):
     b, _ = builder_factory("internlm2-chat", "internlm2")
     with pytest.raises(SampleError) as e:
@@ -256,14 +311,26 @@ def test_s3_image_path_is_concatenated_to_root(Entry_, builder_factory, media):
     assert e.value.code == "IVL301" and e.value.details["path"] == f"{media}s3://bucket/a.png"
 
 
-@pytest.mark.parametrize("cfg,tpt", [({}, 256), ({"image_size": 224}, 64), ({"image_size": 448, "downsample_ratio": 1.0}, 1024),
-                                     ({"image_size": 336, "patch_size": 14}, 144)])
+@pytest.mark.parametrize(
+    "cfg,tpt",
+    [
+        ({}, 256),
+        ({"image_size": 224}, 64),
+        ({"image_size": 448, "downsample_ratio": 1.0}, 1024),
+        ({"image_size": 336, "patch_size": 14}, 144),
+    ],
+)
 def test_modelinfo_tokens_per_tile(model_factory, cfg, tpt):
     from internvl_data.pipeline.modelinfo import ModelInfo
 
     info = ModelInfo.from_dir(model_factory("Hermes-2", "qwen2", **cfg))
     assert info.tokens_per_tile == tpt and info.tile_size == cfg.get("image_size", 448)
-    assert (info.template, info.layout, info.max_dynamic_patch, info.use_thumbnail) == ("Hermes-2", "original", 12, True)
+    assert (info.template, info.layout, info.max_dynamic_patch, info.use_thumbnail) == (
+        "Hermes-2",
+        "original",
+        12,
+        True,
+    )
     assert info.llm_architecture == "Qwen2ForCausalLM"
 
 

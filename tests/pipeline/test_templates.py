@@ -38,8 +38,9 @@ def test_phi3():
 
 def test_internvl2_5_newline_and_system_turn():
     t = get_template("internvl2_5")
-    system, turns = conversation_turns(t, [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Q"},
-                                           {"from": "gpt", "value": "A"}])
+    system, turns = conversation_turns(
+        t, [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]
+    )
     assert system == "Be brief."
     assert render_conversation(t, turns, system) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
@@ -50,8 +51,11 @@ def test_internvl2_5_newline_and_system_turn():
 def test_trained_segments_are_answer_plus_end_token():
     segs = render_segments(get_template("internvl2_5"), [("human", "Q"), ("gpt", "A")])
     assert [(s.text, s.trained) for s in segs][1:] == [
-        ("<|im_start|>user\nQ<|im_end|>\n", False), ("<|im_start|>assistant\n", False), ("A<|im_end|>", True),
-        ("\n", False)]
+        ("<|im_start|>user\nQ<|im_end|>\n", False),
+        ("<|im_start|>assistant\n", False),
+        ("A<|im_end|>", True),
+        ("\n", False),
+    ]
 
 
 def test_internlm2_strips_values_others_do_not():
@@ -70,8 +74,9 @@ def test_empty_message_quirk_header_without_separator():
 
 def test_leading_gpt_turn_dropped_and_alternation_checked():
     t = get_template("Hermes-2")
-    _, turns = conversation_turns(t, [{"from": "gpt", "value": "x"}, {"from": "human", "value": "Q"},
-                                      {"from": "gpt", "value": "A"}])
+    _, turns = conversation_turns(
+        t, [{"from": "gpt", "value": "x"}, {"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]
+    )
     assert turns == [("human", "Q"), ("gpt", "A")]
     with pytest.raises(ConversationError, match="alternate"):
         conversation_turns(t, [{"from": "human", "value": "Q"}, {"from": "human", "value": "Q"}])

@@ -139,7 +139,7 @@ def _independent_tiles(img: Image.Image, max_num: int, tile: int, thumb: bool) -
     """Straight from the prose: resize to the grid canvas, crop row-major, thumbnail of the original last."""
     cols, rows = spec_grid(img.width, img.height, 1, max_num, tile)
     canvas = np.asarray(img.resize((cols * tile, rows * tile), Image.BICUBIC))
-    tiles = [canvas[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] for r in range(rows) for c in range(cols)]
+    tiles = [canvas[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] for r in range(rows) for c in range(cols)]
     if thumb and len(tiles) > 1:
         tiles.append(np.asarray(img.resize((tile, tile), Image.BICUBIC)))
     return tiles

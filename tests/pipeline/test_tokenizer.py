@@ -41,9 +41,15 @@ def test_bos_behaviour(kind_tok):
     kind, tok = kind_tok
     ids = tok("Hello").input_ids
     if BOS[kind] is None:
-        assert tok.convert_ids_to_tokens(ids)[0] != "<|begin_of_text|>" and ids == tok("Hello", add_special_tokens=False).input_ids
+        assert (
+            tok.convert_ids_to_tokens(ids)[0] != "<|begin_of_text|>"
+            and ids == tok("Hello", add_special_tokens=False).input_ids
+        )
     else:
-        assert ids[0] == tok.convert_tokens_to_ids(BOS[kind]) and ids[1:] == tok("Hello", add_special_tokens=False).input_ids
+        assert (
+            ids[0] == tok.convert_tokens_to_ids(BOS[kind])
+            and ids[1:] == tok("Hello", add_special_tokens=False).input_ids
+        )
     assert TokenCodec(tok).prefix == ([] if BOS[kind] is None else [ids[0]])
     eos = tok.convert_tokens_to_ids(tok.eos_token)
     assert ids[-1] != eos  # never an EOS
@@ -75,7 +81,7 @@ def test_sentencepiece_token_for_token(kind):
     tok = load_tokenizer(d)
     sp = spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
     assert tok.convert_tokens_to_ids("<s>") == sp.bos_id() == 1
-    corpus = TEXTS + [" ".join(TEXTS[k: k + 3]) for k in range(len(TEXTS))]
+    corpus = TEXTS + [" ".join(TEXTS[k : k + 3]) for k in range(len(TEXTS))]
     for text in corpus:
         assert tok(text).input_ids == _sp_reference(sp, tok, text, sp.bos_id()), text
     # decoding round-trips plain text
@@ -124,8 +130,11 @@ def test_codec_never_appends_eos(tmp_path):
     ids = {t["content"]: t["id"] for t in spec["added_tokens"]}
     spec["post_processor"] = {
         "type": "TemplateProcessing",
-        "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                   {"SpecialToken": {"id": eos, "type_id": 0}}],
+        "single": [
+            {"SpecialToken": {"id": bos, "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+            {"SpecialToken": {"id": eos, "type_id": 0}},
+        ],
         "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
         "special_tokens": {t: {"id": t, "ids": [ids[t]], "tokens": [t]} for t in (bos, eos)},
     }

@@ -210,6 +210,7 @@ def test_images_as_tasks_equal_one_image_at_a_time_and_raise_the_first_failure(t
         def broken(k: int):
             def load():
                 raise OSError(f"cannot decode {k}")
+
             return load
 
         loaders = [lambda: imgs[0], broken(1), lambda: imgs[2], broken(3)]

@@ -65,10 +65,20 @@ def mixture(tmp_path: Path, media_dir: Path) -> Path:
         write_jsonl(tmp_path / f"{name}.jsonl", recs)
     meta = {
         "captions": {"root": str(media_dir), "annotation": "captions.jsonl", "data_augment": False, "repeat_time": 2},
-        "chat": {"root": str(media_dir), "annotation": "chat.jsonl", "data_augment": False, "repeat_time": 0.5,
-                 "length": 4},
-        "videos": {"root": str(media_dir), "annotation": "videos.jsonl", "data_augment": False, "repeat_time": 1,
-                   "max_dynamic_patch": 12},
+        "chat": {
+            "root": str(media_dir),
+            "annotation": "chat.jsonl",
+            "data_augment": False,
+            "repeat_time": 0.5,
+            "length": 4,
+        },
+        "videos": {
+            "root": str(media_dir),
+            "annotation": "videos.jsonl",
+            "data_augment": False,
+            "repeat_time": 1,
+            "max_dynamic_patch": 12,
+        },
     }
     path = tmp_path / "meta.json"
     path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -81,6 +91,12 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from tests.helpers.tokenizers import write_model_dir
 
     root = tmp_path_factory.mktemp("models")
-    pairs = [("qwen2", "Hermes-2"), ("llama3", "internlm2-chat"), ("internlm2", "internlm2-chat"),
-             ("phi3", "phi3-chat"), ("qwen2", "internvl2_5"), ("qwen2", "internlm2-chat")]
+    pairs = [
+        ("qwen2", "Hermes-2"),
+        ("llama3", "internlm2-chat"),
+        ("internlm2", "internlm2-chat"),
+        ("phi3", "phi3-chat"),
+        ("qwen2", "internvl2_5"),
+        ("qwen2", "internlm2-chat"),
+    ]
     return {f"{k}/{t}": write_model_dir(root / f"{k}-{t}", t, k, max_dynamic_patch=6) for k, t in pairs}

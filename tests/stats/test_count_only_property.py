@@ -18,9 +18,38 @@ from internvl_data.stats.worker import Record, Settings
 from internvl_data.stats.tokens import TokenCounter, model_settings
 from tests.stats.test_stats_tokens import _fast, _reference
 
-PIECES = ["the", " cat", "  ", "\n", "\n\n", "\t", "猫", "坐在桌子上", "!", "?", ".", ",", "'s", "123", " 4.5",
-          "<|im_end|>", "<|im_start|>", "<|endoftext|>", "</s>", "<s>", "<|end|>", "<|user|>", "<img>", "</img>",
-          "<image>", " <image> ", "<IMG_CONTEXT>", "Frame-1: ", "x" * 40, " word" * 30]
+PIECES = [
+    "the",
+    " cat",
+    "  ",
+    "\n",
+    "\n\n",
+    "\t",
+    "猫",
+    "坐在桌子上",
+    "!",
+    "?",
+    ".",
+    ",",
+    "'s",
+    "123",
+    " 4.5",
+    "<|im_end|>",
+    "<|im_start|>",
+    "<|endoftext|>",
+    "</s>",
+    "<s>",
+    "<|end|>",
+    "<|user|>",
+    "<img>",
+    "</img>",
+    "<image>",
+    " <image> ",
+    "<IMG_CONTEXT>",
+    "Frame-1: ",
+    "x" * 40,
+    " word" * 30,
+]
 MESSAGE = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
 
 
@@ -42,14 +71,17 @@ def records(draw: st.DrawFn) -> Record:
     else:
         n = draw(st.integers(2, 3))
         convs[0]["value"] = "<image>\n" * n + convs[0]["value"]
-        obj, tiles = {"image": ["x.jpg"] * n, "conversations": convs}, draw(st.lists(st.integers(1, 3), min_size=n,
-                                                                                      max_size=n))
+        obj, tiles = (
+            {"image": ["x.jpg"] * n, "conversations": convs},
+            draw(st.lists(st.integers(1, 3), min_size=n, max_size=n)),
+        )
     return Record(obj, record_kind(obj), tiles)
 
 
 @pytest.mark.parametrize("checked", [False, True], ids=["count-only", "checked"])
-@pytest.mark.parametrize("pair", ["qwen2/Hermes-2", "internlm2/internlm2-chat", "phi3/phi3-chat",
-                                  "llama3/internlm2-chat"])
+@pytest.mark.parametrize(
+    "pair", ["qwen2/Hermes-2", "internlm2/internlm2-chat", "phi3/phi3-chat", "llama3/internlm2-chat"]
+)
 def test_count_only_path_equals_sample_builder(model_dirs: dict[str, Path], pair: str, checked: bool) -> None:
     """Count-only: the path every record after the first 64 takes. Checked: the exact piece path, compared with
     the whole-text encoding and the count-only path (a difference would switch them off: asserted below)."""
@@ -63,7 +95,8 @@ def test_count_only_path_equals_sample_builder(model_dirs: dict[str, Path], pair
         counter = counters.get(max_len)
         if counter is None:
             counter = counters[max_len] = TokenCounter.load(
-                model_settings(str(model_dirs[pair]), Settings(max_seq_length=max_len)))
+                model_settings(str(model_dirs[pair]), Settings(max_seq_length=max_len))
+            )
         counter.checks_left = 10**6 if checked else 0
         got = counter.count_batch([rec])
         ref = SampleBuilder(counter.b.codec.tokenizer, counter.b.info, max_seq_length=max_len, num_frames=3)

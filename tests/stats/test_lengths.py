@@ -26,14 +26,16 @@ def test_line_edits_are_byte_exact() -> None:
     assert set_line_length(b'{"\\u006cength": 2.5 , "z":0}', 9) == b'{"\\u006cength": 9 , "z":0}'
     assert set_line_length(b"{}", 1) == b'{"length": 1}'
     with pytest.raises(EditError):
-        set_line_length(b'[1, 2]', 3)
+        set_line_length(b"[1, 2]", 3)
 
 
 def test_meta_edits_keep_layout() -> None:
     meta = b'{\n  "a": {\n    "root": "r",\n    "annotation": "a.jsonl"\n  },\n  "b": {"root": "x", "length": 9}\n}\n'
     out = set_dataset_keys(meta, {"a": {"length": b"3"}, "b": {"length": b"4"}})
-    assert out == (b'{\n  "a": {\n    "root": "r",\n    "annotation": "a.jsonl",\n    "length": 3\n  },\n'
-                   b'  "b": {"root": "x", "length": 4}\n}\n')
+    assert out == (
+        b'{\n  "a": {\n    "root": "r",\n    "annotation": "a.jsonl",\n    "length": 3\n  },\n'
+        b'  "b": {"root": "x", "length": 4}\n}\n'
+    )
 
 
 @pytest.fixture()
@@ -50,7 +52,8 @@ def data(tmp_path: Path, media_dir: Path) -> Path:
     (tmp_path / "d.jsonl").write_bytes("\n".join(lines).encode())
     (tmp_path / "meta.json").write_text(
         '{\n    "d": {"root": "%s", "annotation": "d.jsonl",\n          "data_augment": false, "repeat_time": 1}\n}\n'
-        % media_dir)
+        % media_dir
+    )
     return tmp_path
 
 
@@ -58,12 +61,25 @@ def _expected_lines(original: bytes, lengths: list[int | None]) -> list[bytes]:
     return [raw if n is None else set_line_length(raw, n) for raw, n in zip(original.split(b"\n"), lengths)]
 
 
-def test_in_place_changes_only_lengths(data: Path, model_dirs: dict[str, Path],
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_in_place_changes_only_lengths(
+    data: Path, model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     ann, meta = data / "d.jsonl", data / "meta.json"
     before, meta_before = ann.read_bytes(), meta.read_bytes()
-    code = cli.main(["lengths", str(meta), "--model", str(model_dirs["qwen2/Hermes-2"]), "--in-place",
-                     "--no-cache", "--jobs", "1", "--num-frames", "2"])
+    code = cli.main(
+        [
+            "lengths",
+            str(meta),
+            "--model",
+            str(model_dirs["qwen2/Hermes-2"]),
+            "--in-place",
+            "--no-cache",
+            "--jobs",
+            "1",
+            "--num-frames",
+            "2",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1  # the broken line is reported and left as it is
     assert f"{ann}:4: not valid JSON (see `ivl-data validate`); left unchanged" in err
@@ -85,8 +101,22 @@ def test_lengths_agree_with_stats(data: Path, model_dirs: dict[str, Path], capsy
     lines = ann.read_bytes().split(b"\n")
     ann.write_bytes(b"\n".join(lines[:3]) + b"\n")  # the good lines only
     model = str(model_dirs["llama3/internlm2-chat"])
-    assert cli.main(["lengths", str(data / "meta.json"), "--model", model, "--in-place", "--no-backup", "--no-cache",
-                     "--jobs", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "lengths",
+                str(data / "meta.json"),
+                "--model",
+                model,
+                "--in-place",
+                "--no-backup",
+                "--no-cache",
+                "--jobs",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert not ann.with_name("d.jsonl.bak").exists()
     written = [json.loads(line)["length"] for line in ann.read_text().splitlines()]
     capsys.readouterr()
@@ -95,13 +125,25 @@ def test_lengths_agree_with_stats(data: Path, model_dirs: dict[str, Path], capsy
     assert (sum(written), max(written), len(written)) == (row["tokens_total"], row["total_tokens_max"], 3)
 
 
-def test_output_dir_leaves_originals(data: Path, model_dirs: dict[str, Path], tmp_path_factory,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_dir_leaves_originals(
+    data: Path, model_dirs: dict[str, Path], tmp_path_factory, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path_factory.mktemp("out")
     ann, meta = data / "d.jsonl", data / "meta.json"
     before, meta_before = ann.read_bytes(), meta.read_bytes()
-    code = cli.main(["lengths", str(meta), "--model", str(model_dirs["qwen2/Hermes-2"]), "--output-dir", str(out),
-                     "--no-cache", "--num-frames", "2"])
+    code = cli.main(
+        [
+            "lengths",
+            str(meta),
+            "--model",
+            str(model_dirs["qwen2/Hermes-2"]),
+            "--output-dir",
+            str(out),
+            "--no-cache",
+            "--num-frames",
+            "2",
+        ]
+    )
     assert code == 1
     assert ann.read_bytes() == before and meta.read_bytes() == meta_before
     assert sorted(p.name for p in out.iterdir()) == ["d.jsonl", "meta.json"]
@@ -126,8 +168,23 @@ def test_killed_mid_write_leaves_the_original_intact(data: Path, model_dirs: dic
     before, meta_before = ann.read_bytes(), meta.read_bytes()
     env = dict(os.environ, IVL_LENGTHS_PAUSE_BEFORE_RENAME="60")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "internvl_data", "lengths", str(meta), "--model", str(model_dirs["qwen2/Hermes-2"]),
-         "--in-place", "--no-cache", "--jobs", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "internvl_data",
+            "lengths",
+            str(meta),
+            "--model",
+            str(model_dirs["qwen2/Hermes-2"]),
+            "--in-place",
+            "--no-cache",
+            "--jobs",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         tmp = []

@@ -44,7 +44,11 @@ def test_percentiles_equal_numpy(seed: int) -> None:
     for q in (0.0, 0.5, 0.9, 0.99, 1.0):
         assert hist.percentile(q) == pytest.approx(float(np.percentile(values, 100 * q)), abs=1e-9)
     d = hist.scaled(3).describe()
-    assert (d["count"], d["max"], d["p90"]) == (3 * len(values), max(values), pytest.approx(np.percentile(values * 3, 90)))
+    assert (d["count"], d["max"], d["p90"]) == (
+        3 * len(values),
+        max(values),
+        pytest.approx(np.percentile(values * 3, 90)),
+    )
 
 
 def test_tally_merge_and_scale() -> None:

@@ -49,14 +49,31 @@ def test_exact_counts_after_repeat_time(mixture: Path, tmp_path: Path, jobs: int
 
 def test_exact_distributions(mixture: Path, tmp_path: Path) -> None:
     result = compute(str(mixture), _datasets(mixture), Settings(cache_dir=str(tmp_path / "cache")), jobs=1)
-    assert _dist(result, "captions", "chars") == {"count": 8, "mean": 28.75, "p50": 31.0, "p90": 39.0,
-                                                  "p99": 39.0, "max": 39}
-    assert _dist(result, "chat", "turns") == {"count": 2, "mean": 3.0, "p50": 3.0, "p90": 3.8, "p99": 3.98,
-                                              "max": 4}
-    assert _dist(result, "captions", "tiles_per_image") == {"count": 8, "mean": 3.75, "p50": 3.5, "p90": 7.0,
-                                                            "p99": 7.0, "max": 7}
-    assert _dist(result, "videos", "video_frames") == {"count": 2, "mean": 17.5, "p50": 17.5, "p90": 19.5,
-                                                       "p99": 19.95, "max": 20}
+    assert _dist(result, "captions", "chars") == {
+        "count": 8,
+        "mean": 28.75,
+        "p50": 31.0,
+        "p90": 39.0,
+        "p99": 39.0,
+        "max": 39,
+    }
+    assert _dist(result, "chat", "turns") == {"count": 2, "mean": 3.0, "p50": 3.0, "p90": 3.8, "p99": 3.98, "max": 4}
+    assert _dist(result, "captions", "tiles_per_image") == {
+        "count": 8,
+        "mean": 3.75,
+        "p50": 3.5,
+        "p90": 7.0,
+        "p99": 7.0,
+        "max": 7,
+    }
+    assert _dist(result, "videos", "video_frames") == {
+        "count": 2,
+        "mean": 17.5,
+        "p50": 17.5,
+        "p90": 19.5,
+        "p99": 19.95,
+        "max": 20,
+    }
     mix_width = _dist(result, "(mixture)", "image_width")
     assert (mix_width["count"], mix_width["max"], mix_width["p50"]) == (9, 3000, 800.0)
     empty = _dist(result, "chat", "tiles_per_image")
@@ -65,9 +82,17 @@ def test_exact_distributions(mixture: Path, tmp_path: Path) -> None:
 
 def test_unreadable_image_falls_back_to_declared_size(tmp_path: Path, media_dir: Path) -> None:
     ann = tmp_path / "a.jsonl"
-    ann.write_text(json.dumps({"image": "nope.jpg", "width": 1000, "height": 1000,
-                               "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]})
-                   + "\n\n{not json\n")
+    ann.write_text(
+        json.dumps(
+            {
+                "image": "nope.jpg",
+                "width": 1000,
+                "height": 1000,
+                "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+            }
+        )
+        + "\n\n{not json\n"
+    )
     result = compute("m", [(Dataset("d", str(ann), str(media_dir)), 1)], Settings(cache_dir=None), jobs=1)
     row = result.rows()[0]
     assert (row["images_unreadable"], row["images_unknown_size"], row["skipped_lines"]) == (1, 0, 2)
@@ -124,15 +149,28 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_cli_json_columns(mixture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["stats", str(mixture), "--format", "json", "--cache", str(tmp_path / "c"), "--jobs", "1"],
-                          capsys)
+    code, out, err = _run(
+        ["stats", str(mixture), "--format", "json", "--cache", str(tmp_path / "c"), "--jobs", "1"], capsys
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert list(doc) == ["meta", "settings", "summary", "distributions"]
     assert [r["dataset"] for r in doc["summary"]] == ["captions", "chat", "videos", "(mixture)"]
     first = list(doc["summary"][0])
-    assert first[:12] == ["dataset", "annotation", "repeat_time", "lines", "used_lines", "effective_records",
-                          "share", "text", "single", "multi", "video", "skipped_lines"]
+    assert first[:12] == [
+        "dataset",
+        "annotation",
+        "repeat_time",
+        "lines",
+        "used_lines",
+        "effective_records",
+        "share",
+        "text",
+        "single",
+        "multi",
+        "video",
+        "skipped_lines",
+    ]
     assert "tiles_per_image_p99" in first and "total_tokens_mean" not in first
     assert list(doc["distributions"][0]) == ["dataset", "metric", "count", "mean", "p50", "p90", "p99", "max"]
     assert doc["summary"][3]["repeat_time"] is None  # NaN becomes null
@@ -178,7 +216,8 @@ def test_cli_bad_meta_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     code, _out, err = _run(["stats", str(tmp_path / "missing.json")], capsys)
     assert code == 2 and "missing.json: no such file" in err and "Traceback" not in err
     meta = tmp_path / "meta.json"
-    meta.write_text(json.dumps({"d": {"root": ".", "annotation": "gone.jsonl", "data_augment": False,
-                                      "repeat_time": 1}}))
+    meta.write_text(
+        json.dumps({"d": {"root": ".", "annotation": "gone.jsonl", "data_augment": False, "repeat_time": 1}})
+    )
     code, _out, err = _run(["stats", str(meta), "--no-cache"], capsys)
     assert code == 1 and f"{meta}:1: IVL107 dataset 'd': annotation file 'gone.jsonl' not found" in err

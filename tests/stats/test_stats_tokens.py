@@ -29,7 +29,10 @@ def _records() -> list[Record]:
         q, a = TURNS[k % 4]
         convs = [{"from": "human", "value": q}, {"from": "gpt", "value": a * (1 + k % 3)}]
         if k % 5 == 1:
-            convs += [{"from": "human", "value": TURNS[(k + 1) % 4][0]}, {"from": "gpt", "value": TURNS[(k + 2) % 4][1]}]
+            convs += [
+                {"from": "human", "value": TURNS[(k + 1) % 4][0]},
+                {"from": "gpt", "value": TURNS[(k + 2) % 4][1]},
+            ]
         kind = ("text", "single", "multi", "video")[k % 4]
         if kind == "single":
             if k % 3 == 0:
@@ -50,30 +53,79 @@ def _records() -> list[Record]:
         else:
             obj, tiles = {"conversations": convs}, []
         out.append(Record(obj, record_kind(obj), tiles))
-    out.append(Record({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"},
-                                         {"from": "human", "value": "trailing"}]}, "text", []))
+    out.append(
+        Record(
+            {
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "gpt", "value": "yo"},
+                    {"from": "human", "value": "trailing"},
+                ]
+            },
+            "text",
+            [],
+        )
+    )
     out.append(Record({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ""}]}, "text", []))
-    out.append(Record({"conversations": [{"from": "human", "value": "q"}, {"from": "system", "value": "x"}]},
-                      "text", []))
-    out.append(Record({"image": ["x.jpg", "x.jpg"], "conversations": [{"from": "human", "value": "<image> only one"},
-                                                                      {"from": "gpt", "value": "a"}]}, "multi", [1, 1]))
+    out.append(
+        Record({"conversations": [{"from": "human", "value": "q"}, {"from": "system", "value": "x"}]}, "text", [])
+    )
+    out.append(
+        Record(
+            {
+                "image": ["x.jpg", "x.jpg"],
+                "conversations": [{"from": "human", "value": "<image> only one"}, {"from": "gpt", "value": "a"}],
+            },
+            "multi",
+            [1, 1],
+        )
+    )
     special = "<|endoftext|> </s> <unk> <|end|> <|im_end|>"  # pad / end tokens of one tokenizer or another
-    out.append(Record({"conversations": [{"from": "human", "value": f"q {special} q"},
-                                         {"from": "gpt", "value": f"{special}a {special} b{special}"}]}, "text", []))
+    out.append(
+        Record(
+            {
+                "conversations": [
+                    {"from": "human", "value": f"q {special} q"},
+                    {"from": "gpt", "value": f"{special}a {special} b{special}"},
+                ]
+            },
+            "text",
+            [],
+        )
+    )
     long = " ".join(a for _, a in TURNS) * 4  # pieces over stats_pieces.SHORT characters
-    out.append(Record({"image": "x.jpg", "conversations": [{"from": "human", "value": "<image>\n" + long},
-                                                           {"from": "gpt", "value": long + special + long}]},
-                      "single", [3]))
-    out.append(Record({"image": "x.jpg", "conversations": [{"from": "human", "value": "<image>\nq"},
-                                                           {"from": "gpt", "value": "a <img> b"}]}, "single", [2]))
+    out.append(
+        Record(
+            {
+                "image": "x.jpg",
+                "conversations": [
+                    {"from": "human", "value": "<image>\n" + long},
+                    {"from": "gpt", "value": long + special + long},
+                ],
+            },
+            "single",
+            [3],
+        )
+    )
+    out.append(
+        Record(
+            {
+                "image": "x.jpg",
+                "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a <img> b"}],
+            },
+            "single",
+            [2],
+        )
+    )
     return out
 
 
 def _reference(builder: SampleBuilder, rec: Record) -> tuple:
     """(total, supervised, mismatch, truncated image, error code) straight from SampleBuilder.build_text."""
     try:
-        s = builder.build_text(prepare(rec), rec.kind, rec.tiles, np.zeros((0, 3, 1, 1), np.float32),
-                               np.zeros(0, np.int64))
+        s = builder.build_text(
+            prepare(rec), rec.kind, rec.tiles, np.zeros((0, 3, 1, 1), np.float32), np.zeros(0, np.int64)
+        )
     except TruncatedImageError as exc:
         return (exc.details["length"], None, None, True, None)
     except SampleError as exc:
@@ -91,10 +143,18 @@ def _fast(c) -> tuple:
 
 @pytest.mark.parametrize("checked", [True, False], ids=["checked", "count-only"])
 @pytest.mark.parametrize("max_len", [8192, 1500, 1200, 700, 120, 30])
-@pytest.mark.parametrize("pair", ["qwen2/Hermes-2", "llama3/internlm2-chat", "internlm2/internlm2-chat",
-                                  "phi3/phi3-chat", "qwen2/internvl2_5", "qwen2/internlm2-chat"])
-def test_fast_path_equals_sample_builder(model_dirs: dict[str, Path], pair: str, max_len: int,
-                                         checked: bool) -> None:
+@pytest.mark.parametrize(
+    "pair",
+    [
+        "qwen2/Hermes-2",
+        "llama3/internlm2-chat",
+        "internlm2/internlm2-chat",
+        "phi3/phi3-chat",
+        "qwen2/internvl2_5",
+        "qwen2/internlm2-chat",
+    ],
+)
+def test_fast_path_equals_sample_builder(model_dirs: dict[str, Path], pair: str, max_len: int, checked: bool) -> None:
     """Checked: the first records go through the exact piece encoding, compared with the whole-text encoding
     and with the count-only path. Count-only: what every later record takes."""
     counter = TokenCounter.load(model_settings(str(model_dirs[pair]), Settings(max_seq_length=max_len)))
@@ -150,13 +210,40 @@ def _stats_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     return {r["dataset"]: r for r in json.loads(out.out)["summary"]}
 
 
-def test_exact_mixture_stats_with_a_model(mixture: Path, model_dirs: dict[str, Path],
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    rows = _stats_json(["stats", str(mixture), "--model", str(model_dirs["qwen2/Hermes-2"]), "--format", "json",
-                        "--no-cache", "--max-seq-length", "2600", "--global-batch-size", "4", "--jobs", "2"], capsys)
-    keys = ("effective_records", "tokens_total", "supervised_tokens_total", "over_length", "truncated_image",
-            "zero_supervised", "official_mismatch", "video_cannot_fit", "build_errors", "steps_per_epoch",
-            "total_tokens_max")
+def test_exact_mixture_stats_with_a_model(
+    mixture: Path, model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _stats_json(
+        [
+            "stats",
+            str(mixture),
+            "--model",
+            str(model_dirs["qwen2/Hermes-2"]),
+            "--format",
+            "json",
+            "--no-cache",
+            "--max-seq-length",
+            "2600",
+            "--global-batch-size",
+            "4",
+            "--jobs",
+            "2",
+        ],
+        capsys,
+    )
+    keys = (
+        "effective_records",
+        "tokens_total",
+        "supervised_tokens_total",
+        "over_length",
+        "truncated_image",
+        "zero_supervised",
+        "official_mismatch",
+        "video_cannot_fit",
+        "build_errors",
+        "steps_per_epoch",
+        "total_tokens_max",
+    )
     got = {name: tuple(r[k] for k in keys) for name, r in rows.items()}
     assert got == {
         "captions": (8, 8174, 56, 0, 0, 0, 0, 0, 0, 2, 1852),
@@ -169,13 +256,30 @@ def test_exact_mixture_stats_with_a_model(mixture: Path, model_dirs: dict[str, P
     assert rows["chat"]["image_tokens_max"] == 0
 
 
-def test_official_mismatch_is_counted(mixture: Path, model_dirs: dict[str, Path],
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_official_mismatch_is_counted(
+    mixture: Path, model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     # internlm2-chat arithmetic expects a BOS; the qwen2 tokenizer has none: every record mismatches
-    rows = _stats_json(["stats", str(mixture), "--model", str(model_dirs["qwen2/internlm2-chat"]), "--format",
-                        "json", "--no-cache", "--num-frames", "1", "--jobs", "1"], capsys)
-    got = {n: (r["effective_records"], r["official_mismatch"], r["zero_supervised"], r["over_length"])
-           for n, r in rows.items()}
+    rows = _stats_json(
+        [
+            "stats",
+            str(mixture),
+            "--model",
+            str(model_dirs["qwen2/internlm2-chat"]),
+            "--format",
+            "json",
+            "--no-cache",
+            "--num-frames",
+            "1",
+            "--jobs",
+            "1",
+        ],
+        capsys,
+    )
+    got = {
+        n: (r["effective_records"], r["official_mismatch"], r["zero_supervised"], r["over_length"])
+        for n, r in rows.items()
+    }
     assert got == {"captions": (8, 8, 0, 0), "chat": (2, 2, 0, 0), "videos": (3, 3, 0, 0), "(mixture)": (13, 13, 0, 0)}
 
 
@@ -189,8 +293,9 @@ def _checker(model: Path, media_dir: Path, max_len: int, **extra):
 
     from internvl_data.checks.tokens import TokenChecker
 
-    entry = SimpleNamespace(name="d", entry=SimpleNamespace(max_dynamic_patch=None), annotation_path="d.jsonl",
-                            root_path=str(media_dir))
+    entry = SimpleNamespace(
+        name="d", entry=SimpleNamespace(max_dynamic_patch=None), annotation_path="d.jsonl", root_path=str(media_dir)
+    )
     options = SimpleNamespace(model_dir=str(model), template=None, max_seq_length=max_len, **extra)
     return TokenChecker(entry, options)
 
@@ -205,22 +310,30 @@ def test_token_rules(model_dirs: dict[str, Path], media_dir: Path) -> None:
     long = " ".join(str(i) for i in range(400))  # about 1,500 tokens (digits are single tokens)
     assert _codes(c, {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]}) == []
     assert _codes(c, {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": long}]}) == [
-        ("IVL401", "warning")]
+        ("IVL401", "warning")
+    ]
     assert _codes(c, {"conversations": [{"from": "human", "value": long}, {"from": "gpt", "value": "ok"}]}) == [
-        ("IVL401", "warning"), ("IVL403", "error")]
+        ("IVL401", "warning"),
+        ("IVL403", "error"),
+    ]
     img = {"image": "a.jpg", "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}
     found = c.check(img, _Ctx(7))  # 800x600 at max_dynamic_patch 6: 7 tiles = 1,794 image tokens
     assert [(f.code, f.line, f.path, f.dataset) for f in found] == [("IVL402", 7, "d.jsonl", "d")]
-    assert found[0].message == ("the record is 1,845 tokens; cutting at 1,000 removes image tokens (the last "
-                                "`</img>` is token 1,832)")
-    video = {"video": "v.mp4", "conversations": [{"from": "human", "value": "<video>\nq"}, {"from": "gpt", "value": "a"}]}
+    assert found[0].message == (
+        "the record is 1,845 tokens; cutting at 1,000 removes image tokens (the last `</img>` is token 1,832)"
+    )
+    video = {
+        "video": "v.mp4",
+        "conversations": [{"from": "human", "value": "<video>\nq"}, {"from": "gpt", "value": "a"}],
+    }
     assert _codes(c, video) == [("IVL405", "error")]  # 8 frames x 258 > 1,000
     assert _codes(_checker(model, media_dir, 2600), video) == [("IVL406", "warning")]  # 32 frames overflow, 8 fit
     empty = {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": ""}]}
     assert _codes(c, empty) == [("IVL403", "error"), ("IVL404", "error")]  # header without separator: mismatch
     mismatch = _checker(model_dirs["qwen2/internlm2-chat"], media_dir, 1000)
-    found = mismatch.check({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]},
-                           _Ctx(3))
+    found = mismatch.check(
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]}, _Ctx(3)
+    )
     assert [(f.code, f.severity.value) for f in found] == [("IVL404", "error")]
     assert "official internlm2-chat arithmetic would mask the whole record" in found[0].message
 
@@ -239,47 +352,103 @@ def test_rules_are_in_the_catalogue() -> None:
     }
 
 
-def test_validate_with_model_reports_token_budgets(tmp_path: Path, media_dir: Path, model_dirs: dict[str, Path],
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_with_model_reports_token_budgets(
+    tmp_path: Path, media_dir: Path, model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     from internvl_data import validate
 
     long = " ".join(str(i) for i in range(1200))  # over 4,096 tokens
     records = [
         {"id": 1, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "ok"}]},
         {"id": 2, "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": long}]},
-        {"id": 3, "image": "a.jpg", "conversations": [{"from": "human", "value": long + "\n<image>"},
-                                                      {"from": "gpt", "value": "a"}]},
+        {
+            "id": 3,
+            "image": "a.jpg",
+            "conversations": [{"from": "human", "value": long + "\n<image>"}, {"from": "gpt", "value": "a"}],
+        },
     ]
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (tmp_path / "meta.json").write_text(json.dumps({"d": {"root": str(media_dir), "annotation": "d.jsonl",
-                                                          "data_augment": False, "repeat_time": 1, "length": 3}}))
-    report = validate(str(tmp_path / "meta.json"), model_dir=str(model_dirs["qwen2/Hermes-2"]), jobs=1,
-                      write_manifest=False)
+    (tmp_path / "meta.json").write_text(
+        json.dumps(
+            {
+                "d": {
+                    "root": str(media_dir),
+                    "annotation": "d.jsonl",
+                    "data_augment": False,
+                    "repeat_time": 1,
+                    "length": 3,
+                }
+            }
+        )
+    )
+    report = validate(
+        str(tmp_path / "meta.json"), model_dir=str(model_dirs["qwen2/Hermes-2"]), jobs=1, write_manifest=False
+    )
     got = [(f.code, f.line) for f in report.findings if f.code.startswith("IVL4")]
     assert got == [("IVL401", 2), ("IVL402", 3)]
     plain = validate(str(tmp_path / "meta.json"), jobs=1, write_manifest=False)
     assert not [f for f in plain.findings if f.code.startswith("IVL4")]
     from internvl_data.cli import dispatch as cli
 
-    code = cli.main(["validate", str(tmp_path / "meta.json"), "--model", str(model_dirs["qwen2/Hermes-2"]),
-                     "--max-seq-length", "20", "--select", "IVL4", "--no-manifest", "--format", "json", "-j", "1"])
+    code = cli.main(
+        [
+            "validate",
+            str(tmp_path / "meta.json"),
+            "--model",
+            str(model_dirs["qwen2/Hermes-2"]),
+            "--max-seq-length",
+            "20",
+            "--select",
+            "IVL4",
+            "--no-manifest",
+            "--format",
+            "json",
+            "-j",
+            "1",
+        ]
+    )
     rows = json.loads(capsys.readouterr().out)["findings"]
     # 20 tokens do not even hold the system prompt: every answer is cut away, record 3 loses its image tokens
     assert code == 1 and [(r["code"], r["location"]["row"]) for r in rows] == [
-        ("IVL401", 1), ("IVL403", 1), ("IVL401", 2), ("IVL403", 2), ("IVL402", 3)]
+        ("IVL401", 1),
+        ("IVL403", 1),
+        ("IVL401", 2),
+        ("IVL403", 2),
+        ("IVL402", 3),
+    ]
 
 
-def test_model_plots_and_html(mixture: Path, model_dirs: dict[str, Path], tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_plots_and_html(
+    mixture: Path, model_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from PIL import Image
 
     plots, page = tmp_path / "plots", tmp_path / "r.html"
-    code = cli.main(["stats", str(mixture), "--model", str(model_dirs["qwen2/Hermes-2"]), "--plots", str(plots),
-                     "--html", str(page), "--no-cache", "--jobs", "1", "--num-frames", "2"])
+    code = cli.main(
+        [
+            "stats",
+            str(mixture),
+            "--model",
+            str(model_dirs["qwen2/Hermes-2"]),
+            "--plots",
+            str(plots),
+            "--html",
+            str(page),
+            "--no-cache",
+            "--jobs",
+            "1",
+            "--num-frames",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "Token budget (max_seq_length 4096)" in out
-    assert sorted(p.name for p in plots.iterdir()) == ["supervised_tokens.png", "tiles_per_image.png",
-                                                       "tiles_per_record.png", "total_tokens.png"]
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "supervised_tokens.png",
+        "tiles_per_image.png",
+        "tiles_per_record.png",
+        "total_tokens.png",
+    ]
     with Image.open(plots / "total_tokens.png") as im:
         assert im.format == "PNG"
     text = page.read_text()
@@ -289,10 +458,30 @@ def test_model_plots_and_html(mixture: Path, model_dirs: dict[str, Path], tmp_pa
 
 def test_valid_fixture_mixture(model_dirs: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     meta = Path(__file__).resolve().parents[2] / "fixtures" / "valid" / "meta.json"
-    rows = _stats_json(["stats", str(meta), "--model", str(model_dirs["llama3/internlm2-chat"]), "--format", "json",
-                        "--no-cache", "--jobs", "2", "--num-frames", "4"], capsys)
+    rows = _stats_json(
+        [
+            "stats",
+            str(meta),
+            "--model",
+            str(model_dirs["llama3/internlm2-chat"]),
+            "--format",
+            "json",
+            "--no-cache",
+            "--jobs",
+            "2",
+            "--num-frames",
+            "4",
+        ],
+        capsys,
+    )
     assert {n: r["effective_records"] for n, r in rows.items()} == {
-        "text": 3, "single": 2, "multi": 4, "video": 2, "mixed": 5, "(mixture)": 16}  # 5 x 0.5 -> 2; 2 x 2 -> 4
+        "text": 3,
+        "single": 2,
+        "multi": 4,
+        "video": 2,
+        "mixed": 5,
+        "(mixture)": 16,
+    }  # 5 x 0.5 -> 2; 2 x 2 -> 4
     mix = rows["(mixture)"]
     assert (mix["text"] + mix["single"] + mix["multi"] + mix["video"], mix["skipped_lines"]) == (16, 0)
     assert (mix["images_unreadable"], mix["videos_unreadable"], mix["build_errors"]) == (0, 0, 0)

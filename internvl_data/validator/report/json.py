@@ -44,4 +44,3 @@ def render(report: Report) -> str:
         },
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"
-

@@ -26,8 +26,12 @@ def _result(f: Finding, index: dict[str, int]) -> dict:
     loc: dict = {"artifactLocation": {"uri": _uri(f.path)}}
     if f.line:
         loc["region"] = {"startLine": f.line, **({"startColumn": f.col} if f.col else {})}
-    res: dict = {"ruleId": f.code, "level": _LEVEL[f.severity], "message": {"text": f.message},
-                 "locations": [{"physicalLocation": loc}]}
+    res: dict = {
+        "ruleId": f.code,
+        "level": _LEVEL[f.severity],
+        "message": {"text": f.message},
+        "locations": [{"physicalLocation": loc}],
+    }
     if f.code in index:
         res["ruleIndex"] = index[f.code]
     if f.json_path:
