@@ -1,4 +1,4 @@
-"""Content hashes, atomic writes and the `--cache DIR` result store.
+"""Content hashes and the `--cache DIR` result store.
 
 Layout under DIR: ``stat/<path hash>.json`` maps a file's (size, mtime_ns, inode) to its content hash, like git's
 index (plus ctime), so an unchanged file is not even re-read; ``results/<key>.json`` holds one annotation file's outcome
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
+
+from internvl_data.fsio import write_atomic  # the one atomic writer (also imported from here elsewhere)
 
 try:  # xxh3 is ~25x faster than blake2b here; blake2b keeps the tool working without the wheel
     from xxhash import xxh3_128_digest as _digest
@@ -29,22 +30,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 BLOCK = 4 << 20  # content-hash block, also the engine's unit of parallel work
 _RACY_NS = 2_000_000_000  # a file modified this close to when its stat was recorded is always re-hashed
-
-
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename (never half a file)."""
-    path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def block_digest(data: bytes | memoryview) -> bytes:

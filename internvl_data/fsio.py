@@ -1,0 +1,318 @@
+"""The one way ivl-kit writes a file or folder it creates: atomically, with the user's umask, and without debris.
+
+Every file we create (reports, manifests, caches, plots, rewritten annotation files, converted checkpoints) goes
+through this module:
+
+- :func:`write_atomic` (bytes or str) and :func:`atomic_file` (a context manager yielding a binary file object,
+  for streamed writes) write a temporary file *in the destination folder*, ``fsync`` it, give it the mode a plain
+  ``open()`` would (``0o666`` less the umask, or the mode of the file it replaces with ``keep_mode=True``) and
+  ``os.replace`` it over the destination. Readers see the old file or the new one, never half of one.
+- :func:`atomic_dir` does the same for a folder (a checkpoint): built under a temporary name beside the
+  destination and renamed into place; an existing destination is swapped out and removed only after the rename.
+- Every temporary path is named ``.<name>.<pid>-<random>.ivl-tmp`` (folders: ``...ivl-tmpdir``) and registered
+  while it exists, so an exception, Ctrl-C or SIGTERM (see :func:`install_signal_handlers`) removes it. A SIGKILL
+  cannot be caught: :func:`sweep` finds such leftovers next time (their pid is no longer running) and removes them;
+  the commands call it on the folders they write to and report what they removed.
+- :func:`check_writable` checks an output location before the work starts, so a typo in ``-o`` fails in a
+  second with a message naming the user's path, not after the whole run with the name of our temporary file.
+
+Errors are :class:`~internvl_data.errors.OutputError` naming the user's destination (never the temporary file);
+the original ``OSError`` is the ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from internvl_data.errors import OutputError
+
+TMP_SUFFIX = ".ivl-tmp"
+TMPDIR_SUFFIX = ".ivl-tmpdir"
+_LEFTOVER = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.ivl-tmp(dir)?$")
+_live: set[Path] = set()  # temporary paths of this process that exist right now
+_lock = threading.Lock()
+
+
+def umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux: /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _lock:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the umask."""
+    return 0o666 & ~umask()
+
+
+def temp_path(dest: str | os.PathLike, folder: bool = False) -> Path:
+    """A fresh temporary name beside ``dest`` (same folder, so the final rename stays on one file system)."""
+    dest = Path(dest)
+    suffix = TMPDIR_SUFFIX if folder else TMP_SUFFIX
+    return dest.parent / f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+
+
+def _register(path: Path) -> None:
+    with _lock:
+        _live.add(path)
+
+
+def _forget(path: Path) -> None:
+    with _lock:
+        _live.discard(path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+    _forget(path)
+
+
+def cleanup() -> None:
+    """Remove every temporary path this process still has (called on signals and at exit)."""
+    with _lock:
+        paths = list(_live)
+    for p in paths:
+        _remove(p)
+
+
+def _fail(action: str, dest: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or str(exc)
+    fix = {
+        errno.ENOSPC: "; free some space or write elsewhere",
+        errno.EDQUOT: "; free some space or write elsewhere",
+        errno.EACCES: "; choose a folder you can write to",
+        errno.EPERM: "; choose a folder you can write to",
+        errno.EROFS: "; the file system is read-only, write elsewhere",
+        errno.ENOENT: "; create the folder first or fix the path",
+    }.get(exc.errno or 0, "")
+    return OutputError(f"cannot {action} {dest}: {reason}{fix}")
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, *, keep_mode: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary file object; when the block ends normally its bytes replace ``path`` in one rename.
+
+    The temporary file lives beside ``path`` and is removed on any exception (including KeyboardInterrupt and the
+    SIGTERM of :func:`install_signal_handlers`). The new file gets ``0o666 & ~umask`` or, with ``keep_mode``, the
+    mode of the file it replaces. Raises :class:`OutputError` naming ``path`` when the folder is missing or not
+    writable or the disk is full. Use for streamed writes (e.g. concatenating parts); :func:`write_atomic` for bytes.
+    """
+    dest = Path(path)
+    tmp = temp_path(dest)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        raise _fail("write", dest, exc) from exc
+    _register(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+            mode = file_mode()
+            if keep_mode:
+                try:
+                    mode = os.stat(dest).st_mode & 0o7777
+                except OSError:
+                    pass
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, dest)
+        _forget(tmp)
+    except OSError as exc:
+        _remove(tmp)
+        raise _fail("write", dest, exc) from exc
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, keep_mode: bool = False) -> None:
+    """Write ``data`` (str is UTF-8 encoded) to ``path`` atomically: see :func:`atomic_file`."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path, keep_mode=keep_mode) as fh:
+        fh.write(raw)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; when the block ends normally it becomes ``path``.
+
+    An existing ``path`` is renamed aside first and removed only after the new folder is in place (on a failed
+    rename it is put back). On any exception the temporary folder is removed and ``path`` is untouched. Callers
+    decide beforehand whether replacing ``path`` is allowed (``ivl-train convert`` refuses a folder that is not a
+    checkpoint). Files written inside should use the user's umask (``file_mode()``); the folder gets
+    ``0o777 & ~umask``.
+    """
+    dest = Path(path)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(dest, folder=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise _fail("write", dest, exc) from exc
+    _register(tmp)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask())
+        old = None
+        if dest.exists() or dest.is_symlink():
+            old = temp_path(dest, folder=True)
+            _register(old)  # from here on, a signal removes the old copy only after it is restored below
+            os.rename(dest, old)
+        try:
+            os.rename(tmp, dest)
+        except BaseException:
+            if old is not None:
+                os.rename(old, dest)
+                _forget(old)
+            raise
+        _forget(tmp)
+        if old is not None:
+            _remove(old)
+    except OSError as exc:
+        _remove(tmp)
+        raise _fail("write", dest, exc) from exc
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextmanager
+def temp_dir(beside: str | os.PathLike) -> Iterator[Path]:
+    """A scratch folder beside ``beside`` (named like our other temporaries), removed on every exit path."""
+    tmp = temp_path(Path(beside), folder=True)
+    try:
+        tmp.mkdir(parents=False)
+    except OSError as exc:
+        raise _fail("write in", Path(beside).parent, exc) from exc
+    _register(tmp)
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files and folders in ``folder`` left by an ivl-kit process that is no longer running."""
+    out = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return out
+    for name in names:
+        m = _LEFTOVER.match(name)
+        if m and not _alive(int(m.group(1))):
+            out.append(Path(folder) / name)
+    return sorted(out)
+
+
+def sweep(folder: str | os.PathLike) -> list[Path]:
+    """Remove :func:`leftovers` in ``folder`` (a killed run's debris); returns what was removed.
+
+    A leftover that cannot be removed (read-only folder) is left and not returned; the commands report what they
+    removed in one line (``removed N leftover temporary file(s) of an interrupted run: ...``).
+    """
+    removed = []
+    for p in leftovers(folder):
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except OSError:
+            continue
+        removed.append(p)
+    return removed
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
+    """Fail now (:class:`OutputError`) when ``path`` cannot be written later: its folder missing or read-only,
+    ``path`` a directory (for a file) or a file (for a folder). Creates nothing."""
+    dest = Path(path)
+    if folder:
+        if dest.exists() and not dest.is_dir():
+            raise OutputError(f"cannot write into {dest}: it is a file, not a folder")
+        probe = dest if dest.is_dir() else _existing_parent(dest)
+    else:
+        if dest.is_dir():
+            raise OutputError(f"cannot write {dest}: it is a folder; name a file")
+        if not dest.parent.is_dir():
+            raise OutputError(f"cannot write {dest}: folder {dest.parent} does not exist; create it or fix the path")
+        probe = dest.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {dest}: folder {probe} is not writable; choose a folder you can write to")
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return
+    if st.f_flag & getattr(os, "ST_RDONLY", 1):
+        raise OutputError(f"cannot write {dest}: {probe} is on a read-only file system; write elsewhere")
+
+
+def _existing_parent(p: Path) -> Path:
+    p = p.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+# -- signals ---------------------------------------------------------------------------------------------------
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so every ``finally`` and ``except BaseException`` runs (temporary
+    files removed, workers stopped); the dispatcher turns it into exit 128 + signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI dispatchers call this)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, _on_signal)
