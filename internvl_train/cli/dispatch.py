@@ -15,6 +15,7 @@ from internvl_data.cli.dispatch import _Parser, dispatch  # usage errors and int
 
 COMMANDS = {
     "convert": "internvl_train.cli.convert",
+    "presets": "internvl_train.cli.presets",
 }
 
 
