@@ -88,7 +88,7 @@ class Loaded:
 
 def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
     """Meta file and model settings shared by ``stats`` and ``lengths`` (raises :class:`UsageError`)."""
-    from internvl_data.validator.options import show_progress
+    from internvl_data.parallel import show_progress
 
     for name in ("max_seq_length", "num_frames", "jobs"):
         value = getattr(args, name, None)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from internvl_data.media import sizes as stats_media
+from internvl_data.parallel import run_pool
 from internvl_data.stats.hist import STAT_NAMES, Tally
-from internvl_data.stats.plan import chunk_size, plan_file, repeat_factor, run_chunks
-from internvl_data.stats.worker import Dataset, Settings, init_worker, run_chunk
+from internvl_data.stats.plan import chunk_size, plan_file, repeat_factor
+from internvl_data.stats.worker import Chunk, Dataset, Settings, init_worker, run_chunk
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,8 +168,16 @@ def compute(
     tallies = [Tally() for _ in datasets]
     new: dict[str, list[int]] = {}
     names = [d for d, _ in datasets]
-    for _chunk, (index, tally, fresh) in run_chunks(
-        chunks, run_chunk, init_worker, (names, settings), jobs, progress, "stats"
+    for _chunk, (index, tally, fresh) in run_pool(
+        run_chunk,
+        chunks,
+        init_worker,
+        (names, settings),
+        jobs=jobs,
+        ordered=False,
+        progress=progress,
+        label="stats",
+        weight=Chunk.size,
     ):
         tallies[index].merge(tally)
         new.update(fresh)

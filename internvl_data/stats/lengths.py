@@ -250,7 +250,9 @@ def write_lengths(
     meta_path: str, datasets: list, settings: Any, jobs: int, progress: bool, out_dir: Path | None, backup: bool
 ) -> Outcome:
     """Compute every line's token length and write the files (in place, or into ``out_dir``)."""
-    from internvl_data.stats.plan import chunk_size, plan_file, run_chunks
+    from internvl_data.parallel import run_pool
+    from internvl_data.stats.plan import chunk_size, plan_file
+    from internvl_data.stats.worker import Chunk
 
     files: dict[str, int] = {}  # annotation path -> index of the first dataset that uses it
     for i, d in enumerate(datasets):
@@ -267,8 +269,16 @@ def write_lengths(
     parts: dict[int, list[tuple[int, str, int, list[tuple[int, str]]]]] = {i: [] for i in plans}
     try:
         chunks = [c for p in plans.values() for c in p.chunks]
-        for c, (part, n_lines, probs) in run_chunks(
-            chunks, run_chunk, init_lengths_worker, (datasets, settings, str(work_dir)), jobs, progress, "lengths"
+        for c, (part, n_lines, probs) in run_pool(
+            run_chunk,
+            chunks,
+            init_lengths_worker,
+            (datasets, settings, str(work_dir)),
+            jobs=jobs,
+            ordered=False,
+            progress=progress,
+            label="lengths",
+            weight=Chunk.size,
         ):
             parts[c.index].append((c.start, part, n_lines, probs))
         problems: list[tuple[str, int, str]] = []

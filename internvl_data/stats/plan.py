@@ -1,18 +1,15 @@
-"""Work planning and the process pool shared by ``stats`` and ``lengths``.
+"""Work planning for ``stats`` and ``lengths`` (the pool and progress bar are :mod:`internvl_data.parallel`).
 
 A dataset's annotation file is cut into newline-aligned byte chunks with known first line numbers, stopping
 after the lines the trainer uses (``repeat_time`` < 1 keeps the first ``floor(n * r)`` lines). Chunks run in
-worker processes (fork, initialised once per process) with a progress bar on a terminal only.
+:func:`internvl_data.parallel.run_pool` (unordered, progress weighted by bytes).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from internvl_data.formats.lines import count_lines
 from internvl_data.stats.worker import Chunk
@@ -79,81 +76,3 @@ def plan_file(index: int, path: str, repeat_time: float, chunk_bytes: int) -> Fi
 def chunk_size(total_bytes: int, jobs: int) -> int:
     """About 32 chunks per worker (little idle time at the end), between 256 KiB and 16 MiB."""
     return max(1 << 18, min(1 << 24, math.ceil(total_bytes / max(1, jobs * 32))))
-
-
-def run_chunks(
-    chunks: list[Chunk],
-    fn: Callable[[Chunk], Any],
-    init: Callable[..., None],
-    init_args: tuple,
-    jobs: int,
-    progress: bool,
-    label: str,
-) -> Iterator[tuple[Chunk, Any]]:
-    """Yield ``(chunk, fn(chunk))`` as they complete; in-process when ``jobs`` is 1 or there is one chunk.
-
-    With the fork start method the parent runs ``init`` once before the pool starts and the workers inherit
-    its state (one tokenizer load instead of one per worker); the progress bar starts after the fork.
-    """
-    total = sum(c.end - c.start for c in chunks)
-    bar = None
-    try:
-        if jobs <= 1 or len(chunks) <= 1:
-            init(*init_args)
-            bar = _Progress(total, label) if progress else None
-            for c in chunks:
-                out = fn(c)
-                if bar:
-                    bar.advance(c.end - c.start)
-                yield c, out
-            return
-        fork = "fork" in mp.get_all_start_methods()
-        if fork:
-            init(*init_args)
-        ctx = mp.get_context("fork" if fork else "spawn")
-        with ctx.Pool(
-            min(jobs, len(chunks)), initializer=None if fork else init, initargs=() if fork else init_args
-        ) as pool:
-            bar = _Progress(total, label) if progress else None
-            by_id = {id(c): c for c in chunks}
-            for cid, out in pool.imap_unordered(_Call(fn), ((id(c), c) for c in chunks)):
-                c = by_id[cid]
-                if bar:
-                    bar.advance(c.end - c.start)
-                yield c, out
-    finally:
-        if bar:
-            bar.close()
-
-
-class _Call:
-    """Picklable wrapper keeping the chunk's identity across the pool."""
-
-    def __init__(self, fn: Callable[[Chunk], Any]):
-        self.fn = fn
-
-    def __call__(self, item: tuple[int, Chunk]) -> tuple[int, Any]:
-        return item[0], self.fn(item[1])
-
-
-class _Progress:
-    def __init__(self, total: int, label: str):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-        self.p = Progress(
-            TextColumn(label),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-            console=Console(stderr=True),
-        )  # stdout carries the report
-        self.p.start()
-        self.task = self.p.add_task(label, total=total)
-
-    def advance(self, n: int) -> None:
-        self.p.advance(self.task, n)
-
-    def close(self) -> None:
-        self.p.stop()

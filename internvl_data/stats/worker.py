@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 
 from internvl_data.formats.models import record_kind
-from internvl_data.stats.hist import Tally
 from internvl_data.media.sizes import MediaSizes
+from internvl_data.stats.hist import Tally
 
 BATCH = 256  # records per TokenCounter.add_batch call
 
@@ -56,6 +56,9 @@ class Chunk:
     start: int
     end: int
     first_lineno: int = 1
+
+    def size(self) -> int:
+        return self.end - self.start
 
 
 @dataclass

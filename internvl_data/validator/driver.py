@@ -12,18 +12,19 @@ import functools
 import os
 import time
 from array import array
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from internvl_data import __version__
-from internvl_data.validator import cache
-from internvl_data.validator import manifest
-from internvl_data.checks.meta import check_declared_length
-from internvl_data.checks.findings import Finding, Report, Severity
-from internvl_data.formats.meta import MetaEntry, MetaResult, load_meta
-from internvl_data.validator.options import ValidateOptions, show_progress
 from internvl_data.checks import catalogue as rules
 from internvl_data.checks.catalogue import emit, selected
+from internvl_data.checks.findings import Finding, Report, Severity
+from internvl_data.checks.meta import check_declared_length
+from internvl_data.formats.meta import MetaEntry, MetaResult, load_meta
+from internvl_data.parallel import run_pool, show_progress
+from internvl_data.validator import cache, manifest
+from internvl_data.validator.options import ValidateOptions
 
 if TYPE_CHECKING:
     from internvl_data.validator.worker import BlockResult
@@ -103,20 +104,21 @@ def _plan(entries: list[MetaEntry], todo: list[int]) -> list[list[tuple[int, int
 
 def _run_blocks(
     entries: list[MetaEntry], opts: ValidateOptions, jobs: list[tuple[int, int, int]]
-) -> Iterator[BlockResult]:
-    """Results in job order: in this process for small inputs or one worker, else in a process pool."""
+) -> Generator[tuple[tuple[int, int, int], BlockResult], None, None]:
+    """``(job, result)`` in job order: in this process for small inputs or one worker, else in the process pool."""
     from internvl_data.validator.worker import init_worker, scan_block  # not needed when every file is a cache hit
 
-    workers = min(opts.workers, len(jobs))
-    if workers <= 1 or sum(size for _, i, size in jobs if i == 0) < SMALL:
-        init_worker(entries, opts)
-        yield from map(scan_block, jobs)
-        return
-    import multiprocessing as mp
-
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(workers, initializer=init_worker, initargs=(entries, opts)) as pool:
-        yield from pool.imap(scan_block, jobs)
+    small = sum(size for _, i, size in jobs if i == 0) < SMALL
+    progress = show_progress(opts.progress) and len(jobs) >= 2
+    return run_pool(
+        scan_block,
+        jobs,
+        init_worker,
+        (entries, opts),
+        jobs=1 if small else opts.workers,
+        progress=progress,
+        label="validating",
+    )
 
 
 def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions) -> FileResult:
@@ -352,22 +354,13 @@ def _scan(
     """Check the files ``todo`` (dataset indexes); block results are joined per file as they arrive."""
     plan = _plan(meta.entries, todo)
     results = _run_blocks(meta.entries, opts, [job for jobs in plan for job in jobs])
-    bar = None
     out: dict[int, FileResult] = {}
     try:
         for ds, jobs in zip(todo, plan):
-            blocks = []
-            for _ in jobs:
-                blocks.append(next(results))
-                if bar is None:  # started after the first result: the worker processes exist by then
-                    bar = _progress(opts, sum(map(len, plan)))
-                if bar:
-                    bar.advance(bar.task_ids[0])
+            blocks = [next(results)[1] for _ in jobs]
             out[ds] = _finish(meta.entries[ds], blocks, opts, store, hashes.get(ds))
     finally:
         results.close()
-        if bar:
-            bar.stop()
     return out
 
 
@@ -406,16 +399,3 @@ def exit_code(report: Report, strict: bool = False) -> int:
         return 2
     counts = report.counts()
     return 1 if counts[Severity.ERROR] or (strict and counts[Severity.WARNING]) else 0
-
-
-def _progress(opts: ValidateOptions, total: int) -> Any:
-    """A rich progress bar on stderr, only on a terminal outside CI (or when forced with progress=True)."""
-    if not show_progress(opts.progress) or total < 2:
-        return False
-    from rich.console import Console
-    from rich.progress import Progress
-
-    bar = Progress(console=Console(stderr=True), transient=True)
-    bar.add_task("validating", total=total)
-    bar.start()
-    return bar

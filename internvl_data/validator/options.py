@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import asdict, dataclass, fields, replace
 
 MEDIA_MODES = ("off", "exists", "header", "decode")
@@ -91,10 +90,3 @@ def _known(cls: type, options: dict[str, object]) -> None:
     unknown = sorted(set(options) - names)
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-
-
-def show_progress(requested: bool | None) -> bool:
-    """Whether to draw a progress bar (validate, stats, lengths): as asked, else only on a terminal outside CI."""
-    if requested is not None:
-        return requested
-    return sys.stderr.isatty() and not os.environ.get("CI")

@@ -249,19 +249,21 @@ def test_template_reaches_the_record_checks(tmp_path: Path, run_cli, template: s
 
 
 def test_progress_bar_only_on_a_terminal_outside_ci(monkeypatch) -> None:
-    from internvl_data.validator.options import ValidateOptions
+    from internvl_data.parallel import ProgressBar, show_progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     monkeypatch.delenv("CI", raising=False)
-    bar = engine._progress(ValidateOptions(), 10)
-    assert bar and bar.tasks[0].total == 10
-    bar.stop()
+    assert show_progress(None) is True
+    bar = ProgressBar("validating", 10)
+    assert bar.total == 10
+    bar.close()
     monkeypatch.setenv("CI", "true")
-    assert not engine._progress(ValidateOptions(), 10)
-    assert not engine._progress(ValidateOptions(progress=False), 10)
+    assert not show_progress(None)
+    assert not show_progress(False)
+    assert show_progress(True)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     monkeypatch.delenv("CI")
-    assert not engine._progress(ValidateOptions(), 10)
+    assert not show_progress(None)
 
 
 def test_python_api_options(make_meta) -> None:

@@ -1,0 +1,117 @@
+"""The one process pool and progress bar of the package, used by ``validate`` (4 MiB blocks), ``stats`` and
+``lengths`` (newline-aligned chunks).
+
+:func:`run_pool` runs ``fn`` over work items in-process (one job or one item) or in a process pool. With the
+fork start method the parent runs ``init`` once before the pool starts and the workers inherit its state (one
+tokenizer load instead of one per worker); with spawn, ``init`` is each worker's initializer. The progress bar
+(:class:`ProgressBar`, stderr only: stdout carries the report) starts after the workers exist, so that no rich
+refresh thread is running when the pool forks. :func:`show_progress` is the one rule for drawing it.
+
+Stdlib only at import time (rich is imported when a bar is drawn): ``validate`` imports this module.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def show_progress(requested: bool | None) -> bool:
+    """Whether to draw a progress bar (validate, stats, lengths): as asked, else only on a terminal outside CI."""
+    if requested is not None:
+        return requested
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class ProgressBar:
+    """A transient rich progress bar on stderr: ``label``, bar, percentage, time remaining."""
+
+    def __init__(self, label: str, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self.task = self.progress.add_task(label, total=total)
+        self.progress.start()
+
+    @property
+    def total(self) -> float | None:
+        return self.progress.tasks[0].total
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task, n)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def run_pool(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    init: Callable[..., None],
+    init_args: tuple = (),
+    *,
+    jobs: int,
+    ordered: bool = True,
+    progress: bool = False,
+    label: str = "",
+    weight: Callable[[T], int] | None = None,
+) -> Generator[tuple[T, R], None, None]:
+    """Yield ``(item, fn(item))``: in item order when ``ordered``, else as they complete.
+
+    In this process when ``jobs`` is 1 or there is at most one item, else in ``min(jobs, len(items))`` worker
+    processes. ``progress`` draws a bar advanced by ``weight(item)`` (default 1) per finished item. Closing the
+    generator early terminates the workers.
+    """
+    total = sum(map(weight, items)) if weight else len(items)
+    bar: ProgressBar | None = None
+    try:
+        if jobs <= 1 or len(items) <= 1:
+            init(*init_args)
+            bar = ProgressBar(label, total) if progress else None
+            for item in items:
+                out = fn(item)
+                if bar:
+                    bar.advance(weight(item) if weight else 1)
+                yield item, out
+            return
+        fork = "fork" in mp.get_all_start_methods()
+        if fork:
+            init(*init_args)
+        ctx = mp.get_context("fork" if fork else "spawn")
+        with ctx.Pool(
+            min(jobs, len(items)), initializer=None if fork else init, initargs=() if fork else init_args
+        ) as pool:
+            bar = ProgressBar(label, total) if progress else None
+            mapper = pool.imap if ordered else pool.imap_unordered
+            for i, out in mapper(_Indexed(fn), enumerate(items)):
+                item = items[i]
+                if bar:
+                    bar.advance(weight(item) if weight else 1)
+                yield item, out
+    finally:
+        if bar:
+            bar.close()
+
+
+class _Indexed:
+    """Picklable wrapper keeping the item's position across the pool."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, pair: tuple[int, Any]) -> tuple[int, Any]:
+        return pair[0], self.fn(pair[1])
