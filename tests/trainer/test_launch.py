@@ -1,0 +1,293 @@
+"""The scripts' environment variables, their batch arithmetic and the torchrun / srun command lines."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from internvl_train.launch import (
+    LAUNCHED_VAR,
+    LaunchError,
+    adopt_slurm_env,
+    batch_settings,
+    existing_launcher,
+    first_host,
+    gradient_accumulation,
+    plan_launch,
+    torchrun_prefix,
+    world_size_of,
+)
+from internvl_train.presets import preset_launch, preset_values
+
+CHILD = ["--preset", "P", "meta_path=m.json"]
+PY_CHILD = ["-m", "internvl_train", "run", *CHILD]
+
+
+def official(preset: str, env: dict[str, str]):
+    """What `ENV sh <preset's script>` means: world size, per-device batch, accumulation, the launch plan."""
+    launch = preset_launch(preset)
+    world, source = world_size_of(env, launch)
+    batch = batch_settings(env, launch, preset_values=preset_values(preset), world_size=world, world_source=source)
+    per_device = batch.per_device or preset_values(preset)["per_device_train_batch_size"]
+    plan = plan_launch(env, CHILD, world_size=world, preset=launch)
+    return world, per_device, batch.accumulation, plan
+
+
+def torchrun(nproc: int, *, nnodes: int = 1, rank: int = 0, addr: str = "127.0.0.1", port: int = 34229) -> list[str]:
+    return [
+        *torchrun_prefix(),
+        f"--nnodes={nnodes}",
+        f"--node_rank={rank}",
+        f"--master_addr={addr}",
+        f"--nproc_per_node={nproc}",
+        f"--master_port={port}",
+        *PY_CHILD,
+    ]
+
+
+def srun(partition: str, nodes: int, ntasks: int, *extra: str) -> list[str]:
+    return [
+        "srun",
+        "-p",
+        partition,
+        "--gres=gpu:8",
+        f"--nodes={nodes}",
+        f"--ntasks={ntasks}",
+        "--ntasks-per-node=8",
+        "--cpus-per-task=10",
+        "--kill-on-bad-exit=1",
+        *extra,
+        sys.executable,
+        "-u",
+        *PY_CHILD,
+    ]
+
+
+# The official guide's documented invocations (reference §6.3) -> processes, per-device, accumulation, global batch.
+GUIDE = [
+    ("internvl2-1b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 16, 128),
+    ("internvl2-2b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 16, 128),
+    ("internvl2-4b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 16, 128),
+    ("internvl2-1b-lora", {"GPUS": "2", "PER_DEVICE_BATCH_SIZE": "1"}, 2, 1, 8, 16),
+    ("internvl2-2b-lora", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 2, 16),
+    ("internvl2-4b-lora", {"GPUS": "2", "PER_DEVICE_BATCH_SIZE": "1"}, 2, 1, 8, 16),
+    ("internvl2-8b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "2"}, 8, 2, 8, 128),
+    ("internvl2-8b-lora", {"GPUS": "2", "PER_DEVICE_BATCH_SIZE": "2"}, 2, 2, 4, 16),
+    ("internvl2-26b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "2"}, 8, 2, 8, 128),
+    ("internvl2-26b-lora", {"GPUS": "2", "PER_DEVICE_BATCH_SIZE": "2"}, 2, 2, 4, 16),
+    ("internvl2-40b-lora", {"GPUS": "2", "PER_DEVICE_BATCH_SIZE": "2"}, 2, 2, 4, 16),
+    ("internvl2-76b-lora", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 2, 16),
+    ("internvl2-2b-lora-coco", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "4"}, 8, 4, 16, 512),
+    ("internvl2-1b-full", {}, 8, 4, 4, 128),  # the script's own defaults
+]
+
+
+@pytest.mark.parametrize(("preset", "env", "procs", "per_device", "acc", "global_batch"), GUIDE)
+def test_guide_torchrun_commands(preset, env, procs, per_device, acc, global_batch):
+    world, got_per_device, got_acc, plan = official(preset, env)
+    assert (world, got_per_device, got_acc, world * got_per_device * got_acc) == (procs, per_device, acc, global_batch)
+    assert plan.mode == "torchrun"
+    assert plan.command == torchrun(procs)
+    assert plan.env == {LAUNCHED_VAR: "torchrun"}
+
+
+def test_guide_40b_full_on_slurm():
+    env = {"PARTITION": "your partition", "GPUS": "16", "PER_DEVICE_BATCH_SIZE": "2"}
+    world, per_device, acc, plan = official("internvl2-40b-full", env)
+    assert (world, per_device, acc) == (16, 2, 4)
+    assert plan.mode == "srun" and (plan.nnodes, plan.nproc_per_node) == (2, 8)
+    assert plan.command == srun("your partition", 2, 16)
+    assert plan.env == {"MASTER_PORT": "34229", LAUNCHED_VAR: "srun"}
+    assert plan.shell_line().startswith("MASTER_PORT=34229 IVL_TRAIN_LAUNCHER=srun srun -p 'your partition' --gres")
+
+
+def test_guide_76b_full_on_slurm_with_quota_and_srun_args():
+    env = {"GPUS": "32", "PER_DEVICE_BATCH_SIZE": "1", "QUOTA_TYPE": "spot", "SRUN_ARGS": "--jobid 7 -x 'n1'"}
+    world, per_device, acc, plan = official("internvl2-76b-full", env)  # the preset's launcher is srun
+    assert (world, per_device, acc) == (32, 1, 4)
+    assert plan.command == srun("INTERN2", 4, 32, "--quotatype=spot", "--jobid", "7", "-x", "n1")
+
+
+def test_slurm_launcher_flag_without_partition_and_gpus_per_node():
+    plan = plan_launch({"GPUS_PER_NODE": "4"}, CHILD, world_size=8, launcher="slurm")
+    assert plan.command[:9] == [
+        "srun",
+        "-p",
+        "INTERN2",
+        "--gres=gpu:4",
+        "--nodes=2",
+        "--ntasks=8",
+        "--ntasks-per-node=4",
+        "--cpus-per-task=10",
+        "--kill-on-bad-exit=1",
+    ]
+
+
+def test_torchrun_preset_can_be_sent_to_torchrun_explicitly():
+    plan = plan_launch({}, CHILD, world_size=16, preset=preset_launch("internvl2-40b-full"), launcher="torchrun")
+    assert plan.command == torchrun(16)
+
+
+def test_multi_node_torchrun():
+    env = {"GPUS": "16", "NNODES": "2", "NODE_RANK": "1", "MASTER_ADDR": "10.0.0.5", "MASTER_PORT": "29600"}
+    world, _ = world_size_of(env)
+    plan = plan_launch(env, CHILD, world_size=world)
+    assert plan.command == torchrun(8, nnodes=2, rank=1, addr="10.0.0.5", port=29600)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"GPUS": "16", "NNODES": "2"},
+            "NNODES=2 needs MASTER_ADDR (the address of the node with NODE_RANK=0)",
+        ),
+        (
+            {"GPUS": "6", "NNODES": "4", "MASTER_ADDR": "h"},
+            "GPUS=6 processes do not split evenly over NNODES=4 nodes; set GPUS to a multiple of 4",
+        ),
+        (
+            {"GPUS": "8", "NNODES": "2", "NODE_RANK": "2", "MASTER_ADDR": "h"},
+            "NODE_RANK=2 is not below NNODES=2; number the nodes 0..1",
+        ),
+        (
+            {"GPUS": "12", "PARTITION": "p"},
+            (
+                "GPUS=12 is not a multiple of GPUS_PER_NODE=8 (the srun scripts compute NODES=GPUS/GPUS_PER_NODE = 1); "
+                "set GPUS to a multiple of 8 or set GPUS_PER_NODE"
+            ),
+        ),
+        (
+            {"GPUS": "4", "PARTITION": "p"},
+            (
+                "GPUS=4 is not a multiple of GPUS_PER_NODE=8 (the srun scripts compute NODES=GPUS/GPUS_PER_NODE = 0); "
+                "set GPUS to a multiple of 8 or set GPUS_PER_NODE"
+            ),
+        ),
+        ({"GPUS": "two"}, "GPUS='two' is not a positive whole number; unset it or set e.g. GPUS=1"),
+        ({"GPUS": "0"}, "GPUS='0' is not a positive whole number; unset it or set e.g. GPUS=1"),
+    ],
+)
+def test_launch_errors(env, message):
+    with pytest.raises(LaunchError) as info:
+        world, _ = world_size_of(env)
+        plan_launch(env, CHILD, world_size=world)
+    assert str(info.value) == message
+
+
+def test_one_process_runs_here_and_launcher_none():
+    assert plan_launch({}, CHILD, world_size=1).mode == "here"
+    assert plan_launch({}, CHILD, world_size=1, launcher="none").mode == "here"
+    with pytest.raises(LaunchError, match=r"^--launcher none runs one process, but GPUS/--nproc-per-node ask for 2;"):
+        plan_launch({}, CHILD, world_size=2, launcher="none")
+    # an explicit torchrun with one process still goes through torchrun
+    assert plan_launch({}, CHILD, world_size=1, launcher="torchrun").command == torchrun(1)
+
+
+# -- the arithmetic ----------------------------------------------------------------------------------------------------
+
+
+def test_accumulation_exact():
+    assert gradient_accumulation(128, 1, 8) == 16
+    assert gradient_accumulation(128, 2, 16) == 4
+    assert gradient_accumulation(512, 4, 8) == 16
+
+
+def test_accumulation_zero_says_the_effective_batch():
+    with pytest.raises(LaunchError) as info:
+        gradient_accumulation(16, 4, 8)
+    assert str(info.value) == (
+        "BATCH_SIZE=16 / PER_DEVICE_BATCH_SIZE=4 / GPUS=8 gives gradient accumulation 0 in the official shell "
+        "arithmetic (an effective batch of 0): PER_DEVICE_BATCH_SIZE x GPUS = 32 is above BATCH_SIZE; set "
+        "BATCH_SIZE to a multiple of 32 or lower PER_DEVICE_BATCH_SIZE"
+    )
+
+
+def test_accumulation_remainder_says_the_effective_batch():
+    with pytest.raises(LaunchError) as info:
+        gradient_accumulation(128, 3, 8)  # the shell: 128/3 = 42, 42/8 = 5 -> 5 x 3 x 8 = 120
+    assert str(info.value) == (
+        "BATCH_SIZE=128 / PER_DEVICE_BATCH_SIZE=3 / GPUS=8 leaves a remainder: the official shell arithmetic gives "
+        "gradient accumulation 5, an effective batch of 120, not 128; set BATCH_SIZE=120 or 144, or change "
+        "PER_DEVICE_BATCH_SIZE or GPUS"
+    )
+
+
+def test_flags_beat_env_beat_preset():
+    launch, values = preset_launch("internvl2-1b-full"), preset_values("internvl2-1b-full")
+    env = {"GPUS": "4", "PER_DEVICE_BATCH_SIZE": "2", "BATCH_SIZE": "64"}
+    # env over preset: 64 / 2 / 4
+    b = batch_settings(env, launch, preset_values=values, world_size=4)
+    assert (b.per_device, b.accumulation, b.batch_size) == (2, 8, 64)
+    assert b.base_values() == {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 8}
+    # a per-device flag beats PER_DEVICE_BATCH_SIZE, and the accumulation follows it: 64 / 8 / 4
+    b = batch_settings(env, launch, preset_values=values, explicit={"per_device_train_batch_size": 8}, world_size=4)
+    assert b.base_values() == {"gradient_accumulation_steps": 2}
+    assert b.sources["per_device_train_batch_size"] == "flag"
+    # an accumulation flag is left alone (the config layer holds it)
+    b = batch_settings(env, launch, preset_values=values, explicit={"gradient_accumulation_steps": 3}, world_size=4)
+    assert b.base_values() == {"per_device_train_batch_size": 2}
+    # the --nproc-per-node flag beats GPUS
+    assert world_size_of(env, launch, nproc_per_node=2) == (2, "--nproc-per-node")
+    assert world_size_of({}, launch) == (8, "preset")
+    assert world_size_of({}, None) == (1, "default")
+
+
+def test_no_preset_no_batch_size_keeps_the_config_accumulation():
+    b = batch_settings({"GPUS": "2"}, None, world_size=2)
+    assert b.base_values() == {}
+    b = batch_settings({"GPUS": "2", "BATCH_SIZE": "16"}, None, world_size=2)  # the config's default per-device 4
+    assert b.base_values() == {"gradient_accumulation_steps": 2}
+
+
+# -- inside a launcher -----------------------------------------------------------------------------------------------
+
+
+def test_inside_existing_launchers():
+    torch_env = {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "TORCHELASTIC_RUN_ID": "x"}
+    assert existing_launcher(torch_env) == "torchrun"
+    assert existing_launcher({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "CROSS_RANK": "0"}) == "deepspeed"
+    assert existing_launcher({"SLURM_PROCID": "3", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "16"}) == "srun"
+    assert existing_launcher({"SLURM_PROCID": "0", "SLURM_NTASKS": "16"}) is None  # an sbatch script, not a task
+    assert existing_launcher({}) is None
+    plan = plan_launch(torch_env, CHILD, world_size=4, launcher="slurm")
+    assert (plan.mode, plan.launcher, plan.command) == ("inside", "torchrun", [])
+    assert world_size_of(torch_env) == (4, "torchrun WORLD_SIZE")
+    with pytest.raises(LaunchError) as info:
+        world_size_of({**torch_env, "GPUS": "8"})
+    assert str(info.value) == "GPUS=8 but the torchrun launcher started 4 processes; unset GPUS or make it 4"
+    # in the processes we launched ourselves GPUS may differ (--nproc-per-node won over it)
+    assert world_size_of({**torch_env, "GPUS": "8", LAUNCHED_VAR: "torchrun"}) == (4, "torchrun WORLD_SIZE")
+
+
+def test_inside_launcher_accumulation_uses_the_real_world_size():
+    env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    launch = preset_launch("internvl2-1b-full")
+    world, _ = world_size_of(env, launch)
+    b = batch_settings(env, launch, preset_values=preset_values("internvl2-1b-full"), world_size=world)
+    assert b.accumulation == 16  # 128 / 4 / 2: the global batch stays 128
+
+
+def test_first_host():
+    assert first_host("node[03-05,9],gpu1") == "node03"
+    assert first_host("gpu7,gpu8") == "gpu7"
+    assert first_host("SH-IDC1-10-140-0-[131,132]") == "SH-IDC1-10-140-0-131"
+    assert first_host("single") == "single"
+
+
+def test_adopt_slurm_env():
+    env = {"SLURM_PROCID": "9", "SLURM_NTASKS": "16", "SLURM_NNODES": "2", "SLURM_LOCALID": "1"}
+    env["SLURM_NODELIST"] = "n[10-11]"
+    assert adopt_slurm_env(env) is True
+    assert {
+        k: env[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    } == {
+        "RANK": "9",
+        "WORLD_SIZE": "16",
+        "LOCAL_RANK": "1",
+        "LOCAL_WORLD_SIZE": "8",
+        "MASTER_ADDR": "n10",
+        "MASTER_PORT": "34229",
+    }
+    assert adopt_slurm_env(env) is False  # RANK is set: nothing to do
