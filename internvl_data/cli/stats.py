@@ -8,18 +8,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from internvl_data.errors import UsageError
 from internvl_data.stats.worker import Dataset, Settings
 
 HELP = "what a mixture contains after repeat_time: records, images, tiles, tokens"
 FORMATS = ("table", "json", "csv")
-
-
-class UsageError(Exception):
-    """Bad invocation or unusable input: one message, exit 2 (1 for problems in the meta file)."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,12 +150,10 @@ def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
 
 
 def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command body; a usage error becomes one message and an exit code (a missing extra: cli.dispatch)."""
-    try:
-        return body(args)
-    except UsageError as exc:
-        print(f"ivl-data {command}: {exc}" if exc.code == 2 else str(exc), file=sys.stderr)
-        return exc.code
+    """Run a command body with the one error -> exit code mapping (:func:`internvl_data.cli.common.run_command`)."""
+    from internvl_data.cli.common import run_command
+
+    return run_command("ivl-data", command, body, args)
 
 
 def run(args: argparse.Namespace) -> int:

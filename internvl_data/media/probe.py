@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from internvl_data.errors import DataError
+
 VIDEO_EXTRA = "pip install 'ivl-kit[video]'"
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _ORIENTATION_TAG = 0x0112
 
 
-class MediaError(Exception):
+class MediaError(DataError):
     """A media file that cannot be used as the official loader would use it.
 
     ``kind``: ``missing``, ``unreadable``, ``truncated``, ``too-large``, ``video`` (not decodable) or

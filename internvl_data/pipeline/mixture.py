@@ -15,16 +15,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from internvl_data.validator.cache import write_atomic
 from internvl_data.checks.findings import Severity
+from internvl_data.errors import IvlDataError
 from internvl_data.formats.meta import MetaEntry, load_meta
+from internvl_data.fsio import write_atomic
 
 __all__ = ["Mixture", "MixtureError", "kept_lines", "line_offsets"]
 
 CHUNK = 1 << 22
 
 
-class MixtureError(ValueError):
+class MixtureError(IvlDataError, ValueError):
     """The mixture cannot be built or a record cannot be read (message names file, line and fix)."""
 
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from internvl_data.errors import ModelSetupError
 
-class ModelInfoError(ValueError):
+
+class ModelInfoError(ModelSetupError, ValueError):
     """config.json is missing or does not describe an InternVL checkpoint; the message names the fix."""
 
 

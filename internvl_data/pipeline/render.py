@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from internvl_data.validator.cache import write_atomic
+from internvl_data.errors import UsageError
 from internvl_data.pipeline.labels import IGNORE
 from internvl_data.pipeline.sample import Sample, SampleBuilder, SampleError
+from internvl_data.fsio import write_atomic
 
 TRAIN_OPEN, TRAIN_CLOSE = "⟦", "⟧"  # marks trained spans in the text format
 COLOR_OPEN, COLOR_CLOSE = "\x1b[1;32m", "\x1b[0m"  # the same on a terminal: bold green
@@ -36,7 +37,7 @@ class RenderOptions:
     dump_pixels: str | None = None
 
 
-class RenderUsageError(ValueError):
+class RenderUsageError(UsageError, ValueError):
     """An unusable invocation (unknown dataset, index out of range): exit 2."""
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from internvl_data.errors import DataError
+from internvl_data.formats.models import record_kind
 from internvl_data.pipeline import labels as lab
 from internvl_data.pipeline.modelinfo import ModelInfo
-from internvl_data.formats.models import record_kind
 from internvl_data.pipeline.templates import (
     GPT,
     HUMAN,
@@ -32,7 +33,7 @@ from internvl_data.pipeline.templates import (
 from internvl_data.pipeline.tokenizer import TokenCodec
 
 
-class SampleError(ValueError):
+class SampleError(DataError, ValueError):
     """A record the official trainer cannot build (it would be dropped and replaced). ``code`` is a rule code."""
 
     def __init__(self, code: str, message: str, **details: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from internvl_data.errors import DataError
 from internvl_data.pipeline.tokenizer import IMG_CONTEXT, IMG_END, IMG_START
 
 SYSTEM_INTERNVL2 = (
@@ -90,7 +91,7 @@ TEMPLATES: dict[str, Template] = {
 }
 
 
-class ConversationError(ValueError):
+class ConversationError(DataError, ValueError):
     """A conversation the official preprocessor would reject (the sample is dropped and replaced).
 
     ``code``: IVL202 (turn without string ``from``/``value``), IVL207 (unknown role), IVL208 (``system`` role

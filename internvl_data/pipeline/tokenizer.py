@@ -15,12 +15,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from internvl_data.errors import ModelSetupError
+
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 # The 9 InternVL special tokens in the order the official trainer adds them (reference §1.9).
 INTERNVL_TOKENS = (IMG_START, IMG_END, IMG_CONTEXT, "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>")
 
 
-class TokenizerLoadError(Exception):
+class TokenizerLoadError(ModelSetupError):
     """The checkpoint's tokenizer cannot be loaded as asked; the message says how to fix it."""
 
 

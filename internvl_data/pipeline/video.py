@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from internvl_data.errors import DataError
+
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
@@ -21,7 +23,7 @@ __all__ = ["VideoError", "choose_num_frames", "read_frames", "sample_frame_indic
 _FRAME_NUMBER = re.compile(r"_(\d+).jpg$")  # the official pattern, unescaped dot included
 
 
-class VideoError(ValueError):
+class VideoError(DataError, ValueError):
     """A video that cannot give the requested frames (empty, unreadable, clip outside the video)."""
 
 

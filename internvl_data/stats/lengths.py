@@ -18,11 +18,13 @@ from typing import Any
 
 import orjson
 
+from internvl_data.errors import IvlDataError
+
 _WS = b" \t\r\n"
 PAUSE_ENV = "IVL_LENGTHS_PAUSE_BEFORE_RENAME"  # tests: seconds to sleep between writing the temp file and the rename
 
 
-class EditError(ValueError):
+class EditError(IvlDataError, ValueError):
     """The text is not the JSON object the edit expects."""
 
 

@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from internvl_data.errors import ModelSetupError
 from internvl_data.stats.hist import Tally
-from internvl_data.stats.worker import Record, Settings
-
+from internvl_data.stats.types import Record, Settings
 
 _TOKENIZERS: dict[tuple[str, bool], Any] = {}  # loaded by model_settings, reused by TokenCounter.load
 CHECK_RECORDS = 64  # per process: piece-wise encoding verified against the tokenizer on this many records
 
 
-class ModelError(ValueError):
+class ModelError(ModelSetupError, ValueError):
     """The checkpoint cannot be used for token counts; the message names the fix."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
+from internvl_data.errors import UsageError
+
 MEDIA_MODES = ("off", "exists", "header", "decode")
 FORMATS = ("text", "json", "github", "sarif")
 
@@ -16,7 +18,7 @@ LIMITS = {"max_pixels": 0, "min_frames": 0, "max_per_rule": 0, "jobs": 0, "max_s
 _NOT_IN_KEY = frozenset({"strict", "jobs", "cache_dir", "manifest", "write_manifest", "format", "output", "progress"})
 
 
-class OptionError(ValueError):
+class OptionError(UsageError, ValueError):
     """An option below its bound in :data:`LIMITS`; ``name``, ``bound`` and ``value`` say which."""
 
     def __init__(self, name: str, bound: int, value: object) -> None:
