@@ -27,6 +27,7 @@ from internvl_train.errors import CheckpointError
 __all__ = ["DEEPSPEED_NAMES", "ConfigError", "TrainConfig", "load_config", "parse_override"]
 
 DEEPSPEED_NAMES = ("zero1", "zero2", "zero3", "zero3-offload")
+DEEPSPEED_PRESET_NAMES = ("zero3-34b", "zero3-100b")  # zero3 with the 40B / 76B scripts' persistence thresholds
 TEMPLATES = ("Hermes-2", "internlm2-chat", "phi3-chat", "internvl2_5")
 # transformers' SchedulerType values (a test keeps them equal; importing transformers here would cost seconds)
 SCHEDULERS = (
@@ -163,7 +164,7 @@ class TrainConfig(BaseModel):
     @field_validator("deepspeed")
     @classmethod
     def _deepspeed(cls, v: str | None) -> str | None:
-        if v is None or v in DEEPSPEED_NAMES or v.endswith(".json"):
+        if v is None or v in DEEPSPEED_NAMES or v in DEEPSPEED_PRESET_NAMES or v.endswith(".json"):
             return v
         raise ValueError(
             f"{v!r} is neither a DeepSpeed JSON file nor one of the shipped configs "
@@ -333,6 +334,9 @@ def load_config(
             raise ConfigError(errs)
         problems += errs
         layers.append(src)
+        preset = src.values.pop("preset", None)  # `preset: NAME`: that preset's values under the file's
+        if preset is not None and not base:  # (a caller's base, internvl_train.launch.resolve's, already has them)
+            layers.insert(0, _preset_layer(preset, src.at("preset"), problems))
     cli_values: dict[str, Any] = {}
     cli_where: dict[str, str] = {}
     for n, text in enumerate(overrides, 1):
@@ -383,6 +387,17 @@ def load_config(
         raise ConfigError(sorted(problems, key=functools.partial(_order, os.fspath(path) if path else None)))
     assert cfg is not None
     return cfg
+
+
+def _preset_layer(name: Any, where: str, problems: list[str]) -> _Source:
+    """The values of the preset a YAML file names with ``preset: NAME`` (internvl_train.presets)."""
+    from internvl_train.presets import PresetError, preset_values
+
+    try:
+        return _Source(preset_values(str(name)), {}, f"preset {name}")
+    except PresetError as exc:
+        problems.append(f"{where}: preset: {exc}")
+        return _Source({}, {}, "preset")
 
 
 def _order(path: str | None, problem: str) -> tuple[int, int]:

@@ -204,3 +204,61 @@ def test_cli_one_preset_and_unknown():
         "ivl-train presets: error: unknown preset 'internvl2-26b-ful' (did you mean 'internvl2-26b-full'?); "
         "`ivl-train presets` lists them\n"
     )
+
+
+# -- through the config loader ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", OFFICIAL, ids=[r[0] for r in OFFICIAL])
+def test_preset_validates_as_a_train_config(row):
+    from internvl_train.config import load_config
+
+    name, rank = row[0], row[12]
+    cfg = load_config(None, ["meta_path=data/meta.json"], base=preset_values(name), check_paths=False)
+    resolved = cfg.resolved_dict()
+    for key, value in preset_values(name).items():
+        assert resolved[key] == ([value] if key == "report_to" else value), key
+    assert (cfg.use_llm_lora, cfg.llm_lora_alpha, cfg.lora_dropout) == (rank, 2 * rank, 0.05)  # alpha = 2 x r
+    assert (cfg.use_backbone_lora, cfg.unfreeze_vit_layers, cfg.unfreeze_lm_head) == (0, 0, False)
+    assert (cfg.min_num_frame, cfg.max_num_frame, cfg.overwrite_output_dir) == (8, 32, False)
+
+
+def test_preset_key_in_a_yaml_file(tmp_path):
+    from internvl_train.config import load_config
+
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("preset: internvl2-8b-lora\nmeta_path: my/meta.json\nlearning_rate: 1.0e-5\n")
+    cfg = load_config(cfg_file, ["use_llm_lora=8"], check_paths=False)
+    assert (cfg.learning_rate, cfg.use_llm_lora, cfg.llm_lora_alpha) == (1e-5, 8, 16)
+    assert (cfg.weight_decay, cfg.deepspeed, cfg.model_name_or_path) == (0.05, "zero1", "./pretrained/InternVL2-8B")
+
+
+def test_unknown_preset_key_in_a_yaml_file_names_the_line(tmp_path):
+    from internvl_train.config import ConfigError, load_config
+
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text("meta_path: my/meta.json\npreset: internvl2-8b-lorra\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_file, check_paths=False)
+    assert sorted(info.value.problems) == [
+        f"{cfg_file}:1: model_name_or_path: required (the checkpoint folder to fine-tune)",
+        f"{cfg_file}:1: output_dir: required (the folder for checkpoints and the final model)",
+        f"{cfg_file}:2: preset: unknown preset 'internvl2-8b-lorra' (did you mean 'internvl2-8b-lora'?); "
+        "`ivl-train presets` lists them",
+    ]
+
+
+@pytest.mark.parametrize(("name", "threshold"), [("zero3_34b", 1e5), ("zero3_100b", 1e4)])
+def test_shipped_zero3_variants_of_the_40b_and_76b(name, threshold):
+    import json
+    from importlib import resources
+
+    ds = json.loads((resources.files("internvl_train") / "configs" / "deepspeed" / f"{name}.json").read_text())
+    zero = ds["zero_optimization"]
+    assert (zero["stage"], zero["stage3_param_persistence_threshold"]) == (3, threshold)
+    assert zero["stage3_gather_16bit_weights_on_model_save"] is True
+    assert ds["optimizer"] == {
+        "type": "AdamW",
+        "params": {"lr": "auto", "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": "auto"},
+    }
+    assert "scheduler" not in ds
