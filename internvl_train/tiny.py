@@ -39,7 +39,7 @@ def write_tiny_checkpoint(
     heads: int = 4,
     kv_heads: int | None = None,
     intermediate: int | None = None,
-    vocab_size: int = 128,
+    vocab_size: int = 288,
     vision_hidden: int = 32,
     vision_layers: int = 2,
     vision_heads: int = 2,
@@ -48,7 +48,7 @@ def write_tiny_checkpoint(
     num_shards: int = 3,
 ) -> Path:
     """Write a random InternVL2-<llm>/<vit> checkpoint; ``tokenizer`` is a directory to copy, an object with
-    ``save_pretrained``, or None for a minimal word-level tokenizer with the 9 InternVL special tokens."""
+    ``save_pretrained``, or None for :func:`minimal_tokenizer` (byte-level, 275 tokens: renders any text cleanly)."""
     if llm not in _ARCH or vit not in ("300m", "6b"):
         raise ValueError(f"llm must be one of {sorted(_ARCH)} and vit '300m' or '6b'")
     out = Path(out_dir)
@@ -74,7 +74,7 @@ def write_tiny_checkpoint(
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     gen = torch.Generator().manual_seed(seed)
     _write_weights(out, list(_shapes(cfg, llm)), gen, dtype, weights, num_shards if sharded else 1)
-    _write_tokenizer(out, tokenizer, vocab_size)
+    _write_tokenizer(out, tokenizer, vocab_size, llm)
     (out / "generation_config.json").write_text(json.dumps({"_from_model_config": True}) + "\n")
     return out
 
@@ -301,29 +301,57 @@ def _write_weights(
         (out / f"{stem}.{ext}.index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
-def _write_tokenizer(out: Path, tokenizer: Any, vocab_size: int) -> None:
+def _write_tokenizer(out: Path, tokenizer: Any, vocab_size: int, llm: str = "qwen2") -> None:
     if isinstance(tokenizer, (str, Path)):
         for f in Path(tokenizer).iterdir():
             if f.is_file() and f.name not in ("config.json", "generation_config.json") and "safetensors" not in f.name:
                 shutil.copy2(f, out / f.name)
         return
-    tok = tokenizer if tokenizer is not None else minimal_tokenizer()
+    tok = tokenizer if tokenizer is not None else minimal_tokenizer(llm)
     if len(tok) > vocab_size:
         raise ValueError(f"vocab_size {vocab_size} is smaller than the tokenizer ({len(tok)} tokens)")
     tok.save_pretrained(str(out))
 
 
-def minimal_tokenizer() -> Any:
-    """A word-level fast tokenizer: <unk> <s> </s>, the chat markers, the 9 InternVL tokens, a few words."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+CONTROL_TOKENS = ("<|end|>", "<|user|>", "<|assistant|>", "<|system|>", "<|endoftext|>")  # phi3-chat, internvl2_5
+# How the released tokenizers of each family start a text: internlm2 prepends <s>; phi3 (a Llama SentencePiece)
+# prepends <s> and a prefix space ("▁") to each call; qwen2 and the Hermes-2 llama (Yi) add nothing.
+BOS_FAMILIES = ("internlm2", "phi3")
+
+
+def minimal_tokenizer(llm: str = "qwen2") -> Any:
+    """A byte-level fast tokenizer that never produces ``<unk>``: ``<unk> <s> </s>``, the chat markers of every
+    template (``<|im_start|>``, ``<|im_end|>``, then the phi3-chat ones), the 9 InternVL tokens as single ids, and
+    the 256 byte tokens with no merges, so any text (Chinese included) round-trips. It starts a text as the
+    released tokenizer of the ``llm`` family does (:data:`BOS_FAMILIES`; phi3 also with SentencePiece's prefix
+    space, one token per call), which is what the official per-template length arithmetic
+    relies on: the bundled example data renders without ``<unk>`` and without "tokenization mismatch" with the
+    template :func:`write_tiny_checkpoint` writes for each family. ``<IMG_CONTEXT>`` keeps id 7."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", *INTERNVL_TOKENS]
-    words = ["hello", "world", "image", "describe", "the", "a", "cat", "dog", "user", "assistant", "\n"]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(specials + words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    specials = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", *INTERNVL_TOKENS, *CONTROL_TOKENS]
+    byte_chars = sorted(pre_tokenizers.ByteLevel.alphabet(), key=_byte_of)
+    vocab = {t: i for i, t in enumerate(specials + byte_chars)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    if llm in BOS_FAMILIES:
+        start = [("<s>", 1)] + ([("\u0120", vocab["\u0120"])] if llm == "phi3" else [])  # Ġ: the space byte
+        head = " ".join(t for t, _ in start)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{head} $A", pair=f"{head} $A {head} $B", special_tokens=start
+        )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
     )
-    fast.add_special_tokens({"additional_special_tokens": list(INTERNVL_TOKENS)})
+    fast.add_special_tokens({"additional_special_tokens": [*specials[3:5], *INTERNVL_TOKENS, *CONTROL_TOKENS]})
     return fast
+
+
+def _byte_of(char: str) -> int:
+    """The byte a ByteLevel alphabet character stands for (GPT-2's printable mapping), for a stable id order."""
+    o = ord(char)
+    if 33 <= o <= 126 or 161 <= o <= 172 or 174 <= o <= 255:
+        return o
+    return sorted(b for b in range(256) if not (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255))[o - 256]

@@ -79,7 +79,7 @@ def test_unknown_model_type(tiny_ckpt, tmp_path, capsys):
         ("bad_json", "config.json: invalid JSON"),
         ("ps_v1", "ps_version 'v1' is not supported"),
         ("no_weights", "no weights found (expected model.safetensors, pytorch_model.bin or a shard index)"),
-        ("wrong_shape", "shape (128, 64) but config.json implies (256, 64)"),
+        ("wrong_shape", "shape (288, 64) but config.json implies (256, 64)"),
         ("missing_tensor", "1 tensor(s) missing from the weights, e.g. mlp1.3.bias"),
         ("missing_shard", "shard(s) listed but missing: model-00002-of-00003.safetensors"),
         ("img_context_outside_vocab", "<IMG_CONTEXT> has id 7, outside the model's vocabulary (vocab_size 5)"),
