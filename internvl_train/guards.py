@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from internvl_train.errors import IvlTrainError
+
 # Official LoRA targets per LLM architecture (reference §7.1); native model types of converted checkpoints too.
 _LLAMA = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 _LLAMA += ("mlp.gate_proj", "mlp.down_proj", "mlp.up_proj")
@@ -36,7 +38,7 @@ VIT_LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 GiB = 1024**3
 
 
-class GuardError(ValueError):
+class GuardError(IvlTrainError, ValueError):
     """One or more guard rails failed; ``problems`` holds one line each (exit 2)."""
 
     exit_code = 2

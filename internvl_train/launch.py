@@ -27,6 +27,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from internvl_train.errors import IvlTrainError
 from internvl_train.presets import PresetLaunch
 
 MASTER_PORT = 34229  # exported by every official script
@@ -38,7 +39,7 @@ LAUNCHERS = ("auto", "torchrun", "slurm", "none")
 INT_VARS = ("GPUS", "BATCH_SIZE", "PER_DEVICE_BATCH_SIZE", "GPUS_PER_NODE", "NNODES", "MASTER_PORT", "CPUS_PER_TASK")
 
 
-class LaunchError(ValueError):
+class LaunchError(IvlTrainError, ValueError):
     """Launch settings that cannot work (exit 2); the message is one line naming the variable and the fix."""
 
     exit_code = 2

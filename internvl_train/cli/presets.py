@@ -49,17 +49,13 @@ def rows() -> list[tuple[str, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from internvl_train.presets import PresetError, preset_launch, preset_values
+    from internvl_train.presets import preset_launch, preset_values
 
     if args.name:
         import yaml
 
-        try:
-            launch = preset_launch(args.name)
-            values = preset_values(args.name)
-        except PresetError as exc:
-            print(f"ivl-train presets: error: {exc}", file=sys.stderr)
-            return 2
+        launch = preset_launch(args.name)  # an unknown name: PresetError, exit 2 with its one line
+        values = preset_values(args.name)
         print(f"# {args.name}: {launch.script} ({launch.launcher}, GPUS={launch.gpus}, BATCH_SIZE={launch.batch_size})")
         sys.stdout.write(yaml.safe_dump(values, sort_keys=False))
         return 0

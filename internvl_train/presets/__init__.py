@@ -16,12 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from internvl_train.errors import IvlTrainError
+
 LAUNCH_KEY = "launch"
 LAUNCH_FIELDS = ("script", "size", "launcher", "gpus", "batch_size", "gpus_per_node")
 SIZES = ("1b", "2b", "4b", "8b", "26b", "40b", "76b")
 
 
-class PresetError(ValueError):
+class PresetError(IvlTrainError, ValueError):
     """An unknown preset name or a preset file that cannot be read; the message names the fix."""
 
 
