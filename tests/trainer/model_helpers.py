@@ -1,0 +1,48 @@
+"""Shared builders of the trainer tests (C2): tiny checkpoints, a fixed mixed batch, the reference loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from internvl_data.pipeline.dataset import build_data
+from tests.train.ckpt_reference import forward as reference_forward
+
+ROOT = Path(__file__).resolve().parents[2]
+VALID_META = ROOT / "fixtures" / "valid" / "meta.json"
+KINDS = ("text", "single", "multi", "video")  # the fixture datasets of one kind each (first record of each)
+
+
+def mixed_samples(model_dir: Path, kinds: tuple[str, ...] = KINDS, max_seq_length: int = 4096) -> list:
+    """The first record of each of ``kinds`` built as the trainer builds it (2 video frames, middle sampling)."""
+    bundle = build_data(
+        model_dir, VALID_META, overrides={"max_seq_length": max_seq_length}, num_frames=2, sampling="middle"
+    )
+    ds = bundle.dataset()
+    starts, pos = {}, 0
+    for name, size in bundle.mixture.dataset_sizes().items():
+        starts[name] = pos
+        pos += size
+    return [ds.build(starts[k]) for k in kinds], bundle
+
+
+def reference_loss(model_dir: Path, samples: list, img_context_id: int) -> float:
+    """The official loss (token mean over the micro-batch) with the reference forward, one sample at a time."""
+    sd = load_file(str(model_dir / "model.safetensors"))
+    cfg = json.loads((model_dir / "config.json").read_text())
+    total, count = 0.0, 0
+    for s in samples:
+        ids = torch.as_tensor(s.input_ids)[None]
+        flags = torch.as_tensor(s.image_flags)
+        pixels = torch.tensor(s.pixel_values)[flags == 1]
+        with torch.no_grad():
+            logits = reference_forward(sd, cfg, ids, pixels if len(pixels) else None, img_context_id)
+        labels = torch.as_tensor(s.labels)[1:]
+        ce = F.cross_entropy(logits[0, :-1].double(), labels, ignore_index=-100, reduction="sum")
+        total += float(ce)
+        count += int((labels != -100).sum())
+    return total / count
