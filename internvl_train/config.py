@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from internvl_train.errors import CheckpointError
+from internvl_train.errors import IvlTrainError
 
 __all__ = ["DEEPSPEED_NAMES", "ConfigError", "TrainConfig", "load_config", "parse_override"]
 
@@ -70,7 +70,7 @@ ALIASES = {
 }
 
 
-class ConfigError(CheckpointError, ValueError):
+class ConfigError(IvlTrainError, ValueError):
     """Every problem of a configuration; ``problems`` holds one ``WHERE: key: problem`` string each."""
 
     exit_code = 2
@@ -105,6 +105,9 @@ class TrainConfig(BaseModel):
     min_num_frame: int = Field(8, ge=1)
     max_num_frame: int = Field(32, ge=1)
     max_skip_ratio: float = Field(0.001, ge=0, le=1)
+    # the data gate: media check depth of the in-process validation, or a manifest of `ivl-data validate` to accept
+    data_media: Literal["off", "exists", "header", "decode"] = "header"
+    data_manifest: str | None = None
 
     # -- model: freezing and LoRA (use_*_lora are ranks as in the official scripts; 0 = off)
     freeze_llm: bool = False
@@ -432,6 +435,8 @@ def _path_problems(merged: dict[str, Any], origin: dict[str, str]) -> list[str]:
             out.append(f"{origin['model_name_or_path']}: model_name_or_path: {p} has no config.json (not a checkpoint)")
     if (p := text("meta_path")) is not None and not os.path.isfile(p):
         out.append(f"{origin['meta_path']}: meta_path: {p} not found")
+    if (p := text("data_manifest")) is not None and not os.path.isfile(p):
+        out.append(f"{origin['data_manifest']}: data_manifest: {p} not found (write it with `ivl-data validate`)")
     if (p := text("output_dir")) is not None and os.path.exists(p) and not os.path.isdir(p):
         out.append(f"{origin['output_dir']}: output_dir: {p} exists and is not a folder")
     p = text("deepspeed")

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from internvl_data.errors import DataError
 from internvl_data.pipeline.collate import Collator
 from internvl_data.pipeline.mixture import Mixture, MixtureError
 from internvl_data.pipeline.modelinfo import ModelInfo
@@ -151,7 +152,7 @@ def _rebuild(
 # -- run-time skips -------------------------------------------------------------------------------------------------
 
 
-class SkipRatioError(RuntimeError):
+class SkipRatioError(DataError):
     """More records of an epoch failed at run time than ``max_skip_ratio`` allows (one-argument constructor, so
     a DataLoader worker re-raises it with its type in the main process)."""
 
