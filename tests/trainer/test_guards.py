@@ -209,7 +209,7 @@ def test_deepspeed_contradictions(ckpts, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("name", ["zero3-34b", "zero3-100b"])
+@pytest.mark.parametrize("name", ["zero1", "zero2", "zero3", "zero3-offload", "zero3-34b", "zero3-100b"])
 def test_shipped_deepspeed_configs_never_contradict(ckpts, tmp_path, name):
     cfg = config(ckpts["qwen2"], tmp_path, deepspeed=name, max_seq_length=256)
     assert guard_problems(cfg, world_size=16) == []
