@@ -21,6 +21,7 @@ COMMANDS = {
     "render": "internvl_data.cli.render",
     "stats": "internvl_data.cli.stats",
     "lengths": "internvl_data.cli.lengths",
+    "pre-commit": "internvl_data.cli.precommit",
 }
 
 

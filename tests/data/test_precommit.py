@@ -47,8 +47,8 @@ def dataset_repo(tmp_path: Path) -> Path:
 
 def run_hook(repo: Path, hook_id: str, extra_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     hook = HOOKS[hook_id]
-    staged = git(repo, "diff", "--cached", "--name-only").split()
-    files = [f for f in staged if re.search(hook["files"], f)]
+    staged = git(repo, "diff", "--cached", "--name-only", "--diff-filter=ACMRTUXB").split()  # as pre-commit
+    files = [f for f in staged if re.search(hook.get("files", ""), f) and (repo / f).is_file()]
     cmd = shlex.split(hook["entry"]) + list(hook.get("args", [])) + list(extra_args) + files
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
@@ -57,10 +57,10 @@ def run_hook(repo: Path, hook_id: str, extra_args: tuple[str, ...] = ()) -> subp
 def test_hooks_catalogue() -> None:
     assert set(HOOKS) == {"ivl-data-validate", "ivl-data-check-jsonl"}
     for hook in HOOKS.values():
-        assert hook["language"] == "python" and shlex.split(hook["entry"])[:2] == ["ivl-data", "validate"]
-    assert re.search(HOOKS["ivl-data-validate"]["files"], "data/meta_chat.json")
-    assert not re.search(HOOKS["ivl-data-validate"]["files"], "data/chat.json")
+        assert hook["language"] == "python" and shlex.split(hook["entry"])[:2] == ["ivl-data", "pre-commit"]
+    assert "files" not in HOOKS["ivl-data-validate"] and HOOKS["ivl-data-validate"]["types"] == ["file"]
     assert re.search(HOOKS["ivl-data-check-jsonl"]["files"], "data/chat.jsonl")
+    assert "--loose" in HOOKS["ivl-data-check-jsonl"]["entry"]
 
 
 def test_meta_hook_passes_then_fails_on_a_broken_record(dataset_repo: Path) -> None:
@@ -75,13 +75,13 @@ def test_meta_hook_passes_then_fails_on_a_broken_record(dataset_repo: Path) -> N
     assert "Traceback" not in bad.stderr
 
 
-def test_jsonl_hook_checks_each_staged_file(dataset_repo: Path) -> None:
+def test_jsonl_hook_checks_each_staged_file_no_meta_lists(dataset_repo: Path) -> None:
     write_jsonl(dataset_repo / "data" / "extra.jsonl", [clean(1), "{oops"])
     git(dataset_repo, "add", ".")
     proc = run_hook(dataset_repo, "ivl-data-check-jsonl")
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0].startswith("data/extra.jsonl:2:2: IVL001 invalid JSON")
-    assert "in 2 files, 3 records" in proc.stdout
+    assert "in 1 file, 1 record" in proc.stdout  # data/chat.jsonl is listed by meta_chat.json: the other hook's
 
 
 def test_meta_hook_with_a_cache_folder(dataset_repo: Path) -> None:
