@@ -16,7 +16,7 @@ import numpy as np
 
 from internvl_data.errors import UsageError
 from internvl_data.pipeline.labels import IGNORE
-from internvl_data.pipeline.sample import Sample, SampleBuilder, SampleError
+from internvl_data.pipeline.sample import Sample, SampleError
 from internvl_data.fsio import write_atomic
 
 TRAIN_OPEN, TRAIN_CLOSE = "⟦", "⟧"  # marks trained spans in the text format
@@ -85,21 +85,20 @@ def _walk(ranges: list[tuple[int, str, int]], first: int, count: int) -> Iterato
 
 
 class Renderer:
-    """Checkpoint (config + tokenizer), builder and mixture for one invocation."""
+    """Checkpoint (config + tokenizer), builder and mixture for one invocation, built by the trainer's factory
+    (``dataset.build_data``), so render shows what the trainer feeds the model."""
 
     def __init__(self, opts: RenderOptions) -> None:
-        from internvl_data.pipeline.mixture import Mixture
-        from internvl_data.pipeline.modelinfo import ModelInfo
-        from internvl_data.pipeline.tokenizer import load_tokenizer
+        from internvl_data.pipeline.dataset import build_data
 
         self.opts = opts
-        info = ModelInfo.from_dir(opts.model, opts.template)
-        info.require_template()
-        self.tokenizer = load_tokenizer(opts.model, trust_remote_code=opts.trust_remote_code)
-        self.builder = SampleBuilder(
-            self.tokenizer, info, info.template, opts.max_seq_length, num_frames=opts.num_frames, sampling="middle"
-        )
-        self.mixture = Mixture(opts.meta)
+        overrides = {
+            "conv_style": opts.template,
+            "max_seq_length": opts.max_seq_length,
+            "trust_remote_code": opts.trust_remote_code,
+        }
+        bundle = build_data(opts.model, opts.meta, overrides=overrides, num_frames=opts.num_frames, sampling="middle")
+        self.tokenizer, self.builder, self.mixture = bundle.tokenizer, bundle.builder, bundle.mixture
 
     def records(self) -> Iterator[Rendered]:
         """Build every selected record; errors are carried in the result."""
