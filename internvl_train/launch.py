@@ -26,6 +26,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from internvl_train.errors import IvlTrainError
 from internvl_train.presets import PresetLaunch
@@ -460,3 +461,104 @@ def resolve(
     cfg = load_config(config_path, rest, base=base or None, check_paths=check_paths)
     plan = plan_launch(env, child_args, world_size=world, preset=p_launch, launcher=launcher, nnodes=nnodes)
     return Resolved(cfg, plan, batch, name)
+
+
+# -- the `ivl-train run` side: flags, the child command, dry-run ----------------------------------------------------
+
+
+def add_arguments(parser: Any) -> None:
+    """The preset, launch and resume flags of ``ivl-train run``."""
+    import argparse
+
+    parser.add_argument("--preset", metavar="NAME", help="start from an official script's values (`ivl-train presets`)")
+    parser.add_argument("--meta", metavar="META", help="the meta JSON file (same as meta_path=META)")
+    parser.add_argument(
+        "--nproc-per-node", type=int, metavar="N", help="processes per node (default: GPUS, else the preset's)"
+    )
+    parser.add_argument("--nnodes", type=int, metavar="N", help="nodes for torchrun (default: NNODES or 1)")
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="auto",
+        help="auto: srun when PARTITION is set or the preset's script used srun, else torchrun for >1 process",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the command line(s) and the resolved config, then exit 0"
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue from the newest complete checkpoint in output_dir (or this checkpoint-N folder)",
+    )
+    parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)  # the deepspeed launcher's
+
+
+def split_config(config: str | None, overrides: Sequence[str]) -> tuple[str | None, list[str]]:
+    """``ivl-train run key=value ...`` without a config file: the first 'config' is an override then."""
+    if config is not None and "=" in config and not os.path.exists(config):
+        return None, [config, *overrides]
+    return config, list(overrides)
+
+
+def child_args(args: Any, config: str | None, overrides: Sequence[str]) -> list[str]:
+    """The ``ivl-train run`` arguments each launched process gets: the same run, without the launch flags."""
+    out = [os.path.abspath(config)] if config else []
+    out += list(overrides)
+    if getattr(args, "meta", None):
+        out.append(f"meta_path={args.meta}")
+    if getattr(args, "preset", None):
+        out += ["--preset", args.preset]
+    resume = getattr(args, "resume", None)
+    if resume is True:
+        out.append("--resume")
+    elif isinstance(resume, str):
+        out += ["--resume", resume]
+    return out
+
+
+def begin(args: Any, config: str | None, overrides: Sequence[str], *, env: Mapping[str, str] | None = None):
+    """Resolve the run, then: ``--dry-run`` prints and returns ``(resolved, 0)``; a launch runs the processes and
+    returns ``(resolved, their exit code)``; otherwise ``(resolved, None)``: train in this process."""
+    env = os.environ if env is None else env
+    config, user_overrides = split_config(config, overrides)
+    meta = [f"meta_path={args.meta}"] if getattr(args, "meta", None) else []
+    res = resolve(
+        config,
+        [*user_overrides, *meta],
+        preset=getattr(args, "preset", None),
+        env=env,
+        nproc_per_node=getattr(args, "nproc_per_node", None),
+        nnodes=getattr(args, "nnodes", None),
+        launcher=getattr(args, "launcher", "auto") or "auto",
+        child_args=child_args(args, config, user_overrides),
+        check_paths=not getattr(args, "dry_run", False),
+    )
+    if getattr(args, "dry_run", False):
+        print_dry_run(res)
+        return res, 0
+    if res.plan.mode in ("torchrun", "srun"):
+        print(f"ivl-train run: launching {res.plan.world_size} processes: {res.plan.shell_line()}", file=sys.stderr)
+        return res, execute(res.plan)
+    if res.plan.mode == "inside" and res.plan.launcher == "srun" and isinstance(env, os._Environ):
+        adopt_slurm_env()
+    return res, None
+
+
+def print_dry_run(res: Resolved) -> None:
+    """The exact command line (or 'this process'), the batch arithmetic and the resolved config as YAML."""
+    import yaml
+
+    if res.plan.mode in ("torchrun", "srun"):
+        print(f"# {res.plan.mode}: {res.plan.world_size} processes")
+        print(res.plan.shell_line())
+    elif res.plan.mode == "inside":
+        print(f"# inside {res.plan.launcher}: this process is one of {res.plan.world_size}")
+    else:
+        print("# one process, no launcher")
+    for line in res.summary():
+        print(f"# {line}")
+    print("# resolved config (paths not checked in a dry run):")
+    sys.stdout.write(yaml.safe_dump(res.config.resolved_dict(), sort_keys=False))

@@ -291,3 +291,89 @@ def test_adopt_slurm_env():
         "MASTER_PORT": "34229",
     }
     assert adopt_slurm_env(env) is False  # RANK is set: nothing to do
+
+
+# -- `ivl-train run` flags -> begin(): dry run, children's arguments ----------------------------------------------
+
+
+def run_parser():
+    import argparse
+
+    from internvl_train import launch
+
+    p = argparse.ArgumentParser()
+    p.add_argument("config", nargs="?")
+    p.add_argument("overrides", nargs="*")
+    launch.add_arguments(p)
+    return p
+
+
+def begin(argv, env, capsys):
+    from internvl_train import launch
+
+    args = run_parser().parse_args(argv)
+    res, code = launch.begin(args, args.config, args.overrides, env=env)
+    return res, code, capsys.readouterr().out
+
+
+def test_dry_run_of_the_guides_1b_command(capsys):
+    res, code, out = begin(
+        ["--preset", "internvl2-1b-full", "--meta", "my/meta.json", "--dry-run"],
+        {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"},
+        capsys,
+    )
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:8] == [
+        "# torchrun: 8 processes",
+        "IVL_TRAIN_LAUNCHER=torchrun "
+        + " ".join(torchrun(8)[: -len(PY_CHILD)])
+        + " -m internvl_train run meta_path=my/meta.json --preset internvl2-1b-full",
+        "# preset: internvl2-1b-full",
+        "# processes: 8 (env GPUS)",
+        "# per-device batch: 1 (env PER_DEVICE_BATCH_SIZE)",
+        "# gradient accumulation: 16 (preset BATCH_SIZE / per-device / GPUS)",
+        "# global batch: 128",
+        "# resolved config (paths not checked in a dry run):",
+    ]
+    assert "per_device_train_batch_size: 1\n" in out and "gradient_accumulation_steps: 16\n" in out
+    assert "meta_path: my/meta.json\n" in out and "deepspeed: zero1\n" in out
+    assert res.global_batch == 128
+
+
+def test_dry_run_file_with_preset_key_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("preset: internvl2-40b-full\nmeta_path: m.json\nlearning_rate: 1.0e-5\n")
+    res, code, out = begin(
+        [str(cfg), "per_device_train_batch_size=4", "--dry-run", "--resume"],
+        {"PARTITION": "gpu", "GPUS": "16"},
+        capsys,
+    )
+    # the flag's per-device batch 4: accumulation 128 / 4 / 16 = 2
+    assert (res.config.per_device_train_batch_size, res.config.gradient_accumulation_steps) == (4, 2)
+    assert res.config.learning_rate == 1e-5 and res.plan.mode == "srun"
+    assert res.plan.command[-8:] == [
+        sys.executable,
+        "-u",
+        "-m",
+        "internvl_train",
+        "run",
+        str(cfg),
+        "per_device_train_batch_size=4",
+        "--resume",
+    ]
+    assert code == 0 and "# per-device batch: 4 (flag)" in out
+
+
+def test_run_without_config_file_and_inside_torchrun(capsys):
+    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "1"}
+    res, code, out = begin(
+        ["learning_rate=1e-5", "--preset", "internvl2-1b-lora", "--meta", "m.json", "--dry-run"], env, capsys
+    )
+    assert (code, res.plan.mode, res.plan.world_size, res.config.gradient_accumulation_steps) == (0, "inside", 2, 2)
+    assert out.splitlines()[0] == "# inside torchrun: this process is one of 2"
+
+
+def test_accumulation_error_reaches_the_user(capsys):
+    with pytest.raises(LaunchError, match=r"^BATCH_SIZE=128 / PER_DEVICE_BATCH_SIZE=3 / GPUS=8 leaves a remainder"):
+        begin(["--preset", "internvl2-8b-full", "--dry-run"], {"PER_DEVICE_BATCH_SIZE": "3"}, capsys)
