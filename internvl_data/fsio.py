@@ -38,6 +38,7 @@ from internvl_data.errors import OutputError
 
 TMP_SUFFIX = ".ivl-tmp"
 TMPDIR_SUFFIX = ".ivl-tmpdir"
+PAUSE_ENV = "IVL_TEST_PAUSE_BEFORE_RENAME"  # tests: seconds to sleep with the temporary complete, before the rename
 _LEFTOVER = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.ivl-tmp(dir)?$")
 _live: set[Path] = set()  # temporary paths of this process that exist right now
 _lock = threading.Lock()
@@ -99,6 +100,14 @@ def cleanup() -> None:
         _remove(p)
 
 
+def _pause() -> None:
+    seconds = os.environ.get(PAUSE_ENV)
+    if seconds:
+        import time
+
+        time.sleep(float(seconds))
+
+
 def _fail(action: str, dest: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc)
     fix = {
@@ -140,6 +149,7 @@ def atomic_file(path: str | os.PathLike, *, keep_mode: bool = False) -> Iterator
                 except OSError:
                     pass
             os.fchmod(fh.fileno(), mode)
+        _pause()
         os.replace(tmp, dest)
         _forget(tmp)
     except OSError as exc:
@@ -164,8 +174,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     An existing ``path`` is renamed aside first and removed only after the new folder is in place (on a failed
     rename it is put back). On any exception the temporary folder is removed and ``path`` is untouched. Callers
     decide beforehand whether replacing ``path`` is allowed (``ivl-train convert`` refuses a folder that is not a
-    checkpoint). Files written inside should use the user's umask (``file_mode()``); the folder gets
-    ``0o777 & ~umask``.
+    checkpoint). On success every folder and file inside gets the mode the user's umask gives (some libraries
+    write 0600 files).
     """
     dest = Path(path)
     try:
@@ -177,7 +187,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     _register(tmp)
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~umask())
+        _apply_umask(tmp)
+        _pause()
         old = None
         if dest.exists() or dest.is_symlink():
             old = temp_path(dest, folder=True)
@@ -199,6 +210,19 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _apply_umask(folder: Path) -> None:
+    """Give a folder we built the modes a plain ``mkdir``/``open`` would (libraries write some files 0600)."""
+    mask = umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777 & ~mask)
+        for f in files:
+            p = os.path.join(root, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o666 & ~mask)
 
 
 @contextmanager

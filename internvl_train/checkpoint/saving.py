@@ -1,25 +1,28 @@
 """`save_pretrained`: a native InternVL model -> the original InternVL2 layout (drop-in) or the native layout.
 
-Writes go to a temporary directory beside ``out_dir`` that is renamed into place at the end.
+Writes go to a temporary directory beside ``out_dir`` that is renamed into place at the end
+(:func:`internvl_data.fsio.atomic_dir`); :func:`check_destination` says beforehand whether ``out_dir`` may be
+replaced: never the source itself or a folder that contains it, never a non-empty folder that is not a checkpoint
+(or a file) unless ``force``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import InternVLForConditionalGeneration
 
+from internvl_data.fsio import atomic_dir
 from internvl_train.checkpoint import configmap
-from internvl_train.errors import CheckpointError
 from internvl_train.checkpoint.loading import keymap_for, load_tokenizer
 from internvl_train.checkpoint.shards import write_shards
+from internvl_train.errors import CheckpointError
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 1024**3
 _TOKENIZER_FILES = (
@@ -41,13 +44,16 @@ def save_pretrained(
     layout: str = "original",
     base: str | Path | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    force: bool = False,
 ) -> Path:
     """Save ``model`` (+ ``tokenizer``) to ``out_dir``; ``base`` lends its ``*.py`` and generation_config.json,
-    and, in the original layout, its tokenizer files when the vocabulary is unchanged."""
+    and, in the original layout, its tokenizer files when the vocabulary is unchanged. An existing checkpoint
+    folder is replaced; anything else that exists is refused unless ``force`` (:func:`check_destination`)."""
     if layout not in ("original", "hf"):
         raise CheckpointError(f"unknown layout {layout!r}; use 'original' or 'hf'")
-    out = Path(out_dir)
-    with _atomic_dir(out) as tmp:
+    out = Path(out_dir).absolute()  # `.` and `..` cannot be renamed; their absolute paths can
+    check_destination(out, force=force)
+    with atomic_dir(out) as tmp:
         if layout == "hf":
             model.save_pretrained(str(tmp), max_shard_size=max_shard_bytes)
         else:
@@ -120,19 +126,39 @@ def _copy_present(base: Path, out: Path, names: Iterable[str]) -> None:
             shutil.copy2(base / name, out / name)
 
 
-@contextmanager
-def _atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a fresh temp dir beside ``out``; on success it replaces ``out``, on failure it is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+def is_checkpoint_dir(path: Path) -> bool:
+    """A folder this tool may replace: it holds a config.json and only checkpoint files."""
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def check_destination(out: str | Path, *, src: str | Path | None = None, force: bool = False) -> None:
+    """Raise :class:`CheckpointError` when writing a checkpoint to ``out`` would destroy what we did not create.
+
+    Always refused: ``out`` is ``src`` or contains it (the source would be deleted while being read; write
+    elsewhere and move it). Refused unless ``force``: ``out`` is a file, a non-empty folder without a config.json,
+    or the current folder or one of its parents. An empty folder or an existing checkpoint folder is replaced.
+    """
+    dst = Path(os.path.abspath(out))
+    real = Path(os.path.realpath(dst))
+    if src is not None:
+        source = Path(os.path.realpath(src))
+        if real == source and not force:
+            raise CheckpointError(
+                f"OUT {out} is the source checkpoint; write to a new folder (or pass --force to replace it)"
+            )
+        if real != source and (real == source.parent or real in source.parents):
+            raise CheckpointError(f"OUT {out} contains the source checkpoint {src}; write to a new folder")
+    if force:
+        return
+    cwd = Path(os.path.realpath(os.getcwd()))
+    if real == cwd or real in cwd.parents:
+        raise CheckpointError(
+            f"OUT {out} is the current folder or one of its parents; name a new folder (or pass --force)"
+        )
+    if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+        raise CheckpointError(f"OUT {out} is a file, not a folder; name a new folder (or pass --force to replace it)")
+    if dst.is_dir() and any(dst.iterdir()) and not is_checkpoint_dir(dst):
+        raise CheckpointError(
+            f"OUT {out} is a non-empty folder that is not a checkpoint (no config.json); it would be replaced: "
+            "name a new or empty folder (or pass --force)"
+        )

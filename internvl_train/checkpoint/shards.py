@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -74,13 +75,19 @@ def _read_safetensors(file: Path) -> Iterator[tuple[str, torch.Tensor]]:
     one shard is a large part of the model. Layout: u64 header length, JSON header, then the raw data.
     """
     with open(file, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         try:
             (length,) = struct.unpack("<Q", f.read(8))
+            if length > size - 8:
+                raise ValueError(f"header length {length} exceeds the file size {size}")
             header = json.loads(f.read(length))
-        except (struct.error, ValueError) as exc:
+            if not isinstance(header, dict):
+                raise TypeError("the header is not a JSON object")
+        except (struct.error, ValueError, TypeError) as exc:
             raise CheckpointError(f"{file}: not a safetensors file ({exc}); download it again") from exc
         start = 8 + length
         header.pop("__metadata__", None)
+        _check_header(file, header, size - start)
         for key, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
             if info["dtype"] not in _DTYPES:
                 with safe_open(str(file), framework="pt") as handle:
@@ -92,6 +99,33 @@ def _read_safetensors(file: Path) -> Iterator[tuple[str, torch.Tensor]]:
             if end > begin and f.readinto(memoryview(tensor.view(-1).view(torch.uint8).numpy())) != end - begin:
                 raise CheckpointError(f"{file}: truncated at tensor {key!r}; download it again")
             yield key, tensor
+
+
+def _check_header(file: Path, header: dict, data_size: int) -> None:
+    """Every entry has a dtype, a shape of non-negative ints and offsets inside the data whose span fits the shape
+    (a corrupt header is a :class:`CheckpointError` naming the file, not an OverflowError from deep inside)."""
+    for key, info in header.items():
+        try:
+            begin, end = info["data_offsets"]
+            shape = info["shape"]
+            ok = (
+                isinstance(info["dtype"], str)
+                and all(isinstance(d, int) and d >= 0 for d in shape)
+                and isinstance(begin, int)
+                and isinstance(end, int)
+                and 0 <= begin <= end
+            )
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if ok and info["dtype"] in _DTYPES:
+            n = 1
+            for d in shape:
+                n *= d
+            ok = n * _DTYPES[info["dtype"]].itemsize == end - begin
+        if not ok:
+            raise CheckpointError(f"{file}: corrupt safetensors header at tensor {key!r}; download it again")
+        if end > data_size:
+            raise CheckpointError(f"{file}: truncated at tensor {key!r}; download it again")
 
 
 def write_shards(

@@ -11,7 +11,12 @@ HELP = "convert an InternVL2 checkpoint between the original (remote-code) layou
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", metavar="IN", help="checkpoint directory (original or native layout)")
-    parser.add_argument("dst", metavar="OUT", help="output directory (written atomically; replaced if it exists)")
+    parser.add_argument(
+        "dst",
+        metavar="OUT",
+        help="output directory, written atomically; an existing checkpoint folder is replaced, any other existing "
+        "file or non-empty folder is refused unless --force",
+    )
     parser.add_argument("--to", required=True, choices=("original", "hf"), help="layout to write")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="cast weights (default: keep)")
     parser.add_argument(
@@ -19,29 +24,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the tokenizer's own code to run")
     parser.add_argument("--max-shard-size", type=int, default=5, metavar="GB", help="shard size in GiB (default 5)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace OUT even when it is a file, a non-empty folder that is not a checkpoint, the current folder or "
+        "IN itself (never a folder that contains IN)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from internvl_data import fsio
     from internvl_train.errors import CheckpointError
 
-    try:
-        with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
-            _quiet_transformers()
-            from internvl_train.checkpoint.loading import load_pretrained
-            from internvl_train.checkpoint.saving import save_pretrained
+    if args.max_shard_size < 1:
+        raise CheckpointError(f"--max-shard-size must be >= 1 (GiB), got {args.max_shard_size}")
+    with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
+        _quiet_transformers()
+        from internvl_train.checkpoint.loading import load_pretrained
+        from internvl_train.checkpoint.saving import check_destination, save_pretrained
 
-            model, tokenizer = load_pretrained(args.src, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-            save_pretrained(
-                model,
-                tokenizer,
-                args.dst,
-                layout=args.to,
-                base=args.base,
-                max_shard_bytes=args.max_shard_size * 1024**3,
-            )
-    except CheckpointError as exc:
-        print(f"ivl-train convert: error: {exc}", file=sys.stderr)
-        return 2
+        dst = Path(args.dst).absolute()
+        check_destination(args.dst, src=args.src, force=args.force)  # before the work: nothing is loaded yet
+        fsio.check_writable(dst.parent, folder=True)
+        for p in fsio.sweep(dst.parent):
+            print(f"ivl-train convert: removed {p}, left by an interrupted run", file=sys.stderr)
+        model, tokenizer = load_pretrained(args.src, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+        save_pretrained(
+            model,
+            tokenizer,
+            dst,
+            layout=args.to,
+            base=args.base,
+            max_shard_bytes=args.max_shard_size * 1024**3,
+            force=args.force,
+        )
     print(f"wrote {args.dst} ({args.to} layout)")
     return 0
 
