@@ -195,10 +195,7 @@ def wrap_lora(native: nn.Module, spec: ModelSpec) -> nn.Module:
         rank_pattern=rank_pattern,
         alpha_pattern=alpha_pattern,
     )
-    peft_model = get_peft_model(native, config)
-    native.config.use_llm_lora = spec.use_llm_lora
-    native.config.use_backbone_lora = spec.use_backbone_lora
-    return peft_model
+    return get_peft_model(native, config)
 
 
 # -- stochastic depth -----------------------------------------------------------------------------------------
