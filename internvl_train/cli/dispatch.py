@@ -16,6 +16,8 @@ from internvl_data.cli.dispatch import _Parser, dispatch  # usage errors and int
 COMMANDS = {
     "convert": "internvl_train.cli.convert",
     "presets": "internvl_train.cli.presets",
+    "run": "internvl_train.cli.run",
+    "merge-lora": "internvl_train.cli.merge_lora",
 }
 
 
