@@ -49,7 +49,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("meta", help="meta JSON file")
+    p.add_argument("meta", metavar="META", help="meta JSON file (`-`: read it from standard input)")
     p.add_argument(
         "--model",
         default=None,
@@ -157,7 +157,16 @@ def guarded(command: str, body: Callable[[argparse.Namespace], int], args: argpa
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded("stats", _run, args)
+    return guarded("stats", _run_meta, args)
+
+
+def _run_meta(args: argparse.Namespace) -> int:
+    """``-``: the meta JSON from standard input (:mod:`internvl_data.stdin_meta`), reported as ``-``."""
+    from internvl_data.stdin_meta import materialized
+
+    with materialized(args.meta) as path:
+        args.meta, args.meta_shown = path, args.meta
+        return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -171,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     result = stats.compute(
         args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress, args.global_batch_size
     )
+    result.meta = getattr(args, "meta_shown", result.meta)  # `-`, not the temporary copy of standard input
     pngs = stats_output.plot_pngs(result) if (args.plots or args.html) else None
     if args.plots:
         stats_output.write_plots(result, args.plots, pngs)
