@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from internvl_data.validator.options import OptionError
     from internvl_data.validator.report import render
 
+    settings = validate_cli.settings_for(args, ".")  # the repository's .ivl-data.toml / [tool.ivl-data]
     try:
         opts = validate_cli.options_from_args(args)
     except OptionError as exc:
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    metas = list(dict.fromkeys([*args.meta, *hooks.find_meta_files(hooks.repository_files())]))
+    extra = [*args.meta, *settings.values.get("meta", [])]
+    metas = list(dict.fromkeys([*extra, *hooks.find_meta_files(hooks.repository_files())]))
     todo = hooks.plan(args.paths, metas)
     if args.loose:
         todo.metas = []
@@ -85,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"ivl-data pre-commit: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    code = max(exit_code(r, opts.strict) for r in reports)
     joined = validate_cli._join(reports)
     joined.findings = _once(joined.findings)
+    from internvl_data.config_file import apply_to_report
+
+    apply_to_report(settings, joined)
+    code = exit_code(joined, opts.strict)
     text = render(joined, opts.format)
     if opts.output:
         write_atomic(opts.output, text)

@@ -135,3 +135,12 @@ def test_meta_discovery_by_content(repo: Path) -> None:
     assert "README.md" in files and "data/images/a.png" in files
     found = hooks.find_meta_files(files, str(repo))
     assert found == ["data/internvl_finetune_custom.json", "data/other_meta.json", "data/subset.json"]
+
+
+def test_the_hook_reads_the_repository_settings(repo: Path) -> None:
+    (repo / "pyproject.toml").write_text('[tool.ivl-data]\nignore-findings = ["data/train.jsonl:2:IVL301"]\n')
+    write_jsonl(repo / "data" / "train.jsonl", [image_record("1", "a.png"), image_record("2", "gone.png")])
+    git(repo, "add", "data/train.jsonl")
+    proc = run_hook(repo, "ivl-data-validate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "IVL301" not in proc.stdout
