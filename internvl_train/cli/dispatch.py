@@ -14,6 +14,7 @@ import sys
 from internvl_data.cli.dispatch import _Parser, dispatch  # usage errors and internal errors as in ivl-data
 
 COMMANDS = {
+    "check": "internvl_train.cli.check",
     "convert": "internvl_train.cli.convert",
     "presets": "internvl_train.cli.presets",
     "run": "internvl_train.cli.run",
