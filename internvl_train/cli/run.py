@@ -8,15 +8,22 @@ HELP = "fine-tune InternVL2 on a meta file: data gate, model, HF Trainer, final 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", metavar="CFG", help="training config (YAML); keys are the official flag names")
+    from internvl_train import launch
+
+    parser.add_argument(
+        "config", nargs="?", metavar="CFG", help="training config (YAML); keys are the official flag names"
+    )
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="override a config key, e.g. learning_rate=1e-5"
     )
+    launch.add_arguments(parser)  # --preset, --meta, --nproc-per-node, --nnodes, --launcher, --dry-run, --resume
 
 
 def run(args: argparse.Namespace) -> int:
-    from internvl_train.config import load_config
+    from internvl_train import launch
     from internvl_train.recipe.train import run as train
 
-    cfg = load_config(args.config, args.overrides)
-    return train(cfg)
+    resolved, code = launch.begin(args, args.config, args.overrides)  # preset < env < file < key=value
+    if code is not None:  # a dry run, or the processes torchrun / srun ran
+        return code
+    return train(resolved.config, resume=args.resume)

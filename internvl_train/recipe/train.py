@@ -34,12 +34,15 @@ def say(*parts: Any) -> None:
         print(*parts, flush=True)
 
 
-def run(cfg: Any) -> int:
-    """Train ``cfg`` (a resolved ``TrainConfig``); 0 on success, 1 when the data gate refuses the data."""
+def run(cfg: Any, resume: bool | str | None = None) -> int:
+    """Train ``cfg`` (a resolved ``TrainConfig``); 0 on success, 1 when the data gate refuses the data.
+    ``resume``: True (``--resume``), a checkpoint-N path, or None (resume automatically unless
+    ``overwrite_output_dir``; see :mod:`internvl_train.resume`)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_warning()
     from internvl_data.pipeline.modelinfo import ModelInfo
+    from internvl_train import resume as resuming
     from internvl_train.guards import check_guards
 
     out = Path(cfg.output_dir)
@@ -49,6 +52,7 @@ def run(cfg: Any) -> int:
     args = training_arguments(cfg)  # initialises torch.distributed under torchrun
     world = args.world_size
     check_guards(cfg, world_size=world)
+    point = resuming.prepare(cfg, world, resume, is_main=args.process_index == 0)  # refuses another run's state
 
     # -- data gate: rank 0 validates, every rank gets the verdict -------------------------------------------
     verdict: list[Any] = [None]
@@ -60,6 +64,8 @@ def run(cfg: Any) -> int:
     ok, manifest_hash = verdict[0]
     if not ok:
         raise DataRefused("the data gate refused the mixture (findings above); nothing was trained")
+    if args.process_index == 0:
+        resuming.write_run_info(cfg, world, out / "data-manifest.json")
 
     # -- model, data, trainer ------------------------------------------------------------------------------------
     model, tokenizer = build_model(ModelSpec.from_config(cfg))
@@ -68,7 +74,9 @@ def run(cfg: Any) -> int:
     say(f"model: {n_train:,} of {n_all:,} parameters train ({'LoRA' if model.is_lora else 'full'})")
     dataset = training_dataset(cfg, out, args.process_index)
     trainer = make_trainer(cfg, args, model, tokenizer, dataset, manifest_hash)
-    trainer.train(resume_from_checkpoint=getattr(cfg, "resume_from_checkpoint", None))
+    if point is not None:
+        say(f"resuming from {point.path.name} (step {point.step})")
+    trainer.train(resume_from_checkpoint=str(point.path) if point is not None else None)
 
     # -- the final model ------------------------------------------------------------------------------------------
     save_final(trainer, cfg, tokenizer)
