@@ -153,8 +153,17 @@ def _rebuild(
 
 
 class SkipRatioError(DataError):
-    """More records of an epoch failed at run time than ``max_skip_ratio`` allows (one-argument constructor, so
-    a DataLoader worker re-raises it with its type in the main process)."""
+    """More records of an epoch failed at run time than ``max_skip_ratio`` allows.
+
+    A DataLoader worker's exception is re-raised in the main process with the worker's traceback as its message;
+    this class keeps only its own one-line message from it, so the user sees one line, not a traceback.
+    """
+
+    def __init__(self, message: str = "", **kwargs: Any):
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message[message.rindex(marker) + len(marker) :].strip()
+        super().__init__(message, **kwargs)
 
 
 class SkipLog:

@@ -169,3 +169,28 @@ def test_dataloader_batches(tiny_model, valid_copy):
     first = batches[0]
     assert first["pixel_values"].shape[0] == sum(len(ds[i].image_flags) for i in range(4))
     assert first["image_flags"].tolist()[:3] == [0, 0, 0]  # three text records: one dummy tile each
+
+
+def test_skip_ratio_error_from_a_dataloader_worker_is_one_line(tiny_model, valid_copy, tmp_path):
+    import torch
+
+    bundle = build_data(tiny_model, valid_copy)
+    ds = bundle.dataset(skipped_path=str(tmp_path / "skipped.jsonl"))
+    (valid_copy.parent / "images" / "photo_640x480.jpg").write_bytes(b"")
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=bundle.collator)
+    with pytest.raises(SkipRatioError) as exc:
+        list(loader)
+    assert str(exc.value).startswith("1 of 16 records could not be built in epoch 0") and "\n" not in str(exc.value)
+    assert exc.value.exit_code == 1
+
+
+def test_epoch_callback_sets_the_dataset_epoch(tiny_model, valid_copy):
+    from types import SimpleNamespace
+
+    from internvl_train.datahooks import DatasetEpochCallback
+
+    ds = build_data(tiny_model, valid_copy).dataset()
+    hook = DatasetEpochCallback(ds)
+    for progress, epoch in ((None, 0), (0.0, 0), (1.0, 1), (1.5, 1), (2.99, 2), (3 - 1e-15, 3)):
+        hook.on_epoch_begin(None, SimpleNamespace(epoch=progress), None)
+        assert ds.epoch == epoch
