@@ -2,10 +2,9 @@
 
 from internvl_data import _compat
 from internvl_data.checks.findings import Finding, Report, Severity
+from internvl_data.version import __version__
 
 _compat.install()  # old flat module paths keep working for one release, with a DeprecationWarning
-
-__version__ = "0.1.0"
 
 __all__ = ["Finding", "Report", "Severity", "__version__", "validate"]
 

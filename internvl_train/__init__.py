@@ -1,12 +1,11 @@
 """ivl-train: fine-tune InternVL2 on validated mixtures (transformers + peft + DeepSpeed)."""
 
 from internvl_train import _compat
-
-__version__ = "0.1.0"
+from internvl_train.version import __version__
 
 _compat.install()  # old flat module paths keep working for one release, with a DeprecationWarning
 
-__all__ = ["load_pretrained", "save_pretrained"]
+__all__ = ["__version__", "load_pretrained", "save_pretrained"]
 
 
 def __getattr__(name: str):  # lazy: `import internvl_train` stays light (no torch) until a model is needed

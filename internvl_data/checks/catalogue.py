@@ -1,8 +1,9 @@
 """The rule catalogue: one entry per stable code, with its documentation.
 
-Each check family registers its own rules with :func:`rule` at import time (``checks_meta``, ``checks_lines``,
-``checks_records``, ``checks_media``, ``checks_tokens``). :func:`all_rules` imports every family so that the
-catalogue is complete wherever it is read (``ivl-data rules``, ``ivl-data explain``, docs).
+Each check family registers its own rules with :func:`rule` at import time (``checks/meta.py``, ``lines.py``,
+``records.py``, ``media.py``, ``tokens.py``). :mod:`internvl_data.checks.registry` imports every family, so that
+the catalogue is complete wherever it is read (``ivl-data rules``, ``ivl-data explain``, docs); this module
+imports no family (the families import it).
 
 Codes: IVL0xx lines, IVL1xx meta, IVL2xx conversation/record, IVL3xx media, IVL4xx token budgets.
 Codes are never reused or renumbered.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from internvl_data.checks.findings import Severity
+from internvl_data.checks.findings import DEFAULT_SEVERITY, Severity
 
 if TYPE_CHECKING:
     from internvl_data.checks.findings import Finding
@@ -40,23 +41,13 @@ def rule(code: str, name: str, severity: Severity, summary: str, why: str, examp
     if old is not None and old != r:
         raise RuntimeError(f"rule {code} registered twice with different content")
     _RULES[code] = r
+    DEFAULT_SEVERITY[code] = severity
     return r
 
 
-def all_rules() -> dict[str, Rule]:
-    """Every rule by code; imports every family first (each registers its rules at import time)."""
-    from internvl_data.checks import lines as checks_lines
-    from internvl_data.checks import media as checks_media
-    from internvl_data.checks import meta as checks_meta
-    from internvl_data.checks import records as checks_records
-    from internvl_data.checks import tokens as checks_tokens
-
-    return dict(sorted(_RULES.items()))
-
-
-def get(code: str) -> Rule:
-    rules = all_rules()
-    return rules[code]
+def registered() -> dict[str, Rule]:
+    """The rules registered so far (by the families imported so far; :mod:`.registry` imports them all)."""
+    return _RULES
 
 
 def selected(code: str, select: tuple[str, ...], ignore: tuple[str, ...]) -> bool:

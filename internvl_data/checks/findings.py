@@ -12,6 +12,11 @@ class Severity(str, enum.Enum):
     INFO = "info"
 
 
+# Each registered rule's default severity, filled by :func:`internvl_data.checks.catalogue.rule` (kept here so that
+# this module imports nothing from the catalogue, which builds Findings).
+DEFAULT_SEVERITY: dict[str, Severity] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One problem at one place.
@@ -51,16 +56,14 @@ class Report:
     seconds: float = 0.0
     datasets: list[str] = field(default_factory=list)
     left_out: dict[Severity, int] | None = None  # severity -> findings left out by --max-per-rule
+    unreadable: bool = False  # an input could not be opened at all: nothing was checked (exit 2)
 
     def __post_init__(self) -> None:
         if self.left_out is None:
             self.left_out = {}
             if self.suppressed:
-                from internvl_data.checks.catalogue import all_rules
-
-                rules = all_rules()
                 for code, n in self.suppressed.items():
-                    sev = rules[code].severity if code in rules else Severity.ERROR
+                    sev = DEFAULT_SEVERITY.get(code, Severity.ERROR)
                     self.left_out[sev] = self.left_out.get(sev, 0) + n
 
     def counts(self) -> dict[Severity, int]:

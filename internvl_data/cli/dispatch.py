@@ -22,6 +22,7 @@ COMMANDS = {
     "stats": "internvl_data.cli.stats",
     "lengths": "internvl_data.cli.lengths",
     "pre-commit": "internvl_data.cli.precommit",
+    "import": "internvl_data.cli.importer",
 }
 
 
@@ -34,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one with just that command: start-up then imports one command module."""
-    from internvl_data import __version__
+    from internvl_data.version import __version__
 
     parser = _Parser(prog="ivl-data", description="Check and inspect InternVL2 fine-tuning data.")
     parser.add_argument("--version", action="version", version=f"ivl-data {__version__}")

@@ -7,7 +7,8 @@ import sys
 
 import orjson
 
-from internvl_data.checks.catalogue import Rule, all_rules
+from internvl_data.checks.catalogue import Rule
+from internvl_data.checks.registry import all_rules
 
 HELP = {
     "rules": "list every rule: code, name, severity, summary",

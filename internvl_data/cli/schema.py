@@ -17,10 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from internvl_data.checks.registry import rules_markdown
     from internvl_data.formats.schema import meta_schema, record_schema, schema_texts, write_schemas
 
     if args.write or args.check:
-        changed = write_schemas(check=args.check)
+        changed = write_schemas(check=args.check, rules_doc=rules_markdown())
         verb = "out of date" if args.check else "written"
         for path in changed:
             print(f"{path}: {verb}", file=sys.stderr if args.check else sys.stdout)

@@ -41,7 +41,7 @@ def save(cache_dir: Path | None, new: dict[str, list[int]]) -> None:
         return
     entries = load(cache_dir)
     entries.update(new)
-    from internvl_data.validator.cache import write_atomic
+    from internvl_data.fsio import write_atomic
 
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)

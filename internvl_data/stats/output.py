@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from internvl_data.validator.cache import write_atomic
+from internvl_data.fsio import write_atomic
 from internvl_data.stats.compute import StatsResult
 
 if TYPE_CHECKING:

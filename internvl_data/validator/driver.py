@@ -12,19 +12,20 @@ import functools
 import os
 import time
 from array import array
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from internvl_data import __version__
-from internvl_data.checks import catalogue as rules
-from internvl_data.checks.catalogue import emit, selected
+from internvl_data.checks import registry as rules
+from internvl_data.checks.catalogue import emit
 from internvl_data.checks.findings import Finding, Report, Severity
 from internvl_data.checks.meta import check_declared_length
 from internvl_data.formats.meta import MetaEntry, MetaResult, load_meta
 from internvl_data.parallel import run_pool, show_progress
 from internvl_data.validator import cache, manifest
+from internvl_data.validator.keeper import Keeper
 from internvl_data.validator.options import ValidateOptions
+from internvl_data.version import __version__
 
 if TYPE_CHECKING:
     from internvl_data.validator.worker import BlockResult
@@ -42,52 +43,6 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     suppressed: dict[tuple[str, str], int] = field(default_factory=dict)  # (code, severity) -> left out
     media_paths: list[str] = field(default_factory=list)  # media looked at (a fresh result only: the cache keeps stats)
-
-
-class Keeper:
-    """--select/--ignore and --max-per-rule: keeps the first N findings of each code, counts the rest."""
-
-    def __init__(self, opts: ValidateOptions) -> None:
-        self.select, self.ignore, self.cap = opts.select, opts.ignore, opts.max_per_rule
-        self.kept: list[Finding] = []
-        self.seen: dict[str, int] = {}
-        self.suppressed: dict[tuple[str, str], int] = {}  # (code, severity value) -> findings left out
-        self._ok: dict[str, bool] = {}
-
-    def wants(self, code: str) -> bool:
-        ok = self._ok.get(code)
-        if ok is None:
-            ok = self._ok[code] = selected(code, self.select, self.ignore)
-        return ok
-
-    def add(self, findings: Iterable[Finding]) -> None:
-        for f in findings:
-            if not self.wants(f.code):
-                continue
-            n = self.seen[f.code] = self.seen.get(f.code, 0) + 1
-            if self.cap is None or n <= self.cap:
-                self.kept.append(f)
-            else:
-                key = (f.code, f.severity.value)
-                self.suppressed[key] = self.suppressed.get(key, 0) + 1
-
-    def count(self, suppressed: dict[tuple[str, str], int]) -> None:
-        for key, n in suppressed.items():
-            code = key[0]
-            if self.wants(code):
-                self.seen[code] = self.seen.get(code, 0) + n
-                self.suppressed[key] = self.suppressed.get(key, 0) + n
-
-    def report(self, findings: list[Finding], strict: bool = False, **fields: Any) -> Report:
-        """A :class:`Report` of ``findings`` with what was left out, per code and per severity (``strict``:
-        warnings count as errors)."""
-        by_code: dict[str, int] = {}
-        by_severity: dict[Severity, int] = {}
-        for (code, sev), n in self.suppressed.items():
-            by_code[code] = by_code.get(code, 0) + n
-            level = Severity.ERROR if strict and sev == Severity.WARNING.value else Severity(sev)
-            by_severity[level] = by_severity.get(level, 0) + n
-        return Report(findings, by_code, left_out=by_severity, **fields)
 
 
 # --------------------------------------------------------------------------------------------- parent side
@@ -284,8 +239,9 @@ def _from_payload(p: dict) -> FileResult | None:
 def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = None, **kwargs: Any) -> Report:
     """Check a meta file and every annotation file it lists; findings come back as data in a :class:`Report`.
 
-    Keyword options are the fields of :class:`ValidateOptions`. On a clean run (and unless
-    ``write_manifest=False``) the manifest is written (default: beside the meta file).
+    Keyword options are the fields of :class:`ValidateOptions`. With ``write_manifest=True`` (the CLI's default;
+    the library writes nothing unasked) a clean run writes the manifest (default: beside the meta file) and a run
+    with errors removes an earlier one.
     """
     t0 = time.perf_counter()
     opts = _options(options, kwargs)
@@ -385,16 +341,21 @@ def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], o
         found = [replace(f, severity=Severity.ERROR) if f.severity is Severity.WARNING else f for f in found]
     report = keep.report(found, opts.strict, files=len(todo), records=sum(results[ds].records for ds in todo))
     report.datasets = [me.name for me in meta.entries]
+    report.unreadable = any(f.code == "IVL101" and f.line == 0 for f in meta.findings)  # kept or not
     return report
 
 
 def meta_unusable(report: Report) -> bool:
-    """True when no dataset could be read from the meta file (missing, a folder, not JSON, not an object)."""
-    return not report.datasets and report.errors > 0
+    """True when the meta file could not be opened at all (missing, a folder, unreadable): nothing was checked.
+
+    A meta file that was read and is wrong (not JSON, a BOM, ``{}``, a dataset that is not an object) is a data
+    error with a location, like any other finding (exit 1).
+    """
+    return report.unreadable
 
 
 def exit_code(report: Report, strict: bool = False) -> int:
-    """0 clean (warnings allowed unless strict), 1 errors, 2 unusable meta file."""
+    """0 clean (warnings allowed unless strict), 1 errors, 2 nothing could be checked (meta file not readable)."""
     if meta_unusable(report):
         return 2
     counts = report.counts()

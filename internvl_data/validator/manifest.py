@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from internvl_data import __version__
+from internvl_data.version import __version__
 from internvl_data.validator.cache import HASH_NAME, content_hash, write_atomic
 
 FORMAT = 1

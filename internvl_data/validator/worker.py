@@ -12,14 +12,14 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from internvl_data.validator import cache
+from internvl_data.checks.findings import Finding
 from internvl_data.checks.lines import LineCtx, check_line
 from internvl_data.checks.media import MediaChecker, clear_cache
 from internvl_data.checks.records import check_record
-from internvl_data.checks.findings import Finding
 from internvl_data.formats.meta import MetaEntry
+from internvl_data.validator import cache
+from internvl_data.validator.keeper import Keeper
 from internvl_data.validator.options import ValidateOptions
-from internvl_data.validator.driver import Keeper
 
 _ID_TYPES = (int, str, float)
 _INT_KEYS = 1 << 63  # small non-negative int ids are their own key; other ids get a digest with this bit set

@@ -23,7 +23,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from internvl_train import __version__
+    from internvl_train.version import __version__
 
     parser = _Parser(prog="ivl-train", description="Fine-tune InternVL2 and convert its checkpoints.")
     parser.add_argument("--version", action="version", version=f"ivl-train {__version__}")

@@ -38,7 +38,7 @@ def test_invalid_fixture(case: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_every_contract_rule_has_a_case() -> None:
-    from internvl_data.checks.catalogue import all_rules
+    from internvl_data.checks.registry import all_rules
 
     declared = {f["code"] for c in CASES for f in json.loads((c / "expected.json").read_text())["findings"]}
     own = {code for code in all_rules() if code.startswith(OWN_FAMILIES)}

@@ -18,7 +18,7 @@ from internvl_data.checks.lines import LineCtx
 from internvl_data.checks.media import MediaChecker
 from internvl_data.checks.findings import Severity
 from internvl_data.validator.options import ValidateOptions
-from internvl_data.checks.catalogue import all_rules
+from internvl_data.checks.registry import all_rules
 
 from tests.helpers.records import conv
 

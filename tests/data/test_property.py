@@ -23,7 +23,7 @@ from internvl_data.checks.lines import LineCtx, check_line
 from internvl_data.checks.records import _findings, check_record
 from internvl_data.checks.findings import Finding, Severity
 from internvl_data.formats.meta import load_meta
-from internvl_data.checks.catalogue import all_rules
+from internvl_data.checks.registry import all_rules
 from internvl_data.formats.schema import record_schema
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import json
 
 from internvl_data.checks.findings import Finding, Report, Severity
 from internvl_data.validator.report import render
-from internvl_data.checks.catalogue import all_rules
+from internvl_data.checks.registry import all_rules
 
 ERR = Finding(
     "IVL001",

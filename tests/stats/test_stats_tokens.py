@@ -339,7 +339,7 @@ def test_token_rules(model_dirs: dict[str, Path], media_dir: Path) -> None:
 
 
 def test_rules_are_in_the_catalogue() -> None:
-    from internvl_data.checks.catalogue import all_rules
+    from internvl_data.checks.registry import all_rules
 
     rules = all_rules()
     assert {c: (rules[c].name, rules[c].severity.value) for c in rules if c.startswith("IVL4")} == {

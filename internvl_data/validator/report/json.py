@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from internvl_data import __version__
+from internvl_data.version import __version__
 from internvl_data.checks.findings import Finding, Report, Severity
 
 
@@ -23,7 +23,7 @@ def finding_dict(f: Finding, names: dict[str, str]) -> dict:
 
 
 def render(report: Report) -> str:
-    from internvl_data.checks.catalogue import all_rules
+    from internvl_data.checks.registry import all_rules
 
     names = {code: r.name for code, r in all_rules().items()}
     counts = report.counts()

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import orjson
 
-from internvl_data import __version__
+from internvl_data.version import __version__
 from internvl_data.checks.findings import Finding, Report, Severity
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -40,7 +40,7 @@ def _result(f: Finding, index: dict[str, int]) -> dict:
 
 
 def render(report: Report) -> str:
-    from internvl_data.checks.catalogue import all_rules
+    from internvl_data.checks.registry import all_rules
 
     rules = list(all_rules().values())
     index = {r.code: i for i, r in enumerate(rules)}
