@@ -239,7 +239,10 @@ def _trainer_class() -> type:
             if model.is_lora:
                 model.inner.save_pretrained(output_dir, state_dict=output.peft_state(state_dict))
             else:
-                model.native.save_pretrained(output_dir, state_dict=output.native_state(state_dict))
+                # native key names (not transformers' legacy llava names), as load_checkpoint_weights reads them
+                model.native.save_pretrained(
+                    output_dir, state_dict=output.native_state(state_dict), save_original_format=False
+                )
             if self.processing_class is not None:
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
