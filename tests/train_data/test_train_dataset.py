@@ -194,3 +194,19 @@ def test_epoch_callback_sets_the_dataset_epoch(tiny_model, valid_copy):
     for progress, epoch in ((None, 0), (0.0, 0), (1.0, 1), (1.5, 1), (2.99, 2), (3 - 1e-15, 3)):
         hook.on_epoch_begin(None, SimpleNamespace(epoch=progress), None)
         assert ds.epoch == epoch
+
+
+def test_render_shows_what_the_dataset_feeds(tiny_model, valid_copy, capsys):
+    """`ivl-data render` builds through the same factory: equal ids and labels wherever nothing is random."""
+    from internvl_data.cli import main
+
+    assert main(["render", str(valid_copy), "--model", str(tiny_model), "--format", "jsonl", "--limit", "0"]) == 0
+    rendered = [orjson.loads(x) for x in capsys.readouterr().out.splitlines()]
+    ds = build_data(tiny_model, valid_copy).dataset()
+    assert len(rendered) == len(ds)
+    fixed = [i for i, r in enumerate(rendered) if r["dataset"] in ("text", "multi")]  # no augmentation, no video
+    assert len(fixed) == 7
+    for i in fixed:
+        assert rendered[i]["input_ids"] == ds[i].input_ids.tolist()
+        assert rendered[i]["labels"] == ds[i].labels.tolist()
+        assert rendered[i]["pixel_values_shape"] == list(ds[i].pixel_values.shape)
