@@ -16,7 +16,13 @@ PACKAGES = ("internvl_data", "internvl_train")
 # its longest matching prefix ("=name": that module only). Keep in step with "Layers" in docs/architecture.md.
 LAYERS: dict[str, list[tuple[str, ...]]] = {
     "internvl_data": [
-        ("internvl_data.version", "internvl_data.errors", "internvl_data.fsio", "internvl_data.parallel"),
+        (
+            "internvl_data.version",
+            "internvl_data.errors",
+            "internvl_data.fsio",
+            "internvl_data.parallel",
+            "internvl_data.stdin_meta",
+        ),
         (
             "internvl_data.formats",
             "internvl_data.checks.findings",
@@ -24,6 +30,7 @@ LAYERS: dict[str, list[tuple[str, ...]]] = {
             "internvl_data.checks.meta",
             "internvl_data.checks.lines",
             "internvl_data.checks.records",
+            "internvl_data.importers",  # record converters; checks.records names them in its hints
         ),
         ("internvl_data.media",),
         ("internvl_data.pipeline",),
@@ -31,7 +38,7 @@ LAYERS: dict[str, list[tuple[str, ...]]] = {
         # the trainer-facing dataset (counts lengths with stats.tokens) and render, which builds through its factory
         ("internvl_data.pipeline.dataset", "internvl_data.pipeline.render"),
         ("internvl_data.checks",),
-        ("internvl_data.validator",),
+        ("internvl_data.validator", "internvl_data.config_file", "internvl_data.hooks"),
         ("internvl_data.cli", "internvl_data.__main__"),
         ("=internvl_data", "internvl_data._compat"),
     ],

@@ -512,12 +512,19 @@ def _check_media_fields(obj: dict[str, Any], out: _Out) -> str | None:
     return None
 
 
+def _foreign(obj: dict[str, Any]) -> str:
+    """The hint naming ``ivl-data import`` for a record in another tool's format ("" otherwise)."""
+    from internvl_data.importers.detect import hint
+
+    return hint(obj)
+
+
 def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[tuple[int, str, str]]:
     """Shape, roles, alternation, values. Returns the turns as (index, role, value); [] unless all are
     well-formed."""
     conv = obj.get("conversations", _MISSING)
     if conv is _MISSING:
-        out.add("IVL201", "`conversations` is missing", "$.conversations")
+        out.add("IVL201", "`conversations` is missing" + _foreign(obj), "$.conversations")
         return []
     if type(conv) is not list or not conv:
         what = "an empty list" if conv == [] else _type_name(conv)
@@ -531,9 +538,8 @@ def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[t
             continue
         role, value = turn.get("from", _MISSING), turn.get("value", _MISSING)
         if role is _MISSING or type(role) is not str:
-            out.add(
-                "IVL202", f"turn {n} has {'no `from`' if role is _MISSING else 'a non-string `from`'}", f"{jp}.from"
-            )
+            what = "no `from`" if role is _MISSING else "a non-string `from`"
+            out.add("IVL202", f"turn {n} has {what}" + (_foreign(obj) if n == 0 else ""), f"{jp}.from")
         if value is _MISSING and "text" in turn:
             out.add("IVL203", f"turn {n} uses `text` instead of `value`: the trainer raises KeyError", f"{jp}.text")
         elif value is _MISSING or type(value) is not str:
