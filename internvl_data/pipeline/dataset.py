@@ -178,6 +178,8 @@ class SkipLog:
         self.path, self.total, self.max_ratio = path, total, max_ratio
         self.rank = rank if rank is not None else int(os.environ.get("RANK", "0") or 0)
         self.counts: dict[int, int] = {}  # epoch -> skips seen by this process
+        self._in_file: dict[int, int] = {}  # epoch -> skips in the file, up to byte _read_to
+        self._read_to = 0
 
     def allowed(self) -> int:
         """Skips an epoch may have before the run stops (``floor(max_ratio x records)``)."""
@@ -216,12 +218,24 @@ class SkipLog:
             )
 
     def epoch_count(self, epoch: int) -> int:
-        """Skips of ``epoch`` recorded in the file by every process."""
+        """Skips of ``epoch`` recorded in the file by every process (only the bytes added since the last call are
+        read; a torn last line is read again next time)."""
         try:
             with open(self.path, "rb") as f:  # type: ignore[arg-type]
-                return sum(1 for raw in f if raw.strip() and orjson.loads(raw).get("epoch") == epoch)
-        except (OSError, orjson.JSONDecodeError):
+                f.seek(self._read_to)
+                data = f.read()
+        except OSError:
             return self.counts.get(epoch, 0)
+        end = data.rfind(b"\n") + 1
+        for raw in data[:end].splitlines():
+            try:
+                e = orjson.loads(raw).get("epoch") if raw.strip() else None
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(e, int):
+                self._in_file[e] = self._in_file.get(e, 0) + 1
+        self._read_to += end
+        return self._in_file.get(epoch, 0)
 
 
 # -- the dataset ------------------------------------------------------------------------------------------------------

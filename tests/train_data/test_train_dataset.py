@@ -210,3 +210,24 @@ def test_render_shows_what_the_dataset_feeds(tiny_model, valid_copy, capsys):
         assert rendered[i]["input_ids"] == ds[i].input_ids.tolist()
         assert rendered[i]["labels"] == ds[i].labels.tolist()
         assert rendered[i]["pixel_values_shape"] == list(ds[i].pixel_values.shape)
+
+
+def test_skip_log_counts_every_writer_of_the_epoch(tmp_path):
+    from types import SimpleNamespace
+
+    from internvl_data.pipeline.dataset import SkipLog
+    from internvl_data.pipeline.sample import SampleError
+
+    path = str(tmp_path / "skipped.jsonl")
+    a, b = SkipLog(path, 100, 0.05, rank=0), SkipLog(path, 100, 0.05, rank=1)  # 5 skips allowed per epoch
+    entry = SimpleNamespace(name="d", annotation_path="d.jsonl")
+    err = SampleError("IVL305", "x.jpg: cannot read the image")
+    for k in range(3):
+        a.record(0, k, entry, k + 1, err)
+    b.record(1, 9, entry, 10, err)  # another epoch: not counted for epoch 0
+    b.record(0, 3, entry, 4, err)
+    b.record(0, 4, entry, 5, err)
+    assert (a.epoch_count(0), b.epoch_count(0), b.epoch_count(1)) == (5, 5, 1)
+    with pytest.raises(SkipRatioError, match=r"^6 of 100 records could not be built in epoch 0, .* allows \(5\)"):
+        a.record(0, 5, entry, 6, err)
+    assert [orjson.loads(x)["rank"] for x in Path(path).read_bytes().splitlines()] == [0, 0, 0, 1, 1, 1, 0]
