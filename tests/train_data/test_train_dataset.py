@@ -169,6 +169,12 @@ def test_dataloader_batches(tiny_model, valid_copy):
     first = batches[0]
     assert first["pixel_values"].shape[0] == sum(len(ds[i].image_flags) for i in range(4))
     assert first["image_flags"].tolist()[:3] == [0, 0, 0]  # three text records: one dummy tile each
+    ds.set_epoch(1)  # worker processes draw what the main process draws, in the new epoch
+    in_workers = list(torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=bundle.collator, num_workers=2))
+    in_main = list(torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=bundle.collator))
+    for x, y in zip(in_workers, in_main, strict=True):
+        assert all(torch.equal(x[k], y[k]) for k in x)
+    assert not torch.equal(in_main[1]["pixel_values"], batches[1]["pixel_values"])  # epoch 1 differs from epoch 0
 
 
 def test_skip_ratio_error_from_a_dataloader_worker_is_one_line(tiny_model, valid_copy, tmp_path):
