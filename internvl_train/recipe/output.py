@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,11 @@ MODEL_DIR, ADAPTER_DIR = "model", "adapter"
 
 
 def write_atomic_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, fsync, rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` atomically (``internvl_data.fsio``: temp beside the file, fsync, rename)."""
+    from internvl_data.fsio import write_atomic
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
 
 
 def write_config_yaml(output_dir: str | os.PathLike, resolved: Mapping[str, Any]) -> Path:
@@ -92,10 +83,10 @@ def save_original(native_config: Any, state: Mapping[str, torch.Tensor], tokeniz
 
 def save_adapter(peft_model: Any, state: Mapping[str, torch.Tensor], out: Path, base: str) -> Path:
     """The LoRA adapter (and any whole module that trained with it) in peft format, atomically."""
-    from internvl_train.checkpoint.saving import _atomic_dir
+    from internvl_data.fsio import atomic_dir
 
     peft_model.peft_config["default"].base_model_name_or_path = str(Path(base).resolve())
-    with _atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp:
         peft_model.save_pretrained(str(tmp), state_dict=peft_state(state))
     return out
 

@@ -46,3 +46,41 @@ def reference_loss(model_dir: Path, samples: list, img_context_id: int) -> float
         total += float(ce)
         count += int((labels != -100).sum())
     return total / count
+
+
+def write_meta(dir_: Path, parts: dict[str, tuple[str, float]], *, augment: bool = False) -> Path:
+    """A meta file over fixtures/valid annotation files: ``{name: (file, repeat_time)}``."""
+    meta = {
+        name: {"root": str(VALID_META.parent), "annotation": str(VALID_META.parent / f), "repeat_time": r,
+               "data_augment": augment}
+        for name, (f, r) in parts.items()
+    }  # fmt: skip
+    path = dir_ / "meta.json"
+    path.write_text(json.dumps(meta, indent=2))
+    return path
+
+
+# 8 records: 3 text-only, 2 single-image, 2 multi-image, 1 video
+EIGHT = {"text": ("text.jsonl", 1), "single": ("single.jsonl", 0.4), "multi": ("multi.jsonl", 1),
+         "video": ("video.jsonl", 0.5)}  # fmt: skip
+
+
+def write_config(path: Path, **values) -> Path:
+    import yaml
+
+    base = {"bf16": False, "dataloader_num_workers": 0, "max_seq_length": 1024, "min_num_frame": 2,
+            "max_num_frame": 4, "group_by_length": False, "grad_checkpoint": False, "report_to": "none"}  # fmt: skip
+    path.write_text(yaml.safe_dump({**base, **values}))
+    return path
+
+
+def tiny(path: Path, llm: str = "qwen2", vit: str = "300m", **kw) -> Path:
+    from internvl_train.tiny import write_tiny_checkpoint
+
+    return write_tiny_checkpoint(path, llm, vit, max_position_embeddings=1024, **kw)
+
+
+def run_cli(*argv: str) -> int:
+    from internvl_train.cli.dispatch import main
+
+    return main(["run", *argv])
