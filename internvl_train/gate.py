@@ -27,7 +27,7 @@ from typing import Any
 from internvl_data.checks.findings import Report, Severity
 from internvl_data.fsio import write_atomic
 
-__all__ = ["TRAINING_ERRORS", "GateResult", "check_data"]
+__all__ = ["TRAINING_ERRORS", "GateResult", "check_data", "checkpoint_info"]
 
 MEDIA_DEPTH = ("off", "exists", "header", "decode")
 
@@ -62,14 +62,28 @@ def check_data(cfg: Any, *, manifest_out: str | None = None, jobs: int = 0) -> G
     ``cfg`` is a :class:`internvl_train.config.TrainConfig`. ``manifest_out``: where a clean in-process run
     writes its manifest (``output_dir/data-manifest.json`` for a run; None: nothing is written).
     """
-    from internvl_data.pipeline.modelinfo import ModelInfo
-
-    info = ModelInfo.from_dir(cfg.model_name_or_path, cfg.conv_style)
-    info.require_template()
+    info = checkpoint_info(cfg)
     run_cfg = cfg.with_checkpoint(info)
     if cfg.data_manifest:
         return _accept_manifest(cfg, run_cfg, info, manifest_out)
     return _validate(cfg, run_cfg, info, manifest_out, jobs)
+
+
+def checkpoint_info(cfg: Any) -> Any:
+    """The checkpoint's ``ModelInfo`` with ``cfg.conv_style``; a checkpoint without a template and a config without
+    ``conv_style`` is a config problem (exit 2) that names the key to set."""
+    from internvl_data.pipeline.modelinfo import ModelInfo
+    from internvl_train.config import TEMPLATES, ConfigError
+
+    info = ModelInfo.from_dir(cfg.model_name_or_path, cfg.conv_style)
+    if not info.template:
+        raise ConfigError(
+            [
+                f"conv_style: {cfg.model_name_or_path}/config.json names no template ({info.layout} layout); "
+                f"set conv_style to one of {', '.join(TEMPLATES)}"
+            ]
+        )
+    return info
 
 
 def _changed_settings(run_cfg: Any, info: Any) -> dict[str, tuple[Any, Any]]:

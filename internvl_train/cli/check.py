@@ -74,8 +74,8 @@ def training_steps(samples: int, cfg: Any, world_size: int) -> Steps:
 
 def run(args: argparse.Namespace) -> int:
     from internvl_data.pipeline.mixture import Mixture
-    from internvl_data.pipeline.modelinfo import ModelInfo
     from internvl_train.config import TrainConfig
+    from internvl_train.gate import checkpoint_info
     from internvl_train.launch import resolve
     from internvl_train.params import count_for_config
 
@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         args.config, args.overrides, preset=args.preset, nproc_per_node=args.nproc_per_node, nnodes=args.nnodes
     )
     cfg: TrainConfig = resolved.config  # type: ignore[assignment]
-    info = ModelInfo.from_dir(cfg.model_name_or_path, cfg.conv_style)
-    info.require_template()
+    info = checkpoint_info(cfg)
     full = cfg.with_checkpoint(info)
     out = sys.stdout
     defaults = _defaults()

@@ -97,3 +97,23 @@ def test_config_problems_exit_2_with_file_and_line(cfg_file, capsys):
         f"  {cfg_file}:6: learnig_rate: unknown key (did you mean 'learning_rate'?)",
         "  command line (seed=x): seed: expected a whole number, got 'x'",
     ]
+
+
+def test_a_checkpoint_without_template_asks_for_conv_style(cfg_file, tiny_model, tmp_path, capsys):
+    import json
+    import shutil
+
+    ckpt = tmp_path / "no-template"
+    shutil.copytree(tiny_model, ckpt, ignore=shutil.ignore_patterns("*.safetensors"))
+    cfg = json.loads((ckpt / "config.json").read_text())
+    del cfg["template"]
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    code, lines, err = run(capsys, str(cfg_file), f"model_name_or_path={ckpt}", "--no-data")
+    assert code == 2 and lines == []
+    assert err.splitlines() == [
+        "ivl-train check: error: 1 problem in the training configuration:",
+        f"  conv_style: {ckpt}/config.json names no template (original layout); set conv_style to one of Hermes-2, "
+        "internlm2-chat, phi3-chat, internvl2_5",
+    ]
+    code, lines, _ = run(capsys, str(cfg_file), f"model_name_or_path={ckpt}", "--no-data", "conv_style=Hermes-2")
+    assert code == 0 and " * conv_style: Hermes-2" in lines
