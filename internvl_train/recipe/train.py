@@ -120,6 +120,7 @@ def training_arguments(cfg: Any) -> Any:
         report.remove("tensorboard")
     return TrainingArguments(
         output_dir=cfg.output_dir,
+        use_cpu=not torch.cuda.is_available(),  # else transformers 5 runs every torchrun process alone on CPU
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate,
