@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,38 +312,46 @@ def mixture_lengths(bundle: DataBundle) -> tuple[np.ndarray, str]:
 
     The per-line ``length`` (written by ``ivl-data lengths``) is used when every line the mixture reads has a
     positive integer one; otherwise every record is measured with the stats token counter (exact counts with
-    the images' tiles, no pixels): a line that cannot be measured gets 0.
+    the images' tiles, no pixels): a line that cannot be measured gets 0. Lines are streamed (memory: one int
+    per line, one batch of records).
     """
-    from internvl_data.formats.lines import iter_lines
-
     mix = bundle.mixture
-    records: list[list[Any]] = []  # per dataset: the parsed lines it reads (None: not JSON)
-    given: list[list[Any]] = []  # per dataset: each line's own `length`
-    for e, kept in zip(mix.entries, mix._kept):
-        objs: list[Any] = []
-        for _lineno, _offset, raw in iter_lines(e.annotation_path):
-            if len(objs) >= kept:
-                break
-            try:
-                objs.append(orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                objs.append(None)
-        records.append(objs)
-        given.append([o.get("length") if isinstance(o, dict) else None for o in objs])
-    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for values in given for v in values):
-        found, source = given, "per-line length"
-    else:
-        found, source = [_measure(bundle, e, objs) for e, objs in zip(mix.entries, records)], "measured"
+    found = [_given_lengths(e.annotation_path, kept) for e, kept in zip(mix.entries, mix._kept)]
+    source = "per-line length"
+    if not all(bool((v > 0).all()) for v in found):
+        found = [_measure(bundle, e, kept) for e, kept in zip(mix.entries, mix._kept)]
+        source = "measured"
     sizes = list(mix.dataset_sizes().values())
-    parts = [
-        np.resize(np.asarray(v, dtype=np.int64), size) if size else np.zeros(0, np.int64)
-        for v, size in zip(found, sizes)
-    ]
+    parts = [np.resize(v, size) if size else np.zeros(0, np.int64) for v, size in zip(found, sizes)]
     return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), source
 
 
-def _measure(bundle: DataBundle, entry: Any, values: list[Any]) -> list[int]:
-    """Exact total tokens (before truncation) of each record through ``stats.tokens.TokenCounter``."""
+def _records(path: str, kept: int) -> Iterator[tuple[int, Any]]:
+    """``(0-based line, parsed record or None)`` for the first ``kept`` lines of ``path``."""
+    from internvl_data.formats.lines import iter_lines
+
+    for k, (_lineno, _offset, raw) in enumerate(iter_lines(path)):
+        if k >= kept:
+            return
+        try:
+            yield k, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            yield k, None
+
+
+def _given_lengths(path: str, kept: int) -> np.ndarray:
+    """Each line's own positive integer ``length`` (0 where it has none)."""
+    out = np.zeros(kept, dtype=np.int64)
+    for k, obj in _records(path, kept):
+        value = obj.get("length") if isinstance(obj, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out[k] = value
+    return out
+
+
+def _measure(bundle: DataBundle, entry: Any, kept: int) -> np.ndarray:
+    """Exact total tokens (before truncation) of each of the first ``kept`` records, through the stats token
+    counter (``stats.tokens.TokenCounter``), in batches."""
     from internvl_data.media import sizes as media_sizes
     from internvl_data.stats.hist import Tally
     from internvl_data.stats.tokens import TokenCounter
@@ -367,14 +375,20 @@ def _measure(bundle: DataBundle, entry: Any, values: list[Any]) -> list[int]:
     raw = entry.raw or {}
     ds = Dataset(entry.name, entry.annotation_path, entry.root_path, raw.get("max_dynamic_patch"))
     tally = Tally()
-    out = [0] * len(values)
-    todo: list[tuple[int, Any]] = []
-    for k, obj in enumerate(values):
-        rec = scan_record(obj, ds, settings, sizes, tally) if isinstance(obj, dict) else None
-        if rec is not None and 0 not in rec.tiles:
-            todo.append((k, rec))
-    for start in range(0, len(todo), 256):
-        batch = todo[start : start + 256]
+    out = np.zeros(kept, dtype=np.int64)
+    batch: list[tuple[int, Any]] = []
+
+    def flush() -> None:
         for (k, _rec), counts in zip(batch, counter.count_batch([r for _, r in batch])):
             out[k] = 0 if counts.error else counts.total
+        batch.clear()
+
+    for k, obj in _records(entry.annotation_path, kept):
+        rec = scan_record(obj, ds, settings, sizes, tally) if isinstance(obj, dict) else None
+        if rec is not None and 0 not in rec.tiles:
+            batch.append((k, rec))
+            if len(batch) >= 256:
+                flush()
+    if batch:
+        flush()
     return out
