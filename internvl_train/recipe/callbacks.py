@@ -109,6 +109,16 @@ class CompletionCallback(TrainerCallback):
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if ckpt.is_dir():
                 write_complete_marker(ckpt, state.global_step, self.manifest_hash)
+            # only now may older checkpoints go (the trainer defers save_total_limit to here): a kill before the
+            # marker must leave the previous complete checkpoint for resume
+            from transformers.trainer_utils import rotate_checkpoints
+
+            rotate_checkpoints(
+                args.output_dir,
+                args.save_total_limit,
+                best_model_checkpoint=state.best_model_checkpoint,
+                use_mtime=True,
+            )
 
 
 class LossPlotCallback(TrainerCallback):

@@ -248,6 +248,16 @@ def _trainer_class() -> type:
                 self.processing_class.save_pretrained(output_dir)
             torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
+        def _save_checkpoint(self, model: Any, trial: Any) -> None:
+            # HF deletes old checkpoints (save_total_limit) before the on_save callbacks, i.e. before the completion
+            # marker: CompletionCallback rotates after writing it instead
+            limit = self.args.save_total_limit
+            self.args.save_total_limit = None
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.args.save_total_limit = limit
+
         def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
             model = model if model is not None else self.model
             load_checkpoint_weights(self.accelerator.unwrap_model(model), resume_from_checkpoint)

@@ -23,12 +23,14 @@ pytestmark = pytest.mark.slow
 
 # Runs `ivl-train run ARGS` in this process after adding a SIGKILL at a chosen point: KILL_AT=N right after
 # checkpoint-N is complete (after the completion marker's callback), KILL_IN=N after checkpoint-N's weights
-# were written but before the optimizer state and the marker.
+# were written but before the optimizer state and the marker, KILL_BEFORE_MARKER=N after every file of
+# checkpoint-N but the marker (where HF would already have deleted the previous checkpoint).
 HARNESS = """
 import os, signal, sys
 from internvl_train.recipe import train as T
 
 kill_at, kill_in = int(os.environ.get("KILL_AT", "0")), int(os.environ.get("KILL_IN", "0"))
+kill_before_marker = int(os.environ.get("KILL_BEFORE_MARKER", "0"))
 make = T.make_trainer
 
 def make_trainer(*a, **kw):
@@ -50,6 +52,14 @@ def make_trainer(*a, **kw):
             os.kill(os.getpid(), signal.SIGKILL)
 
     trainer._save = _save
+    save_checkpoint = trainer._save_checkpoint
+
+    def _save_checkpoint(model, trial):
+        save_checkpoint(model, trial)  # every file of checkpoint-N written; the marker is next
+        if trainer.state.global_step == kill_before_marker:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    trainer._save_checkpoint = _save_checkpoint
     return trainer
 
 T.make_trainer = make_trainer
@@ -150,6 +160,23 @@ def test_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(setup, un
     a, c = weights(uninterrupted), weights(out)
     assert all(torch.equal(a[k], c[k]) for k in a)
     assert [m["step"] for m in metrics(out)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_kill_just_before_the_marker_keeps_the_previous_checkpoint(setup, uninterrupted):
+    import torch
+
+    out = setup[0] / "E"
+    code, log = finish(start(setup, out, KILL_BEFORE_MARKER="4"))
+    assert code == -9, log
+    assert (out / "checkpoint-4" / "trainer_state.json").is_file()
+    assert not (out / "checkpoint-4" / "ivl-complete.json").exists()
+    assert (out / "checkpoint-2" / "ivl-complete.json").is_file()  # save_total_limit 1, yet not rotated away
+    code, log = finish(start(setup, out))
+    assert code == 0, log
+    assert "resuming from checkpoint-2 (step 2)" in log
+    a, e = weights(uninterrupted), weights(out)
+    assert all(torch.equal(a[k], e[k]) for k in a)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-6"]  # rotation still keeps one
 
 
 def test_changed_data_refuses_to_resume_naming_the_dataset(setup, uninterrupted):
