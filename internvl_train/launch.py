@@ -540,6 +540,10 @@ def begin(args: Any, config: str | None, overrides: Sequence[str], *, env: Mappi
         print_dry_run(res)
         return res, 0
     if res.plan.mode in ("torchrun", "srun"):
+        if res.plan.mode == "torchrun":  # srun runs elsewhere: its nodes check for themselves
+            from internvl_train.guards import check_guards
+
+            check_guards(res.config, world_size=res.plan.world_size)  # once here, not once per process
         print(f"ivl-train run: launching {res.plan.world_size} processes: {res.plan.shell_line()}", file=sys.stderr)
         return res, execute(res.plan)
     if res.plan.mode == "inside" and res.plan.launcher == "srun" and isinstance(env, os._Environ):

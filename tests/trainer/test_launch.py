@@ -377,3 +377,25 @@ def test_run_without_config_file_and_inside_torchrun(capsys):
 def test_accumulation_error_reaches_the_user(capsys):
     with pytest.raises(LaunchError, match=r"^BATCH_SIZE=128 / PER_DEVICE_BATCH_SIZE=3 / GPUS=8 leaves a remainder"):
         begin(["--preset", "internvl2-8b-full", "--dry-run"], {"PER_DEVICE_BATCH_SIZE": "3"}, capsys)
+
+
+def test_guards_run_once_before_launching(tmp_path, capsys, monkeypatch):
+    from internvl_train import launch
+    from internvl_train.guards import GuardError
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(
+        '{"llm_config": {"architectures": ["Qwen2ForCausalLM"], "max_position_embeddings": 512}, "vision_config": {}}'
+    )
+    (tmp_path / "meta.json").write_text("{}")
+    launched = []
+    monkeypatch.setattr(launch, "execute", lambda plan: launched.append(plan) or 0)
+    argv = [f"model_name_or_path={tmp_path / 'model'}", f"meta_path={tmp_path / 'meta.json'}"]
+    argv += [f"output_dir={tmp_path / 'out'}", "max_seq_length=1024", "bf16=false", "--nproc-per-node", "2"]
+    with pytest.raises(GuardError) as info:
+        begin(argv, {}, capsys)
+    assert info.value.problems == [
+        f"max_seq_length: 1024 is above the model's 512 positions (llm_config.max_position_embeddings 512 in "
+        f"{tmp_path / 'model'}/config.json); set max_seq_length=512 or less"
+    ]
+    assert launched == []
