@@ -6,12 +6,14 @@ config.yaml, metrics, the completion markers and the final model; the others wai
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,8 @@ def run(cfg: Any, resume: bool | str | None = None) -> int:
         resuming.write_run_info(cfg, world, out / "data-manifest.json")
 
     # -- model, data, trainer ------------------------------------------------------------------------------------
-    model, tokenizer = build_model(ModelSpec.from_config(cfg))
+    with plain_construction(args):  # ZeRO-3 partitions the loaded model when the engine starts
+        model, tokenizer = build_model(ModelSpec.from_config(cfg))
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
     say(f"model: {n_train:,} of {n_all:,} parameters train ({'LoRA' if model.is_lora else 'full'})")
@@ -104,6 +107,22 @@ def broadcast(obj: list[Any]) -> list[Any]:
     if dist.is_available() and dist.is_initialized():
         dist.broadcast_object_list(obj, src=0)
     return obj
+
+
+@contextlib.contextmanager
+def plain_construction(args: Any) -> Iterator[None]:
+    """Build the model without ``deepspeed.zero.Init``: transformers wraps every model construction in it while a
+    ZeRO-3 TrainingArguments exists, which fights ``load_pretrained``'s meta-device streaming. Each rank loads the
+    whole model into host memory; DeepSpeed partitions it when the Trainer starts the engine."""
+    from transformers.integrations.deepspeed import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    ds = getattr(args, "hf_deepspeed_config", None)
+    unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        if ds is not None:
+            set_hf_deepspeed_config(ds)
 
 
 def training_arguments(cfg: Any) -> Any:
