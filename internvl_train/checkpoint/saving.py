@@ -45,8 +45,10 @@ def save_pretrained(
     base: str | Path | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     force: bool = False,
+    source: str | Path | None = None,
 ) -> Path:
-    """Save ``model`` (+ ``tokenizer``) to ``out_dir``; ``base`` lends its ``*.py`` and generation_config.json,
+    """Save ``model`` (+ ``tokenizer``) to ``out_dir``; ``base`` lends its ``*.py`` and generation_config.json
+    (without ``base``, ``source``, the checkpoint the model was loaded from, lends its generation_config.json),
     and, in the original layout, its tokenizer files when the vocabulary is unchanged. An existing checkpoint
     folder is replaced; anything else that exists is refused unless ``force`` (:func:`check_destination`)."""
     if layout not in ("original", "hf"):
@@ -61,10 +63,12 @@ def save_pretrained(
             (tmp / "config.json").write_text(json.dumps(original_config(model), indent=2) + "\n", encoding="utf-8")
         if base is not None:
             _copy_from_base(Path(base), tmp, with_code=layout == "original")
+        elif source is not None:  # the checkpoint the model came from keeps its generation settings
+            _copy_present(Path(source), tmp, ["generation_config.json"])
         if tokenizer is not None and not (
             layout == "original" and base is not None and _copy_same_tokenizer(tokenizer, Path(base), tmp)
         ):
-            tokenizer.save_pretrained(str(tmp))
+            _save_tokenizer(tokenizer, tmp)
     return out
 
 
@@ -117,6 +121,22 @@ def _copy_same_tokenizer(tokenizer: Any, base: Path, out: Path) -> bool:
     if same:
         _copy_present(base, out, _TOKENIZER_FILES)
     return same
+
+
+LOADER_KEYS = ("is_local", "local_files_only")  # what from_pretrained adds to init_kwargs: not tokenizer settings
+
+
+def _save_tokenizer(tokenizer: Any, out: Path) -> None:
+    """``tokenizer.save_pretrained`` without the loader's own keys in tokenizer_config.json (transformers 5 writes
+    ``is_local`` and ``local_files_only`` back, which the source checkpoint never had)."""
+    tokenizer.save_pretrained(str(out))
+    path = out / "tokenizer_config.json"
+    if path.is_file():
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        if any(k in cfg for k in LOADER_KEYS):
+            for k in LOADER_KEYS:
+                cfg.pop(k, None)
+            path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _copy_present(base: Path, out: Path, names: Iterable[str]) -> None:

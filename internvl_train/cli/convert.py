@@ -20,10 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", required=True, choices=("original", "hf"), help="layout to write")
     parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), help="cast weights (default: keep)")
     parser.add_argument(
-        "--base", metavar="DIR", help="checkpoint to copy *.py remote code and generation_config.json from"
+        "--base",
+        metavar="DIR",
+        help="checkpoint to copy *.py remote code and generation_config.json from (default: IN's "
+        "generation_config.json is kept)",
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the tokenizer's own code to run")
-    parser.add_argument("--max-shard-size", type=int, default=5, metavar="GB", help="shard size in GiB (default 5)")
+    parser.add_argument("--max-shard-size", type=int, default=5, metavar="GiB", help="shard size in GiB (default 5)")
     parser.add_argument(
         "--force",
         action="store_true",
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_shard_size < 1:
         raise CheckpointError(f"--max-shard-size must be >= 1 (GiB), got {args.max_shard_size}")
-    with contextlib.redirect_stdout(sys.stderr):  # library chatter (DeepSpeed's accelerator notice) off stdout
+    with contextlib.redirect_stdout(sys.stderr):  # library chatter off stdout
+        _quiet_deepspeed()
         _quiet_transformers()
         from internvl_train.checkpoint.loading import load_pretrained
         from internvl_train.checkpoint.saving import check_destination, save_pretrained
@@ -59,9 +63,22 @@ def run(args: argparse.Namespace) -> int:
             base=args.base,
             max_shard_bytes=args.max_shard_size * 1024**3,
             force=args.force,
+            source=args.src,
         )
     print(f"wrote {args.dst} ({args.to} layout)")
     return 0
+
+
+def _quiet_deepspeed() -> None:
+    """No "Setting accelerator to CPU" warning: saving the native layout imports DeepSpeed (accelerate unwraps the
+    model through it), which warns when it finds no GPU. Converting never uses an accelerator, so on a machine
+    without CUDA we name the CPU one (an explicit DS_ACCELERATOR is kept)."""
+    import os
+
+    import torch
+
+    if "DS_ACCELERATOR" not in os.environ and not torch.cuda.is_available():
+        os.environ["DS_ACCELERATOR"] = "cpu"
 
 
 def _quiet_transformers() -> None:
