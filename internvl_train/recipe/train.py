@@ -70,6 +70,9 @@ def run(cfg: Any, resume: bool | str | None = None) -> int:
         resuming.write_run_info(cfg, world, out / "data-manifest.json")
 
     # -- model, data, trainer ------------------------------------------------------------------------------------
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # before the model, as the official main() (LoRA's random init is part of the run)
     with plain_construction(args):  # ZeRO-3 partitions the loaded model when the engine starts
         model, tokenizer = build_model(ModelSpec.from_config(cfg))
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)

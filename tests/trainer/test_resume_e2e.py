@@ -87,12 +87,12 @@ def setup(tmp_path_factory):
     return root, cfg, harness
 
 
-def start(setup, out: Path, **env: str) -> subprocess.Popen:
+def start(setup, out: Path, *overrides: str, **env: str) -> subprocess.Popen:
     root, cfg, harness = setup
     full_env = {k: v for k, v in os.environ.items() if k not in ("GPUS", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
     full_env.update(env, PYTHONPATH=str(ROOT), IVL_DEBUG="")
     return subprocess.Popen(
-        [sys.executable, str(harness), "run", str(cfg), f"output_dir={out}"],
+        [sys.executable, str(harness), "run", str(cfg), f"output_dir={out}", *overrides],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -116,8 +116,16 @@ def weights(out: Path) -> dict:
     return state
 
 
+SPEED = ("samples_per_second", "tokens_per_second")  # wall-clock fields: the only ones that may differ
+
+
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def trained(out: Path) -> list[dict]:
+    """metrics.jsonl without the wall-clock fields: step, epoch, loss, learning rate, grad norm, token counts."""
+    return [{k: v for k, v in m.items() if k not in SPEED} for m in metrics(out)]
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +149,28 @@ def test_kill_after_a_complete_checkpoint_then_the_same_command(setup, uninterru
     a, b = weights(uninterrupted), weights(out)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)  # bitwise
-    steps = [m["step"] for m in metrics(out)]
-    assert steps == [1, 2, 3, 4, 5, 6]  # no gap, no duplicate
-    assert [m["loss"] for m in metrics(out)] == [m["loss"] for m in metrics(uninterrupted)]
+    assert [m["step"] for m in metrics(out)] == [1, 2, 3, 4, 5, 6]  # no gap, no duplicate
+    assert trained(out) == trained(uninterrupted)
+
+
+def test_lora_kill_then_the_same_command_equals_uninterrupted(setup):
+    import torch
+    from safetensors.torch import load_file
+
+    lora = ("use_llm_lora=4", "freeze_llm=true", "freeze_mlp=true")
+    root = setup[0]
+    whole = start(setup, root / "LA", *lora)  # the uninterrupted run, side by side with the killed one
+    code, log = finish(start(setup, root / "LB", *lora, KILL_AT="4"))
+    assert code == -9, log
+    code, log = finish(start(setup, root / "LB", *lora))
+    assert code == 0, log
+    assert "resuming from checkpoint-4 (step 4)" in log
+    code, log = finish(whole)
+    assert code == 0, log
+    a = load_file(str(root / "LA" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(root / "LB" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert trained(root / "LB") == trained(root / "LA")
 
 
 def test_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(setup, uninterrupted):
