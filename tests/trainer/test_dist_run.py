@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from tests.trainer.model_helpers import ROOT, VALID_META, tiny, write_config
 
@@ -33,7 +34,14 @@ def setup(tmp_path_factory):
     lines = {n: (VALID_META.parent / f"{n}.jsonl").read_text().splitlines() for n in ("text", "single")}
     records = [r for pair in zip(lines["text"], lines["single"]) for r in pair]  # text, image, text, image, ...
     (d / "alternating.jsonl").write_text("\n".join(records) + "\n")
-    meta = {"alt": {"root": str(VALID_META.parent), "annotation": str(d / "alternating.jsonl"), "repeat_time": 1}}
+    meta = {
+        "alt": {
+            "root": str(VALID_META.parent),
+            "annotation": str(d / "alternating.jsonl"),
+            "repeat_time": 1,
+            "data_augment": False,
+        }
+    }
     (d / "meta.json").write_text(json.dumps(meta))
     return d, ckpt
 
@@ -80,3 +88,7 @@ def test_two_ranks_equal_one_process(setup, single, deepspeed):
     losses = _run(d, ckpt, f"ranks-{deepspeed or 'ddp'}", 2, **extra)
     assert losses == pytest.approx(single, rel=1e-4)
     assert len(set(single)) == 3  # the weights moved between steps
+    if deepspeed == "zero3":  # the final model holds the gathered full weights, not the empty local shards
+        final = load_file(str(d / "ranks-zero3" / "model" / "model.safetensors"))
+        base = load_file(str(ckpt / "model.safetensors"))
+        assert {k: v.shape for k, v in final.items()} == {k: v.shape for k, v in base.items()}
