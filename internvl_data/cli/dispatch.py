@@ -36,10 +36,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one with just that command: start-up then imports one command module."""
     from internvl_data.version import __version__
+    from internvl_data.cli.completion import CompletionAction
+    from internvl_data.cli.examples import decorate
 
     parser = _Parser(prog="ivl-data", description="Check and inspect InternVL2 fine-tuning data.")
     parser.add_argument("--version", action="version", version=f"ivl-data {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument("--completion", action=CompletionAction)
     for name, modname in COMMANDS.items():
         if only is not None and name != only:
             continue
@@ -47,6 +50,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=mod.HELP.get(name, "") if isinstance(mod.HELP, dict) else mod.HELP)
         mod.add_arguments(p, name) if _takes_name(mod.add_arguments) else mod.add_arguments(p)
         p.set_defaults(_run=mod.run, _name=name)
+        decorate(p, "ivl-data", name, mod.HELP.get(name, "") if isinstance(mod.HELP, dict) else mod.HELP)
     return parser
 
 

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="dataset name and JSONL stem (default: SRC's stem)")
     parser.add_argument(
         "--template",
+        metavar="NAME",
         help="chat template: internvl2_5 keeps system prompts as a first `system` turn; the InternVL2 templates "
         "have none, so they are merged into the first user turn (default)",
     )

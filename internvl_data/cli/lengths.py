@@ -16,7 +16,7 @@ MAX_SHOWN = 50  # problem lines printed; the rest are counted
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("meta", help="meta JSON file")
+    p.add_argument("meta", metavar="META", help="meta JSON file")
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint folder (config.json + tokenizer)")
     p.add_argument("--in-place", action="store_true", help="replace the annotation files and the meta file")
     p.add_argument("--no-backup", action="store_true", help="with --in-place: do not keep FILE.bak copies")

@@ -15,11 +15,6 @@ import sys
 from internvl_data.cli import validate as validate_cli
 
 HELP = "pre-commit hook: validate every meta file that lists one of the changed files (media included)"
-EXAMPLES = """examples:
-  ivl-data pre-commit data/train.jsonl             # validates every meta file that lists data/train.jsonl
-  ivl-data pre-commit $(git diff --name-only main)  # everything a branch touches
-  ivl-data pre-commit --loose scratch/new.jsonl     # JSONL files that no meta file lists (no media checks)
-"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,15 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--meta",
         action="append",
-        default=[],
-        metavar="FILE",
+        metavar="META",
         help="meta file to consider besides those found in the repository (repeatable)",
     )
     parser.add_argument(
         "--loose", action="store_true", help="check only the changed JSONL files that no meta file lists"
     )
-    parser.epilog = EXAMPLES
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    extra = [*args.meta, *settings.values.get("meta", [])]
+    extra = [*(args.meta or []), *settings.values.get("meta", [])]
     metas = list(dict.fromkeys([*extra, *hooks.find_meta_files(hooks.repository_files())]))
     todo = hooks.plan(args.paths, metas)
     if args.loose:

@@ -34,7 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="truncate at N tokens as the trainer does (default 4096, the official scripts)",
     )
     parser.add_argument(
-        "--num-frames", type=int, default=8, metavar="N", help="frames per video, sampled 'middle' (default 8)"
+        "--num-frames",
+        type=int,
+        default=32,
+        metavar="N",
+        help="frames per video, sampled 'middle' (default 32, the most the trainer draws, as stats and lengths count)",
     )
     parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format (default text)")
     parser.add_argument("--dump-pixels", metavar="DIR", help="write <dataset>-<index>.npy (float32 pixel_values)")

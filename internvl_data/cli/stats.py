@@ -13,6 +13,7 @@ from internvl_data.stats.worker import Dataset, Settings
 
 HELP = "what a mixture contains after repeat_time: records, images, tiles, tokens"
 FORMATS = ("table", "json", "csv")
+NUM_FRAMES = 32  # frames per video by default in stats, lengths and render: the most the official trainer draws
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,11 +28,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--num-frames",
         type=int,
-        default=None,
+        default=NUM_FRAMES,
         metavar="N",
-        help="frames counted per video record (default: the maximum the trainer draws, 32)",
+        help=f"frames counted per video record (default {NUM_FRAMES}, the most the trainer draws)",
     )
-    p.add_argument("--template", default=None, help="chat template for a native checkpoint without one")
+    p.add_argument("--template", default=None, metavar="NAME", help="chat template for a native checkpoint without one")
     p.add_argument(
         "--trust-remote-code",
         action="store_true",

@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"output format (default text, or ${FORMAT_ENV})",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
-    parser.add_argument("--template", help="chat template (internvl2_5 allows a first `system` turn)")
+    parser.add_argument("--template", metavar="NAME", help="chat template (internvl2_5 allows a first `system` turn)")
     parser.add_argument("--model", metavar="DIR", help="checkpoint folder for token-budget rules (IVL4xx)")
     parser.add_argument(
         "--max-seq-length",
@@ -106,7 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="report longer lines (default %(default)s)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal outside CI)",
+    )
     add_config_arguments(parser)
 
 
@@ -154,7 +159,7 @@ def options_from_args(args: argparse.Namespace) -> ValidateOptions:
         long_line=args.long_line,
         max_seq_length=args.max_seq_length,
         trust_remote_code=args.trust_remote_code,
-        progress=False if args.no_progress else None,
+        progress=args.progress,
     )
 
 
