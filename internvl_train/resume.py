@@ -191,11 +191,12 @@ def check_same_run(cfg: Any, world_size: int, point: Checkpoint) -> None:
 # -- rank 0's tidy-up before continuing --------------------------------------------------------------------------------
 
 
-def discard_incomplete(output_dir: str | os.PathLike, after_step: int) -> list[str]:
-    """Remove checkpoint folders without the marker whose step is above ``after_step``; their names."""
+def discard_incomplete(output_dir: str | os.PathLike, after_step: int, *, complete_too: bool = False) -> list[str]:
+    """Remove checkpoint folders without the marker (``complete_too``: every one) whose step is above
+    ``after_step``; their names."""
     removed = []
     for c in checkpoints(output_dir):
-        if not c.complete and c.step > after_step:
+        if (complete_too or not c.complete) and c.step > after_step:
             shutil.rmtree(c.path, ignore_errors=True)
             removed.append(c.path.name)
     return removed
@@ -237,6 +238,7 @@ def prepare(cfg: Any, world_size: int, resume: bool | str | None = None, *, is_m
         check_same_run(cfg, world_size, point)
     if is_main:  # from scratch: a killed run's half-written checkpoints and its log go too
         step = point.step if point is not None else 0
-        discard_incomplete(cfg.output_dir, step)
+        # overwrite_output_dir starts over: the old run's checkpoints must not be resumed from later on
+        discard_incomplete(cfg.output_dir, step, complete_too=point is None and cfg.overwrite_output_dir)
         truncate_metrics(cfg.output_dir, step)
     return point

@@ -125,6 +125,21 @@ def test_from_scratch_drops_a_killed_runs_leftovers(tmp_path):
     assert (out / "metrics.jsonl").read_text() == ""
 
 
+def test_overwrite_output_dir_drops_the_old_runs_checkpoints(tmp_path):
+    cfg = cfg_for(tmp_path, overwrite_output_dir=True)
+    out = Path(cfg.output_dir)
+    make_ckpt(out, 600)
+    make_ckpt(out, 800, complete=False)
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / "notes.txt").write_text("mine")
+    assert prepare(cfg, 1) is None
+    assert checkpoints(out) == [] and (out / "metrics.jsonl").read_text() == ""
+    assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
+    # --resume still wins over overwrite_output_dir
+    make_ckpt(out, 2)
+    assert prepare(cfg, 1, True).step == 2 and (out / "checkpoint-2").is_dir()
+
+
 def test_truncate_metrics_keeps_a_clean_file_untouched(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
     before = (tmp_path / "metrics.jsonl").stat().st_mtime_ns
