@@ -19,6 +19,7 @@ COMMANDS = {
     "presets": "internvl_train.cli.presets",
     "run": "internvl_train.cli.run",
     "merge-lora": "internvl_train.cli.merge_lora",
+    "plan": "internvl_train.cli.plan",
 }
 
 
