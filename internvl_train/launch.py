@@ -321,11 +321,22 @@ def _srun_plan(
 def execute(plan: LaunchPlan) -> int:
     """Run the plan's command with its variables exported; its exit code (every rank's stderr passes through)."""
     try:
-        return subprocess.call(plan.command, env={**os.environ, **plan.env})
+        return subprocess.call(plan.command, env={**os.environ, **plan.env}, preexec_fn=_die_with_parent)
     except FileNotFoundError:
         raise LaunchError(f"{plan.command[0]}: not found; is {plan.mode} installed and on PATH?") from None
     except KeyboardInterrupt:
         return 130
+
+
+def _die_with_parent() -> None:
+    """In the launcher's child (Linux): SIGTERM when ivl-train dies, even by SIGKILL, so no run is orphaned."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 # -- inside an srun task ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -399,3 +400,36 @@ def test_guards_run_once_before_launching(tmp_path, capsys, monkeypatch):
         f"{tmp_path / 'model'}/config.json); set max_seq_length=512 or less"
     ]
     assert launched == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_launched_processes_die_with_ivl_train(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from internvl_train.launch import LaunchPlan, execute\n"
+        f"execute(LaunchPlan('torchrun', 2, command=['sh', '-c', 'echo $$ > {pidfile}; exec sleep 60']))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    for _ in range(200):
+        if pidfile.is_file() and pidfile.read_text().strip():
+            break
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    os.kill(parent.pid, signal.SIGKILL)  # ivl-train killed hard: its torchrun must not train on, orphaned
+    parent.wait()
+    for _ in range(100):
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            state = "gone"
+        if state in ("gone", "Z"):
+            break
+        time.sleep(0.05)
+    assert state in ("gone", "Z")
