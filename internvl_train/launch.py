@@ -155,7 +155,7 @@ def batch_settings(
     env_per_device = _int_env(env, "PER_DEVICE_BATCH_SIZE")
     if "per_device_train_batch_size" in explicit:
         effective_per_device = explicit["per_device_train_batch_size"]
-        sources["per_device_train_batch_size"] = "flag"
+        sources["per_device_train_batch_size"] = "config file or key=value"
     elif env_per_device is not None:
         per_device = effective_per_device = env_per_device
         sources["per_device_train_batch_size"] = "env PER_DEVICE_BATCH_SIZE"
@@ -168,7 +168,7 @@ def batch_settings(
         batch_size, batch_source = preset.batch_size, "preset BATCH_SIZE"
     accumulation = None
     if "gradient_accumulation_steps" in explicit:
-        sources["gradient_accumulation_steps"] = "flag"
+        sources["gradient_accumulation_steps"] = "config file or key=value"
     elif batch_size is not None:
         if effective_per_device is None:
             effective_per_device = 4  # TrainConfig's default per-device batch

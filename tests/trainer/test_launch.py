@@ -225,7 +225,7 @@ def test_flags_beat_env_beat_preset():
     # a per-device flag beats PER_DEVICE_BATCH_SIZE, and the accumulation follows it: 64 / 8 / 4
     b = batch_settings(env, launch, preset_values=values, explicit={"per_device_train_batch_size": 8}, world_size=4)
     assert b.base_values() == {"gradient_accumulation_steps": 2}
-    assert b.sources["per_device_train_batch_size"] == "flag"
+    assert b.sources["per_device_train_batch_size"] == "config file or key=value"
     # an accumulation flag is left alone (the config layer holds it)
     b = batch_settings(env, launch, preset_values=values, explicit={"gradient_accumulation_steps": 3}, world_size=4)
     assert b.base_values() == {"per_device_train_batch_size": 2}
@@ -363,7 +363,7 @@ def test_dry_run_file_with_preset_key_and_flags(tmp_path, capsys):
         "per_device_train_batch_size=4",
         "--resume",
     ]
-    assert code == 0 and "# per-device batch: 4 (flag)" in out
+    assert code == 0 and "# per-device batch: 4 (config file or key=value)" in out
 
 
 def test_run_without_config_file_and_inside_torchrun(capsys):
