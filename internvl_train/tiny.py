@@ -355,3 +355,22 @@ def _byte_of(char: str) -> int:
     if 33 <= o <= 126 or 161 <= o <= 172 or 174 <= o <= 255:
         return o
     return sorted(b for b in range(256) if not (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255))[o - 256]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m internvl_train.tiny OUT [--llm qwen2] [--vit 300m]``: a tiny checkpoint to try ``ivl-train run``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m internvl_train.tiny", description=main.__doc__)
+    parser.add_argument("out", metavar="OUT", help="folder to write the checkpoint to")
+    parser.add_argument("--llm", default="qwen2", choices=sorted(_ARCH), help="LLM family (default qwen2)")
+    parser.add_argument("--vit", default="300m", choices=("300m", "6b"), help="InternViT variant (default 300m)")
+    parser.add_argument("--max-position-embeddings", type=int, default=2048, help="LLM positions (default 2048)")
+    args = parser.parse_args(argv)
+    out = write_tiny_checkpoint(args.out, args.llm, args.vit, max_position_embeddings=args.max_position_embeddings)
+    print(f"tiny InternVL2-{args.llm}/{args.vit} checkpoint (original layout): {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
