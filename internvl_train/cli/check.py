@@ -76,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
     from internvl_data.pipeline.mixture import Mixture
     from internvl_train.config import TrainConfig
     from internvl_train.gate import checkpoint_info
-    from internvl_train.launch import resolve
+    from internvl_train.launch import resolve, split_config
     from internvl_train.params import count_for_config
 
     args = _split(args)
+    args.config, args.overrides = split_config(args.config, args.overrides)  # `check key=value ...`: no file
     resolved = resolve(
         args.config, args.overrides, preset=args.preset, nproc_per_node=args.nproc_per_node, nnodes=args.nnodes
     )
