@@ -97,7 +97,7 @@ def build_model(spec: ModelSpec) -> tuple[TrainModel, Any]:
     if spec.lora:
         inner = wrap_lora(native, spec)
     if spec.grad_checkpoint:
-        native.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        native.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         if not native.get_input_embeddings().weight.requires_grad:
             native.enable_input_require_grads()
     model = TrainModel(inner, native, image_token_id=int(native.config.image_token_id))
