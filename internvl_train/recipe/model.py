@@ -249,6 +249,8 @@ class TrainModel(nn.Module):
         self.inner = inner
         self.image_token_id = image_token_id
         self._native = [native]  # a list: not registered twice as a submodule
+        self._frozen_flags: tuple[bool, ...] = ()
+        self._frozen: list[nn.Module] = []
 
     @property
     def native(self) -> nn.Module:
@@ -266,7 +268,11 @@ class TrainModel(nn.Module):
         """Train mode everywhere except in fully frozen subtrees (no dropout or stochastic depth there)."""
         super().train(mode)
         if mode:
-            keep_frozen_in_eval(self.native)
+            flags = tuple(p.requires_grad for p in self.parameters())
+            if flags != self._frozen_flags:  # the Trainer calls train() every step: find the subtrees once
+                self._frozen_flags, self._frozen = flags, frozen_subtrees(self.native)
+            for mod in self._frozen:
+                mod.eval()
         return self
 
     def forward(
@@ -335,18 +341,21 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return total / n.clamp(min=1), n
 
 
-def keep_frozen_in_eval(root: nn.Module) -> None:
-    """Put every fully frozen subtree (it has parameters, none of them trainable) in eval mode, top-down."""
+def frozen_subtrees(root: nn.Module) -> list[nn.Module]:
+    """The largest subtrees whose parameters are all frozen (and that have some): they stay in eval mode."""
+    found: list[nn.Module] = []
 
-    def visit(mod: nn.Module) -> None:
-        params = list(mod.parameters())
-        if params and not any(p.requires_grad for p in params):
-            mod.eval()
-            return
-        for child in mod.children():
-            visit(child)
+    def visit(mod: nn.Module) -> bool:  # True: everything below is frozen (or has no parameters)
+        states = [visit(child) for child in mod.children()]
+        own = [p.requires_grad for p in mod.parameters(recurse=False)]
+        frozen = all(states) and not any(own)
+        if not frozen:
+            found.extend(c for c, ok in zip(mod.children(), states) if ok and any(True for _ in c.parameters()))
+        return frozen
 
-    visit(root)
+    if visit(root) and any(True for _ in root.parameters()):
+        found.append(root)
+    return found
 
 
 def trainable_parameter_names(model: nn.Module) -> list[str]:
