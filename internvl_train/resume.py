@@ -39,6 +39,7 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 # Keys that may change between a run and its resumption: they change what is logged or saved, not what is trained.
 FREE_KEYS = frozenset(
     {
+        "output_dir",  # the run info was read from it: the same folder, however it is spelt
         "logging_steps",
         "save_steps",
         "save_total_limit",

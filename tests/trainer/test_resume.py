@@ -157,6 +157,9 @@ def test_meaning_changes_refuse_and_logging_changes_pass(tmp_path):
     # logging and saving keys may change
     ok = cfg_for(tmp_path, learning_rate=4e-5, save_steps=5, logging_steps=3, report_to="tensorboard")
     assert prepare(ok, 2).step == 2
+    (tmp_path / "x").mkdir()
+    ok.output_dir = str(tmp_path / "x" / ".." / "out")  # the same folder, spelt differently
+    assert prepare(ok, 2).step == 2
     with pytest.raises(ResumeError) as info:
         prepare(cfg_for(tmp_path, learning_rate=1e-5, per_device_train_batch_size=2, save_steps=2), 2)
     assert str(info.value) == (
