@@ -19,7 +19,7 @@ from internvl_train.launch import (
     torchrun_prefix,
     world_size_of,
 )
-from internvl_train.presets import preset_launch, preset_values
+from internvl_train.presets import preset_launch, preset_names, preset_values
 
 CHILD = ["--preset", "P", "meta_path=m.json"]
 PY_CHILD = ["-m", "internvl_train", "run", *CHILD]
@@ -433,3 +433,29 @@ def test_launched_processes_die_with_ivl_train(tmp_path):
             break
         time.sleep(0.05)
     assert state in ("gone", "Z")
+
+
+def test_readme_table_of_the_official_commands_is_what_the_code_does():
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## From the official scripts to `ivl-train run`")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) == 15
+    seen = []
+    for row in rows:
+        official_cmd, ours, outcome = (cell.strip().strip("`") for cell in row.strip("|").split("|"))
+        words = shlex.split(ours)
+        env = dict(w.split("=", 1) for w in words[: words.index("ivl-train")])
+        assert official_cmd.startswith(" ".join(ours.split(" ivl-train ")[0].split()))  # the same variables
+        preset = words[words.index("--preset") + 1]
+        assert official_cmd.endswith(preset_launch(preset).script)
+        world, per_device, acc, plan = official(preset, env)
+        launcher, numbers = outcome.split(", ")
+        assert re.fullmatch(r"(\d+) x (\d+) x (\d+) = (\d+)", numbers).groups() == tuple(
+            str(n) for n in (world, per_device, acc, world * per_device * acc)
+        )
+        assert launcher == plan.mode
+        seen.append(preset)
+    assert sorted(seen) == sorted(preset_names())
