@@ -323,6 +323,11 @@ def execute(plan: LaunchPlan) -> int:
     try:
         return subprocess.call(plan.command, env={**os.environ, **plan.env}, preexec_fn=_die_with_parent)
     except FileNotFoundError:
+        if plan.mode == "srun":
+            raise LaunchError(
+                "srun: not found; PARTITION, --launcher slurm and the 40B/76B full presets launch through SLURM: "
+                "run on a SLURM login node, or pass --launcher torchrun"
+            ) from None
         raise LaunchError(f"{plan.command[0]}: not found; is {plan.mode} installed and on PATH?") from None
     except KeyboardInterrupt:
         return 130

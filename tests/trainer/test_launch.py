@@ -459,3 +459,16 @@ def test_readme_table_of_the_official_commands_is_what_the_code_does():
         assert launcher == plan.mode
         seen.append(preset)
     assert sorted(seen) == sorted(preset_names())
+
+
+def test_srun_missing_is_one_line(monkeypatch):
+    from internvl_train.launch import execute
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    plan = plan_launch({"PARTITION": "p"}, CHILD, world_size=8)
+    with pytest.raises(LaunchError) as info:
+        execute(plan)
+    assert str(info.value) == (
+        "srun: not found; PARTITION, --launcher slurm and the 40B/76B full presets launch through SLURM: run on a "
+        "SLURM login node, or pass --launcher torchrun"
+    )
