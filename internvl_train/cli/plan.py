@@ -13,6 +13,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 HELP = "per-GPU memory (weights, gradients, optimizer, activations) and time of a fine-tune, without any weights"
@@ -58,14 +59,17 @@ def load(args: argparse.Namespace) -> Any:
     from internvl_train.config import load_config
     from internvl_train.plan.config import PlanError
 
-    if not args.config and not args.preset:
+    config, overrides = args.config, list(args.overrides)
+    if config and "=" in config and not Path(config).exists():  # `--preset NAME key=value`: no CFG, an override
+        config, overrides = None, [config, *overrides]
+    if not config and not args.preset:
         raise PlanError("give a config file (CFG) or --preset NAME (`ivl-train presets` lists them)")
     base: dict[str, Any] = {"meta_path": "(not read by plan)", "output_dir": "(not written by plan)"}
     if args.preset:
         from internvl_train.presets import preset_values
 
         base.update(preset_values(args.preset))
-    return load_config(args.config, list(args.overrides), base=base, check_paths=False)
+    return load_config(config, overrides, base=base, check_paths=False)
 
 
 def preset_gpus(args: argparse.Namespace) -> int | None:
@@ -148,8 +152,6 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure_mixture(meta: str, cfg: Any) -> dict[str, Any]:
     """p99 tiles and tokens per sample and the total tokens of one epoch, from `ivl-data stats`'s scan."""
-    from pathlib import Path
-
     from internvl_data.cli.stats import load_datasets
     from internvl_data.stats import compute as stats
     from internvl_data.stats.types import Settings

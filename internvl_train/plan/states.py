@@ -125,6 +125,33 @@ class States:
         )
 
 
+_CACHE: dict[tuple[int, Training, bool], tuple[ModelShapes, list[Tensor]]] = {}
+
+
+def _tensors_cached(shapes: ModelShapes, train: Training, zero_stage: int) -> list[Tensor]:
+    key = (id(shapes), train, zero_stage > 0)
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not shapes:
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        hit = _CACHE[key] = (shapes, tensors(shapes, train, zero_stage))
+    return hit[1]
+
+
+def _grads_in_partitions(numels: list[int], part: int, world: int) -> list[int]:
+    """Per rank: elements of the trainable tensors that overlap its partition, whole tensors (ZeRO-1/2)."""
+    out = [0] * world
+    offset = 0
+    for numel in numels:
+        if numel:
+            first = offset // part
+            last = min(world - 1, (offset + numel - 1) // part)
+            for r in range(first, last + 1):
+                out[r] += numel
+        offset += numel
+    return out
+
+
 def tensors(shapes: ModelShapes, train: Training, zero_stage: int) -> list[Tensor]:
     """Every parameter tensor as the trainer holds it, in module order (LoRA adapters and peft copies included)."""
     deepspeed = zero_stage > 0
@@ -210,10 +237,7 @@ def _save_root(name: str, part: str, train: Training, shapes: ModelShapes) -> st
 
 def plan_states(shapes: ModelShapes, train: Training, zero: Zero, world: int, rank: int | None = None) -> States:
     """Per-GPU model states of ``rank`` (None: the rank holding the most)."""
-    ts = tensors(shapes, train, zero.stage)
-    if rank is None:
-        ranks = range(world) if zero.stage in (1, 2) else [0]
-        return max((plan_states(shapes, train, zero, world, r) for r in ranks), key=lambda s: s.model_states)
+    ts = _tensors_cached(shapes, train, zero.stage)
     s = States(trainable_numel=sum(t.numel for t in ts if t.trainable), total_numel=sum(t.numel for t in ts))
     trainable = [t for t in ts if t.trainable]
     frozen = [t for t in ts if not t.trainable]
@@ -234,13 +258,8 @@ def plan_states(shapes: ModelShapes, train: Training, zero: Zero, world: int, ra
         part = padded // world
         s.weights_trainable = padded * half
         s.weights_frozen = sum(t.numel * t.nbytes_per for t in frozen)
-        lo, hi = rank * part, (rank + 1) * part
-        offset, in_part = 0, 0
-        for t in trainable:
-            if offset < hi and offset + t.numel > lo:
-                in_part += t.numel
-            offset += t.numel
-        s.gradients = in_part * half
+        per_rank = _grads_in_partitions([t.numel for t in trainable], part, world)
+        s.gradients = (max(per_rank) if rank is None else per_rank[rank]) * half
         opt = 4 * part + 8 * part
         if zero.offload_optimizer:
             s.cpu_bytes = opt + 4 * part
