@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.helpers.records import clean, write_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ def test_meta_hook_passes_then_fails_on_a_broken_record(dataset_repo: Path) -> N
     git(dataset_repo, "add", ".")
     bad = run_hook(dataset_repo, "ivl-data-validate")
     assert bad.returncode == 1
-    assert bad.stdout.startswith("data/chat.jsonl:2:0: IVL201 ")
+    assert bad.stdout.startswith("data/chat.jsonl:2:1: IVL201 ")
     assert "Traceback" not in bad.stderr
 
 

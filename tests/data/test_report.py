@@ -31,9 +31,10 @@ def report() -> Report:
 def test_text() -> None:
     assert render(report(), "text") == (
         "data/a.jsonl:3:7: IVL001 invalid JSON: Expecting value at column 7\n"
-        "data/a, b.jsonl:9:0: IVL214 no <image>: 50% of\nlines\n"
-        "meta.json:0:0: IVL113 no 'length' (line count)\n"
+        "data/a, b.jsonl:9:1: IVL214 no <image>: 50% of\nlines\n"
+        "meta.json:1:1: IVL113 no 'length' (line count)\n"
         "Not shown (--max-per-rule): IVL214 x4\n"
+        "By code: IVL214 x 5, IVL001 x 1, IVL113 x 1\n"
         "Found 7 problems (1 error, 5 warnings, 1 info) in 2 files, 120 records, in 1.50s.\n"
     )
 

@@ -78,10 +78,10 @@ def test_a_bad_record_exits_1_with_its_finding(cfg_file, valid_copy, capsys):
     code, lines, _ = run(capsys, str(cfg_file))
     assert code == 1
     assert [x for x in lines if x.startswith(f"{text}:4:")] == [
-        f"{text}:4:0: IVL212 the last turn (0) is 'human', not 'gpt'",
-        f"{text}:4:0: IVL403 no token would be trained",
+        f"{text}:4:1: IVL212 the last turn (0) is 'human', not 'gpt'",
+        f"{text}:4:1: IVL403 no token would be trained",
         (
-            f"{text}:4:0: IVL404 the official Hermes-2 arithmetic would mask the whole record (tokenization mismatch): "
+            f"{text}:4:1: IVL404 the official Hermes-2 arithmetic would mask the whole record (tokenization mismatch): "
             "the official trainer learns nothing from it"
         ),
     ]

@@ -31,5 +31,5 @@ def test_run_refuses_bad_data_before_loading_the_model(valid_copy, tmp_path, cap
     code = main(["run", str(cfg)])
     printed = capsys.readouterr()
     assert code == 1, printed
-    assert f"{text}:4:0: IVL212 the last turn (0) is 'human', not 'gpt'" in (printed.out + printed.err).splitlines()
+    assert f"{text}:4:1: IVL212 the last turn (0) is 'human', not 'gpt'" in (printed.out + printed.err).splitlines()
     assert not (out / "data-manifest.json").exists() and not list(out.glob("checkpoint-*"))

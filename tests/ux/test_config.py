@@ -53,7 +53,8 @@ def test_pyproject_table_found_walking_up_from_the_meta_file(ds, capsys, monkeyp
     monkeypatch.chdir(ds / "data")  # the walk starts at the meta file, not the current folder
     code = ivl_data(["validate", "meta.json", "--no-manifest", "--media", "off"])
     out = capsys.readouterr().out
-    assert code == 1 and [line.split()[1] for line in out.splitlines()[:-1]] == ["IVL212"]
+    assert code == 1 and [line.split()[1] for line in out.splitlines()[:-2]] == ["IVL212"]
+    assert out.splitlines()[-2] == "By code: IVL212 x 1"
 
 
 def test_flags_override_settings_and_isolated_ignores_them(ds, capsys):
@@ -134,7 +135,7 @@ def test_meta_from_stdin_resolves_against_the_current_folder(ds):
     proc = subprocess.run(cmd, input=json.dumps(meta), capture_output=True, text=True, cwd=ds, check=False)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == "-:1:0: IVL113 dataset 'train': no 'length' (line count)"
+    assert lines[0] == "-:1:1: IVL113 dataset 'train': no 'length' (line count)"
     assert [line.split(":")[:2] for line in lines[1:3]] == [["data/train.jsonl", "2"], ["data/train.jsonl", "3"]]
     assert not list(ds.glob(".ivl-stdin-*")) and not list(ds.rglob("*manifest*"))
     stats = subprocess.run(

@@ -80,7 +80,7 @@ def test_a_commit_that_only_changes_a_jsonl_whose_record_lost_its_image(repo: Pa
     git(repo, "add", "data/train.jsonl")
     proc = run_hook(repo, "ivl-data-validate")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    missing = [line for line in proc.stdout.splitlines() if "IVL301" in line]
+    missing = [line for line in proc.stdout.splitlines() if line.startswith("data/") and " IVL301 " in line]
     assert len(missing) == 1 and re.match(r"data/train.jsonl:2:\d+: IVL301 'gone.png' does not exist", missing[0])
     # both meta files that list train.jsonl are validated (the shared finding shown once); other_meta.json is not
     assert proc.stderr.splitlines() == [
@@ -106,7 +106,7 @@ def test_a_changed_meta_file_with_any_name_is_validated(repo: Path) -> None:
     git(repo, "add", ".")
     proc = run_hook(repo, "ivl-data-validate")
     assert proc.returncode == 1
-    assert "IVL109" in proc.stdout and proc.stdout.count("IVL109") == 1
+    assert [line.split()[1] for line in proc.stdout.splitlines() if ": IVL" in line].count("IVL109") == 1
 
 
 def test_unrelated_changes_check_nothing(repo: Path) -> None:
@@ -126,7 +126,7 @@ def test_both_hooks_never_print_a_finding_twice(repo: Path) -> None:
     assert (meta_hook.returncode, loose_hook.returncode) == (1, 1)
     assert "scratch.jsonl" not in meta_hook.stdout and "train.jsonl" not in loose_hook.stdout
     assert loose_hook.stdout.startswith("data/scratch.jsonl:1:")
-    ivl201 = [line for line in meta_hook.stdout.splitlines() if "IVL201" in line]
+    ivl201 = [line for line in meta_hook.stdout.splitlines() if line.startswith("data/") and " IVL201 " in line]
     assert len(ivl201) == 1  # train.jsonl is listed by two meta files: validated for both, reported once
 
 
