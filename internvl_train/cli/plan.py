@@ -80,14 +80,16 @@ def preset_gpus(args: argparse.Namespace) -> int | None:
     return preset_launch(args.preset).gpus
 
 
-def build(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything the command prints, as one JSON-able dict."""
+def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
+    """Everything the command prints, as one JSON-able dict (``cfg``: an already resolved TrainConfig)."""
     from internvl_train.params import count_parameters
     from internvl_train.plan.cards import card_config, size_of_name
     from internvl_train.plan.config import model_shapes, setup_of, tiles_per_sample
     from internvl_train.plan.planner import epoch_seconds, make_plan
 
-    cfg = load(args)
+    _quiet_transformers()
+    if cfg is None:
+        cfg = load(args)
     shapes, source = model_shapes(cfg.model_name_or_path)
     mixture = measure_mixture(args.meta, cfg) if args.meta else None
     tiles = seq = None
@@ -131,7 +133,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             "grad_checkpoint": plan.setup.work.grad_checkpoint,
         },
     }
-    if preset_gpus(args):
+    if getattr(args, "preset", None) and preset_gpus(args):
         out["preset_gpus"] = preset_gpus(args)
     if mixture:
         out["mixture"] = mixture
@@ -148,6 +150,12 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             out["time_per_epoch_s"] = round(secs, 1)
             out["time_basis"] = how
     return out
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
 
 
 def measure_mixture(meta: str, cfg: Any) -> dict[str, Any]:
@@ -194,9 +202,9 @@ def human(n: int) -> str:
 def summary_line(out: dict[str, Any]) -> str:
     """The one line `ivl-train run` prints before training."""
     s = out["setup"]
-    verdict = out["verdict"] or "no verdict"
+    of = f" of {human(out['gpu_memory'])} ({out['verdict']})" if out["gpu_memory"] else " (GPU memory unknown)"
     return (
-        f"plan: {human(out['per_gpu_bytes'])} per GPU of {human(out['gpu_memory'])} ({verdict}) on {out['gpus']} "
+        f"plan: {human(out['per_gpu_bytes'])} per GPU{of} on {out['gpus']} "
         f"GPU{'s' if out['gpus'] != 1 else ''}, ZeRO-{s['zero_stage']}, micro-batch {s['micro_batch']} x "
         f"{s['seq_len']} tokens, {s['tiles_per_micro_batch']} tiles"
     )

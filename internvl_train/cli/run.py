@@ -26,4 +26,7 @@ def run(args: argparse.Namespace) -> int:
     resolved, code = launch.begin(args, args.config, args.overrides)  # preset < env < file < key=value
     if code is not None:  # a dry run, or the processes torchrun / srun ran
         return code
+    from internvl_train.plan.summary import announce
+
+    announce(resolved.config)  # the plan's one line (rank 0), a warning when it will not fit
     return train(resolved.config, resume=args.resume)
