@@ -58,3 +58,22 @@ def test_lora_count_matches_official_log_where_layout_agrees():
 )
 def test_size_of_name(text, size):
     assert size_of_name(text) == size
+
+
+@pytest.mark.parametrize("size", ["1b", "4b", "8b", "26b"])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        dict(freeze_backbone=True),
+        dict(freeze_backbone=True, freeze_llm=True, freeze_mlp=True, use_llm_lora=16),
+        dict(freeze_backbone=True, unfreeze_vit_layers=-4, freeze_llm=True),
+    ],
+)
+def test_tensor_layout_agrees_with_the_parameter_counter(size, flags):
+    from internvl_train.params import count_parameters
+    from internvl_train.plan.states import Training, tensors
+
+    counted = count_parameters(card_config(size), **flags)
+    ts = tensors(shapes_from_config(card_config(size)), Training(**flags), zero_stage=1)
+    assert sum(t.numel for t in ts if t.trainable) == counted.trainable
+    assert sum(t.numel for t in ts) == counted.total
