@@ -29,7 +29,7 @@ import secrets
 import shutil
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -122,13 +122,16 @@ def _fail(action: str, dest: Path, exc: OSError) -> OutputError:
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, *, keep_mode: bool = False) -> Iterator[BinaryIO]:
+def atomic_file(
+    path: str | os.PathLike, *, keep_mode: bool = False, before_replace: Callable[[], None] | None = None
+) -> Iterator[BinaryIO]:
     """Yield a binary file object; when the block ends normally its bytes replace ``path`` in one rename.
 
     The temporary file lives beside ``path`` and is removed on any exception (including KeyboardInterrupt and the
     SIGTERM of :func:`install_signal_handlers`). The new file gets ``0o666 & ~umask`` or, with ``keep_mode``, the
     mode of the file it replaces. Raises :class:`OutputError` naming ``path`` when the folder is missing or not
-    writable or the disk is full. Use for streamed writes (e.g. concatenating parts); :func:`write_atomic` for bytes.
+    writable or the disk is full. ``before_replace`` runs with the new bytes complete on disk, just before the
+    rename (``lengths`` keeps the ``.bak`` there). Use for streamed writes; :func:`write_atomic` for bytes.
     """
     dest = Path(path)
     tmp = temp_path(dest)
@@ -150,6 +153,8 @@ def atomic_file(path: str | os.PathLike, *, keep_mode: bool = False) -> Iterator
                     pass
             os.fchmod(fh.fileno(), mode)
         _pause()
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, dest)
         _forget(tmp)
     except OSError as exc:
@@ -299,14 +304,14 @@ def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:
         if not dest.parent.is_dir():
             raise OutputError(f"cannot write {dest}: folder {dest.parent} does not exist; create it or fix the path")
         probe = dest.parent
+    try:
+        read_only = bool(os.statvfs(probe).f_flag & getattr(os, "ST_RDONLY", 1))
+    except OSError:
+        read_only = False
+    if read_only:
+        raise OutputError(f"cannot write {dest}: {probe} is on a read-only file system; write elsewhere")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {dest}: folder {probe} is not writable; choose a folder you can write to")
-    try:
-        st = os.statvfs(probe)
-    except OSError:
-        return
-    if st.f_flag & getattr(os, "ST_RDONLY", 1):
-        raise OutputError(f"cannot write {dest}: {probe} is on a read-only file system; write elsewhere")
 
 
 def _existing_parent(p: Path) -> Path:
@@ -332,11 +337,45 @@ def _on_signal(signum: int, _frame: object) -> None:
     raise Terminated(signum)
 
 
-def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI dispatchers call this)."""
+def install_signal_handlers() -> dict[int, object]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI dispatchers call this); returns the
+    previous handlers for :func:`restore_signal_handlers`."""
+    old: dict[int, object] = {}
     if threading.current_thread() is not threading.main_thread():
-        return
+        return old
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
-            signal.signal(sig, _on_signal)
+            old[sig] = signal.signal(sig, _on_signal)
+    return old
+
+
+def restore_signal_handlers(old: dict[int, object]) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+# -- inputs ----------------------------------------------------------------------------------------------------
+
+
+def check_input_file(path: str | os.PathLike, what: str = "the meta JSON file") -> None:
+    """Raise :class:`~internvl_data.errors.UsageError` unless ``path`` is a regular file (or a link to one).
+
+    One answer for every command: a FIFO (which would block forever without a writer), process substitution
+    (``<(cat meta.json)``: relative paths inside resolve against ``/dev/fd``, and the manifest cannot hash it), a
+    folder or a device is refused before anything is opened.
+    """
+    import stat
+
+    from internvl_data.errors import UsageError
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file; pass {what}") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot access: {exc.strerror or exc}") from None
+    if stat.S_ISREG(st.st_mode):
+        return
+    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO or pipe" if stat.S_ISFIFO(st.st_mode) else "a device"
+    raise UsageError(f"{path}: is {kind}, not a regular file; save {what} to a file and pass its path")

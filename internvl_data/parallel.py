@@ -15,7 +15,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -92,9 +93,15 @@ def run_pool(
         if fork:
             init(*init_args)
         ctx = mp.get_context("fork" if fork else "spawn")
-        with ctx.Pool(
-            min(jobs, len(items)), initializer=None if fork else init, initargs=() if fork else init_args
-        ) as pool:
+        # leaving the `with` (normally, on an error, Ctrl-C or SIGTERM) terminates the workers before the caller's
+        # own clean-up runs: nothing is left running or writing
+        with _default_signals():  # forked workers must not inherit the parent's Python SIGTERM handler
+            pool = ctx.Pool(
+                min(jobs, len(items)),
+                initializer=_worker_start,
+                initargs=(os.getpid(), None, ()) if fork else (os.getpid(), init, init_args),
+            )
+        with pool:
             bar = ProgressBar(label, total) if progress else None
             mapper = pool.imap if ordered else pool.imap_unordered
             for i, out in mapper(_Indexed(fn), enumerate(items)):
@@ -105,6 +112,45 @@ def run_pool(
     finally:
         if bar:
             bar.close()
+
+
+@contextmanager
+def _default_signals() -> Iterator[None]:
+    """SIGTERM at its default action while the pool forks: a worker stuck before its initializer (or anywhere) still
+    dies on ``Pool.terminate`` instead of running a handler that raises in a thread that never wakes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _worker_start(parent: int, init: Callable[..., None] | None, init_args: tuple) -> None:
+    """In each worker: Ctrl-C is the parent's to handle (the terminal sends SIGINT to the whole group, so workers
+    would print tracebacks); SIGTERM (what ``Pool.terminate`` sends) ends the worker at once; and on Linux the
+    worker gets SIGTERM when the parent dies, even by SIGKILL, instead of running on orphaned."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before prctl: go now
+                os._exit(1)
+        except (OSError, AttributeError):
+            pass
+    if init is not None:
+        init(*init_args)
 
 
 class _Indexed:

@@ -66,7 +66,7 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
     """Run one command: SIGTERM/SIGHUP stop it like Ctrl-C (temporary files removed), every error -> code."""
     from internvl_data import fsio
 
-    fsio.install_signal_handlers()
+    previous = fsio.install_signal_handlers()
     try:
         return int(body(args))
     except BrokenPipeError:  # `ivl-data ... | head`
@@ -86,6 +86,8 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
         except (OSError, ValueError):
             pass
         return code
+    finally:
+        fsio.restore_signal_handlers(previous)
 
 
 def _silence_stdout() -> None:

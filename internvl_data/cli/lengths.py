@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from internvl_data.stats.lengths import EditError, replace_atomic, set_dataset_keys, temp_beside, write_lengths
+    from internvl_data import fsio
+    from internvl_data.stats.lengths import EditError, set_dataset_keys, write_lengths, write_replacing
 
     if bool(args.in_place) == bool(args.output_dir):
         raise UsageError("pass either --in-place (replace the files, keeping .bak copies) or --output-dir DIR")
@@ -45,6 +46,13 @@ def _run(args: argparse.Namespace) -> int:
     loaded = load(args, model_required=True)
     datasets = [d for d, _r in loaded.datasets]
     backup = not args.no_backup
+    folders = {out_dir} if out_dir is not None else {Path(d.annotation).parent for d in datasets}
+    folders.add(Path(args.meta).resolve().parent)
+    for folder in sorted(folders):  # before the work: a killed run's debris goes, and we can write where we must
+        for p in fsio.sweep(folder):
+            print(f"ivl-data lengths: removed {p}, left by an interrupted run", file=sys.stderr)
+        if folder != Path(args.meta).resolve().parent or out_dir is None:
+            fsio.check_writable(folder / "x", folder=False)
     try:
         outcome = write_lengths(args.meta, datasets, loaded.settings, loaded.jobs, loaded.progress, out_dir, backup)
         meta_path = Path(args.meta)
@@ -58,9 +66,8 @@ def _run(args: argparse.Namespace) -> int:
                     updates[d.name]["root"] = orjson.dumps(os.path.abspath(d.root))
         new_meta = set_dataset_keys(meta_path.read_bytes(), updates)
         target = out_dir / meta_path.name if out_dir else meta_path
-        tmp = temp_beside(target)
-        tmp.write_bytes(new_meta)
-        replace_atomic(target, tmp, backup and out_dir is None)
+        if not write_replacing(target, lambda fh: fh.write(new_meta), backup and out_dir is None):
+            outcome.old_backups.append(target.with_name(target.name + ".bak"))
     except (EditError, OSError) as exc:
         raise UsageError(f"{exc}", code=2) from None
     n = len(outcome.problems)
@@ -68,7 +75,14 @@ def _run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     if n > MAX_SHOWN:
         print(f"... and {n - MAX_SHOWN} more lines left unchanged", file=sys.stderr)
-    where = f"into {out_dir}" if out_dir else "in place" + (" (originals kept as .bak)" if backup else "")
+    where = f"into {out_dir}" if out_dir else "in place"
+    if backup and out_dir is None:
+        old = outcome.old_backups
+        if not old:
+            where += " (originals kept as .bak)"
+        else:  # never overwrite the true original of an earlier run with that run's output
+            kept = ", ".join(map(str, old))
+            where += f" (originals kept as .bak, except where a .bak of an earlier run existed and was left: {kept})"
     print(
         f"ivl-data lengths: wrote {len(outcome.written)} annotation file(s) and {target} {where}; "
         f"{n} line(s) left without a length",

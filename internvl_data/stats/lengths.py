@@ -3,21 +3,22 @@
 A JSONL line gets its top-level ``length`` set (value replaced where the key exists, appended as the last key
 otherwise, in the line's own separator style); a meta file gets ``<dataset>.length`` set the same way. Key
 order, spacing, escapes, number formats, other keys and line endings are untouched. Files are replaced
-atomically (:func:`replace_atomic`), with an optional ``.bak`` copy of the original.
+atomically (:func:`write_replacing`), with an optional ``.bak`` of the original (never overwritten).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
+from internvl_data import fsio
 from internvl_data.errors import IvlDataError
 
 _WS = b" \t\r\n"
@@ -155,27 +156,42 @@ def set_dataset_keys(raw: bytes, updates: dict[str, dict[str, bytes]]) -> bytes:
     return raw
 
 
-def replace_atomic(path: Path, tmp: Path, backup: bool) -> None:
-    """Rename ``tmp`` over ``path`` (same folder); first keep the original as ``path.bak`` when ``backup``."""
-    pause = os.environ.get(PAUSE_ENV)
-    if pause:
-        time.sleep(float(pause))
-    if path.exists():
-        shutil.copymode(path, tmp)  # the new file keeps the original's permissions
-        if backup:
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+def write_replacing(path: Path, write: Callable[[BinaryIO], None], backup: bool) -> bool:
+    """Write ``path`` atomically (:func:`internvl_data.fsio.atomic_file`, keeping the replaced file's mode); with
+    ``backup`` the file being replaced is first kept as ``path.bak`` (:func:`keep_backup`).
+
+    Returns False when ``path.bak`` already existed: it is left untouched (it holds the original of an earlier run,
+    which a second run must not overwrite with the first run's output), so this run keeps no new backup.
+    """
+    kept = [True]
+
+    def before_rename() -> None:
+        pause = os.environ.get(PAUSE_ENV)
+        if pause:
+            time.sleep(float(pause))
+        if backup and path.exists():
+            kept[0] = keep_backup(path)
+
+    with fsio.atomic_file(path, keep_mode=True, before_replace=before_rename) as fh:
+        write(fh)
+    return kept[0]
 
 
-def temp_beside(path: Path) -> Path:
-    """A new empty file in ``path``'s folder (so the final rename stays on one file system)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ivl-tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+def keep_backup(path: Path) -> bool:
+    """``path.bak`` := the current ``path``, never half a file: a hard link (instant, atomic), else an atomic copy.
+    False (and nothing done) when ``path.bak`` exists."""
+    bak = path.with_name(path.name + ".bak")
+    if bak.exists() or bak.is_symlink():
+        return False
+    try:
+        os.link(path, bak)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        with open(path, "rb") as src, fsio.atomic_file(bak) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        shutil.copystat(path, bak)
+    return True
 
 
 # -- the run: token lengths in worker processes, parts assembled in order, files replaced atomically ------------
@@ -246,6 +262,7 @@ class Outcome:
     written: list[Path]
     problems: list[str]  # "path:line: message"
     meta_lengths: dict[str, int]
+    old_backups: list[Path] = field(default_factory=list)  # .bak files of an earlier run, kept (no new backup)
 
 
 def write_lengths(
@@ -267,9 +284,10 @@ def write_lengths(
     }
     if out_dir and len({t.name for t in targets.values()}) < len(targets):
         raise EditError("two annotation files have the same name; write them in place or one meta at a time")
-    work_dir = Path(tempfile.mkdtemp(prefix=".ivl-lengths-", dir=out_dir or Path(meta_path).resolve().parent))
     parts: dict[int, list[tuple[int, str, int, list[tuple[int, str]]]]] = {i: [] for i in plans}
-    try:
+    # the workers' part files live in one scratch folder named like every temporary of ours: removed on any exit
+    # (the pool's workers are stopped first), found and removed by the next run after a SIGKILL
+    with fsio.temp_dir((out_dir or Path(meta_path).resolve().parent) / "ivl-lengths") as work_dir:
         chunks = [c for p in plans.values() for c in p.chunks]
         for c, (part, n_lines, probs) in run_pool(
             run_chunk,
@@ -291,18 +309,17 @@ def write_lengths(
                 problems += [(datasets[i].annotation, first + k, msg) for k, msg in probs]
                 first += n_lines
             file_lines[i] = first - 1
-        written = []
+        written, old_bak = [], []
         for i, target in targets.items():
-            tmp = temp_beside(target)
-            with open(tmp, "wb") as out:
+
+            def concatenate(out: BinaryIO, i: int = i) -> None:
                 for _start, part, _n, _p in sorted(parts[i]):
                     with open(part, "rb") as src:
                         shutil.copyfileobj(src, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            replace_atomic(target, tmp, backup and out_dir is None)
+
+            if not write_replacing(target, concatenate, backup and out_dir is None):
+                old_bak.append(target.with_name(target.name + ".bak"))
             written.append(target)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
     meta_lengths = {d.name: file_lines[files[os.path.realpath(d.annotation)]] for d in datasets}
-    return Outcome(written, [f"{path}:{line}: {msg}" for path, line, msg in sorted(problems)], meta_lengths)
+    problems_text = [f"{path}:{line}: {msg}" for path, line, msg in sorted(problems)]
+    return Outcome(written, problems_text, meta_lengths, old_bak)

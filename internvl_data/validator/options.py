@@ -41,7 +41,7 @@ class ValidateOptions:
     jobs: int = 0  # worker processes; 0 = all cores
     cache_dir: str | None = None  # per-annotation result cache
     manifest: str | None = None  # manifest path; None = `<meta stem>.ivl-manifest.json` beside the meta file
-    write_manifest: bool = True  # False for --no-manifest
+    write_manifest: bool = False  # the library writes nothing unasked; the CLI asks (unless --no-manifest)
     format: str = "text"  # text | json | github | sarif
     output: str | None = None  # write the report here (atomically) instead of stdout
     template: str | None = None  # chat template name: decides whether a `system` turn is allowed

@@ -152,6 +152,8 @@ def test_damaged_cache_entries_are_recomputed(make_meta, tmp_path: Path, calls) 
 def test_manifest_written_on_success(make_meta, tmp_path: Path) -> None:
     meta = make_meta(d=[clean(1), clean(2)], e=[clean(3)])
     engine.validate(meta, media="off")
+    assert not (tmp_path / "meta.ivl-manifest.json").exists()  # the library writes nothing it was not asked to
+    engine.validate(meta, media="off", write_manifest=True)
     doc = json.loads((tmp_path / "meta.ivl-manifest.json").read_text())
     data = tmp_path / "d.jsonl"
     assert doc["version"] == __version__ and doc["format"] == manifest.FORMAT
@@ -189,7 +191,7 @@ def test_manifest_not_written_on_errors_or_when_disabled(make_meta, tmp_path: Pa
 
 def test_manifest_staleness_reasons(make_meta, tmp_path: Path) -> None:
     meta = make_meta(d=[clean(1)], e=[clean(2)])
-    engine.validate(meta, media="off")
+    engine.validate(meta, media="off", write_manifest=True)
     run = f"run `ivl-data validate {meta}`"
     data = tmp_path / "d.jsonl"
     data.write_bytes(data.read_bytes().replace(b"Question", b"Questio!"))
