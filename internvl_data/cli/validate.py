@@ -18,7 +18,12 @@ def _codes(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="META", help="meta JSON file(s); JSONL files with --jsonl")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="META",
+        help="meta JSON file(s), `-` for standard input; JSONL files with --jsonl (default: `meta` of the settings)",
+    )
     parser.add_argument(
         "--jsonl", action="store_true", help="the paths are JSONL annotation files (no meta; media off)"
     )
@@ -80,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"output format (default text, or ${FORMAT_ENV})",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
-    parser.add_argument("--template", help="chat template (internvl2_5 allows a first `system` turn)")
+    parser.add_argument("--template", metavar="NAME", help="chat template (internvl2_5 allows a first `system` turn)")
     parser.add_argument("--model", metavar="DIR", help="checkpoint folder for token-budget rules (IVL4xx)")
     parser.add_argument(
         "--max-seq-length",
@@ -101,7 +106,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="report longer lines (default %(default)s)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal outside CI)",
+    )
+    add_config_arguments(parser)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--isolated`` (:mod:`internvl_data.config_file`)."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings file (.ivl-data.toml or a pyproject.toml with [tool.ivl-data]); default: found walking up "
+        "from the meta file",
+    )
+    parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
+
+
+def settings_for(args: argparse.Namespace, start: str):
+    """Read the settings that apply (``--config``, ``--isolated``, else found from ``start``) and fill in every
+    option the command line left at its default; returns them (for :func:`config_file.apply_to_report`)."""
+    from internvl_data import config_file
+
+    settings = config_file.resolve(start, args.config, args.isolated)
+    probe = argparse.ArgumentParser(add_help=False)
+    add_arguments(probe)
+    config_file.apply_to_args(settings, args, {a.dest: a.default for a in probe._actions})
+    return settings
 
 
 def options_from_args(args: argparse.Namespace) -> ValidateOptions:
@@ -125,28 +159,47 @@ def options_from_args(args: argparse.Namespace) -> ValidateOptions:
         long_line=args.long_line,
         max_seq_length=args.max_seq_length,
         trust_remote_code=args.trust_remote_code,
-        progress=False if args.no_progress else None,
+        progress=args.progress,
     )
 
 
-def execute(paths: list[str], opts: ValidateOptions, jsonl: bool = False, exit_zero: bool = False) -> int:
+def execute(
+    paths: list[str], opts: ValidateOptions, jsonl: bool = False, exit_zero: bool = False, settings=None
+) -> int:
     """Validate, print or write the report, return the exit code (0 clean, 1 errors, 2 unusable input)."""
     from internvl_data.validator.cache import write_atomic
-    from internvl_data.validator.report import render
     from internvl_data.validator.driver import exit_code, validate, validate_jsonl
+    from internvl_data.validator.report import render
 
     if opts.manifest and len(paths) > 1:
         print("ivl-data validate: --manifest names one file; give one META or drop --manifest", file=sys.stderr)
         return 2
     opts = check_outputs(paths, opts, jsonl)  # before the work: a bad -o fails now, not after the whole run
+    import contextlib
+    from dataclasses import replace
+
+    from internvl_data.stdin_meta import STDIN, materialized
+
     try:
-        reports = [validate_jsonl(paths, opts)] if jsonl else [validate(path, opts) for path in paths]
+        with contextlib.ExitStack() as stack:  # `-`: the meta JSON from standard input, no manifest
+            real = paths if jsonl else [stack.enter_context(materialized(p)) for p in paths]
+            if STDIN in paths and not jsonl:
+                opts = replace(opts, write_manifest=False)
+            reports = [validate_jsonl(paths, opts)] if jsonl else [validate(path, opts) for path in real]
     except OSError as exc:  # an annotation file unreadable mid-run, a manifest folder not writable...
         where = f" {exc.filename}" if exc.filename else ""
         print(f"ivl-data validate: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    code = max(exit_code(r, opts.strict) for r in reports)
-    text = render(_join(reports), opts.format)
+    joined = _join(reports)
+    stdin_copies = {r: p for p, r in zip(paths, real) if r != p}
+    if stdin_copies:
+        joined.findings = [replace(f, path=stdin_copies.get(f.path, f.path)) for f in joined.findings]
+    if settings is not None:  # per-rule severities and single-finding ignores of the settings file
+        from internvl_data.config_file import apply_to_report
+
+        apply_to_report(settings, joined)
+    code = exit_code(joined, opts.strict)
+    text = render(joined, opts.format)
     if opts.output:
         try:
             write_atomic(opts.output, text)
@@ -217,6 +270,16 @@ def run(args: argparse.Namespace) -> int:
     if args.format not in FORMATS:  # only possible through the environment variable
         print(f"ivl-data validate: ${FORMAT_ENV}={args.format!r} is not one of {', '.join(FORMATS)}", file=sys.stderr)
         return 2
+    first = args.paths[0] if args.paths and args.paths[0] != "-" else "."
+    settings = settings_for(args, first)
+    if not args.paths:
+        args.paths = settings.values.get("meta", [])
+        if not args.paths:
+            print(
+                "ivl-data validate: give a META file (or set `meta` in .ivl-data.toml / [tool.ivl-data])",
+                file=sys.stderr,
+            )
+            return 2
     try:
         opts = options_from_args(args)
     except OptionError as exc:  # the bounds live in options.LIMITS
@@ -225,4 +288,4 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return execute(args.paths, opts, jsonl=args.jsonl, exit_zero=args.exit_zero)
+    return execute(args.paths, opts, jsonl=args.jsonl, exit_zero=args.exit_zero, settings=settings)

@@ -76,7 +76,7 @@ def test_no_traceback_in_a_subprocess(tmp_path: Path) -> None:
 def test_warnings_pass_unless_strict(make_meta, run_cli) -> None:
     meta = make_meta(d=[NO_IMAGE])
     code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest")
-    assert code == 0 and ":1:0: IVL214 " in out
+    assert code == 0 and ":1:1: IVL214 " in out
     code, out, _ = run_cli("validate", meta, "--media", "off", "--no-manifest", "--strict", "--format", "json")
     assert code == 1
     assert [(f["code"], f["severity"]) for f in json.loads(out)["findings"]] == [("IVL214", "error")]
@@ -105,7 +105,8 @@ def test_max_per_rule_keeps_first_and_counts_rest(make_meta, run_cli) -> None:
     assert [ln.split(": ")[1].split()[0] for ln in lines[:3]] == ["IVL201", "IVL201", "IVL001"]
     assert [ln.split(":")[1] for ln in lines[:3]] == ["1", "2", "6"]
     assert lines[3] == "Not shown (--max-per-rule): IVL201 x3"
-    assert lines[4].startswith("Found 6 problems (6 errors, 0 warnings, 0 info)")
+    assert lines[4] == "By code: IVL201 x 5, IVL001 x 1"
+    assert lines[5].startswith("Found 6 problems (6 errors, 0 warnings, 0 info)")
     code, out, _ = run_cli(
         "validate", meta, "--media", "off", "--no-manifest", "--max-per-rule", "0", "--format", "json"
     )
@@ -146,7 +147,7 @@ def test_jsonl_mode_and_exit_zero(tmp_path: Path, run_cli) -> None:
     bad = write_jsonl(tmp_path / "bad.jsonl", [clean(1), "[]"])
     assert run_cli("validate", "--jsonl", good)[0] == 0
     code, out, _ = run_cli("validate", "--jsonl", good, bad)
-    assert code == 1 and f"{bad}:2:0: IVL006 line is a JSON array, not an object" in out
+    assert code == 1 and f"{bad}:2:1: IVL006 line is a JSON array, not an object" in out
     assert run_cli("validate", "--jsonl", bad, "--exit-zero")[0] == 0
     assert not list(tmp_path.glob("*manifest*"))
 
@@ -346,8 +347,9 @@ def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
         metas.append(folder / "meta.json")
     code, out, _ = run_cli("validate", *metas, "--media", "off")
     assert code == 1
-    finding, summary = out.splitlines()  # the one finding, then the summary
-    assert finding == f"{tmp_path / 'b' / 'd.jsonl'}:2:0: IVL201 `conversations` is missing"
+    finding, by_code, summary = out.splitlines()  # the one finding, the count per code, then the summary
+    assert finding == f"{tmp_path / 'b' / 'd.jsonl'}:2:1: IVL201 `conversations` is missing"
+    assert by_code == "By code: IVL201 x 1"
     assert summary.startswith("Found 1 problem (1 error, 0 warnings, 0 info) in 2 files, 3 records")
     assert (tmp_path / "a" / "meta.ivl-manifest.json").exists() and not (
         tmp_path / "b" / "meta.ivl-manifest.json"
