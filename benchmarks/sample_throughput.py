@@ -34,9 +34,9 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from internvl_data.formats.models import record_kind  # noqa: E402
 from internvl_data.pipeline.mixture import Mixture  # noqa: E402
 from internvl_data.pipeline.modelinfo import ModelInfo  # noqa: E402
-from internvl_data.formats.models import record_kind  # noqa: E402
 from internvl_data.pipeline.sample import SampleBuilder  # noqa: E402
 from internvl_data.pipeline.tokenizer import load_tokenizer  # noqa: E402
 from internvl_data.pipeline.transforms import (  # noqa: E402
@@ -125,7 +125,7 @@ def official_pixels(record, root):
 
 
 def official_preprocess_internlm(record, tokenizer, token_counts):
-    """``preprocess_internlm`` (reference §4.3-4.4), padding off (group_by_length)."""
+    """``preprocess_internlm`` (docs/official-behaviour.md §4.3-4.4), padding off (group_by_length)."""
     convs = [dict(c) for c in record["conversations"]]
     kind = record_kind(record)
     if kind == "single" and "<image>" not in convs[0]["value"]:

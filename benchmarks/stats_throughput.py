@@ -56,12 +56,9 @@ def loop_baseline(meta: Path, model: Path, n: int) -> tuple[float, float]:
     import orjson
 
     from internvl_data.cli.stats import load_datasets
+    from internvl_data.media.sizes import MediaSizes
     from internvl_data.pipeline.modelinfo import ModelInfo
     from internvl_data.pipeline.sample import prepare_conversations
-    from internvl_data.stats.hist import Tally
-    from internvl_data.media.sizes import MediaSizes
-    from internvl_data.stats.worker import Settings, scan_record
-    from internvl_data.stats.tokens import model_settings
     from internvl_data.pipeline.templates import (
         conversation_turns,
         expanded_text,
@@ -70,6 +67,9 @@ def loop_baseline(meta: Path, model: Path, n: int) -> tuple[float, float]:
         render_segments,
     )
     from internvl_data.pipeline.tokenizer import load_tokenizer
+    from internvl_data.stats.hist import Tally
+    from internvl_data.stats.tokens import model_settings
+    from internvl_data.stats.worker import Settings, scan_record
 
     ds = load_datasets(str(meta))[0][0]
     info = ModelInfo.from_dir(model)

@@ -1,4 +1,5 @@
-from internvl_data.cli.dispatch import main
 import sys
+
+from internvl_data.cli.dispatch import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Tiny random InternVL2 checkpoints in the original on-disk layout (reference §5.6-5.8), for tests and benchmarks.
+"""Tiny random InternVL2 checkpoints in the original on-disk layout (docs/official-behaviour.md §5.6-5.8), for tests and benchmarks.
 
 Key names, shapes and config fields follow the released checkpoints; only the sizes are small. Tensors are
 generated one at a time, so the writer also makes large synthetic checkpoints without holding them in memory.
@@ -17,7 +17,6 @@ import torch
 from safetensors.torch import save_file
 
 from internvl_data.pipeline.tokenizer import INTERNVL_TOKENS
-
 from internvl_train.checkpoint.configmap import AUTO_MAP, DEFAULT_TEMPLATE
 from internvl_train.checkpoint.families import FAMILIES
 
@@ -46,9 +45,13 @@ def write_tiny_checkpoint(
     image_size: int = 56,
     max_position_embeddings: int | None = None,
     num_shards: int = 3,
+    patch_size: int = 14,
+    settings: dict[str, Any] | None = None,
 ) -> Path:
     """Write a random InternVL2-<llm>/<vit> checkpoint; ``tokenizer`` is a directory to copy, an object with
-    ``save_pretrained``, or None for :func:`minimal_tokenizer` (byte-level, 275 tokens: renders any text cleanly)."""
+    ``save_pretrained``, or None for :func:`minimal_tokenizer` (byte-level, 275 tokens: renders any text cleanly).
+    ``settings``: top-level config.json fields to set (template, min/max_dynamic_patch, use_thumbnail, ...);
+    ``weights="none"``: config and tokenizer only (what the data tools read)."""
     if llm not in _ARCH or vit not in ("300m", "6b"):
         raise ValueError(f"llm must be one of {sorted(_ARCH)} and vit '300m' or '6b'")
     out = Path(out_dir)
@@ -70,10 +73,13 @@ def write_tiny_checkpoint(
         image_size,
         max_position_embeddings,
         dtype,
+        patch_size,
     )
+    cfg.update(settings or {})
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    gen = torch.Generator().manual_seed(seed)
-    _write_weights(out, list(_shapes(cfg, llm)), gen, dtype, weights, num_shards if sharded else 1)
+    if weights != "none":
+        gen = torch.Generator().manual_seed(seed)
+        _write_weights(out, list(_shapes(cfg, llm)), gen, dtype, weights, num_shards if sharded else 1)
     _write_tokenizer(out, tokenizer, vocab_size, llm)
     (out / "generation_config.json").write_text(json.dumps({"_from_model_config": True}) + "\n")
     return out
@@ -94,6 +100,7 @@ def _config(
     image_size: int,
     max_pos: int | None,
     dtype: torch.dtype,
+    patch_size: int = 14,
 ) -> dict[str, Any]:
     dname = str(dtype).removeprefix("torch.")
     big = vit == "6b"
@@ -114,7 +121,7 @@ def _config(
         "num_attention_heads": vheads,
         "num_channels": 3,
         "num_hidden_layers": vl,
-        "patch_size": 14,
+        "patch_size": patch_size,
         "qk_normalization": big,
         "qkv_bias": not big,
         "torch_dtype": dname,

@@ -72,7 +72,7 @@ def emit(
     hint: str = "",
     dataset: str = "",
     severity: Severity | None = None,
-) -> "Finding":
+) -> Finding:
     """Build a Finding for a registered rule (its default severity unless ``severity`` is given)."""
     from internvl_data.checks.findings import Finding
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
+from internvl_data.checks.catalogue import emit, rule
 from internvl_data.checks.findings import Finding, Severity
 from internvl_data.formats.jsonutil import JSONDecodeError, duplicate_keys, parse
-from internvl_data.checks.catalogue import emit, rule
 
 E, W = Severity.ERROR, Severity.WARNING
 BOM = b"\xef\xbb\xbf"

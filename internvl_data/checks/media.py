@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from internvl_data.media import probe as media
-from internvl_data.checks.records import _clip_ok
-from internvl_data.checks.findings import Finding, Severity
-from internvl_data.media.probe import ImageInfo, MediaError, VideoInfo
 from internvl_data.checks.catalogue import emit, rule
-from internvl_data.pipeline.tiling import find_grid
+from internvl_data.checks.findings import Finding, Severity
+from internvl_data.checks.records import _clip_ok
+from internvl_data.formats.models import declared_size
+from internvl_data.media import probe as media
+from internvl_data.media.probe import ImageInfo, MediaError, VideoInfo
+from internvl_data.pipeline.tiling import find_grid, tile_budget
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741 (short names for the rule table)
 
 rule(
     "IVL301",
@@ -266,7 +267,7 @@ class MediaChecker:
                     "unrotated pixels",
                 )
             )
-        want = _declared_size(obj, index)
+        want = declared_size(obj, index)
         if want is not None:
             out.extend(_size_findings(ctx, rel, facts, want))
         if self.tiling is not None and facts.pixels < self.tiling.tile**2:
@@ -368,7 +369,7 @@ def _tiling(entry: Any, options: Any) -> _Tiling | None:
         ModelInfo,
         ModelInfoError,
     )  # lazily: stats and model code only when images are checked
-    from internvl_data.stats.worker import Settings
+    from internvl_data.stats.types import Settings
 
     s = Settings()
     tile, lo, hi, thumb, dynamic = s.tile, s.min_dynamic_patch, s.max_dynamic_patch, s.use_thumbnail, True
@@ -379,14 +380,12 @@ def _tiling(entry: Any, options: Any) -> _Tiling | None:
             dynamic = m.dynamic_image_size
         except (ModelInfoError, ValueError, TypeError):  # IVL4xx reports an unusable model
             pass
-    override = getattr(getattr(entry, "entry", entry), "max_dynamic_patch", None)
-    if isinstance(override, int) and not isinstance(override, bool) and override >= 1:
-        hi = override
-    return _Tiling(tile, lo, hi, thumb) if dynamic else None
+    dataset = getattr(entry, "entry", None)  # meta.MetaEntry.entry: the validated DatasetEntry (None: invalid)
+    return _Tiling(tile, lo, tile_budget(dataset, hi), thumb) if dynamic else None
 
 
 def _upscaled(ctx: Any, rel: str, jp: str, facts: ImageInfo, t: _Tiling, n_images: int) -> list[Finding]:
-    max_num = max(1, t.max_num // n_images)  # the official multi-image budget
+    max_num = tile_budget(None, t.max_num, n_images)  # the multi-image share of the dataset's budget
     cols, rows = find_grid(facts.width, facts.height, t.min_num, max_num, t.tile)
     if cols * rows == 1:
         return []
@@ -408,25 +407,6 @@ def _has_box(obj: dict) -> bool:
     if not isinstance(conv, list):
         return False
     return any(isinstance(t, dict) and isinstance(t.get("value"), str) and "<box>" in t["value"] for t in conv)
-
-
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _declared_size(obj: dict, index: int | None) -> tuple[int | None, int | None, str, str] | None:
-    """(width, height, width key, height key) the record declares for one image, or None."""
-    if index is None and "width" not in obj and "height" not in obj:
-        return None
-    if index is None:
-        w, h, wk, hk = obj.get("width"), obj.get("height"), "width", "height"
-    else:
-        wl, hl = obj.get("width_list"), obj.get("height_list")
-        w = wl[index] if isinstance(wl, list) and index < len(wl) else None
-        h = hl[index] if isinstance(hl, list) and index < len(hl) else None
-        wk, hk = f"width_list[{index}]", f"height_list[{index}]"
-    w, h = _int(w), _int(h)
-    return None if w is None and h is None else (w, h, wk, hk)
 
 
 def _size_findings(ctx: Any, rel: str, facts: ImageInfo, want: tuple) -> list[Finding]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from internvl_data.checks.findings import Finding, Severity
 from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.findings import Finding, Severity
 
-E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741 (short names for the rule table)
 REQUIRED = ("root", "annotation", "data_augment", "repeat_time")
 KNOWN = (*REQUIRED, "length", "max_dynamic_patch")
 MAX_DYNAMIC_PATCH_SANE = 40

@@ -8,14 +8,14 @@ findings. Structure checks agree with ``schemas/record.schema.json`` (tests/data
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from internvl_data.checks.findings import Finding, Severity
 from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.findings import Finding, Severity
+from internvl_data.pipeline.templates import TEMPLATES
 
 E, W = Severity.ERROR, Severity.WARNING
-INTERNVL2_5 = "internvl2_5"
-INTERNVL2_TEMPLATES = ("Hermes-2", "internlm2-chat", "phi3-chat")
 CONTROL_TOKENS = (
     "<img>",
     "</img>",
@@ -584,11 +584,11 @@ def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | N
         jp = f"$.conversations[{n}].from"
         if n != 0:
             out.add("IVL208", f"turn {n} is a system turn; only the first turn may be `system`", jp, severity=E)
-        elif template in INTERNVL2_TEMPLATES:
+        elif template in TEMPLATES and not TEMPLATES[template].system_turn:
             out.add(
                 "IVL208", f"template {template} has no per-sample system prompt: the sample is dropped", jp, severity=E
             )
-        elif template != INTERNVL2_5:
+        elif template not in TEMPLATES:
             out.add(
                 "IVL208",
                 "a `system` turn is only valid with the internvl2_5 template (the InternVL2 "
@@ -601,7 +601,7 @@ def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | N
     if roles[-1] != "gpt":
         n = turns[-1][0]
         out.add("IVL212", f"the last turn ({n}) is {roles[-1]!r}, not 'gpt'", f"$.conversations[{n}].from")
-    if template == INTERNVL2_5 or not body:
+    if (template in TEMPLATES and TEMPLATES[template].block_labels) or not body:
         return
     if body[0][1] == "gpt":
         out.add(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from internvl_data.checks.findings import Finding, Severity
 from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.findings import Finding, Severity
 
 E, W = Severity.ERROR, Severity.WARNING
 
@@ -168,8 +168,8 @@ class TokenChecker:
 
     def __init__(self, entry: Any, options: Any):
         from internvl_data.stats.hist import Tally
-        from internvl_data.stats.worker import Dataset, Settings
         from internvl_data.stats.tokens import TokenCounter, model_settings
+        from internvl_data.stats.types import Dataset, Settings
 
         global _SIZES
         self.L = int(getattr(options, "max_seq_length", None) or 4096)

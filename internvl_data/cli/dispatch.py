@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from internvl_data.cli.common import DISTRIBUTION, _extra_of, run_command  # noqa: F401  (_extra_of: tests)
 
@@ -27,7 +28,7 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors exit 2 with one line, never a traceback
+    def error(self, message: str) -> NoReturn:  # usage errors exit 2 with one line, never a traceback
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)

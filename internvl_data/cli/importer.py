@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from internvl_data import fsio
     from internvl_data.errors import UsageError
     from internvl_data.importers import Context, convert_file
+    from internvl_data.pipeline.templates import TEMPLATES
     from internvl_data.validator.driver import exit_code, validate
     from internvl_data.validator.options import ValidateOptions
     from internvl_data.validator.report import render
@@ -63,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     for path in (jsonl, meta):
         if os.path.exists(path) and not args.force:
             raise UsageError(f"{path} exists; pass --force to replace it, or choose another OUT_DIR or --name")
-    outcome = convert_file(args.src, args.fmt, Context(root, system_turn=args.template == "internvl2_5"))
+    template = TEMPLATES.get(args.template or "")
+    system_turn = template is not None and template.system_turn
+    outcome = convert_file(args.src, args.fmt, Context(root, system_turn=system_turn))
     for line in outcome.errors[:MAX_SHOWN]:
         print(line, file=sys.stderr)
     if len(outcome.errors) > MAX_SHOWN:
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     fsio.write_atomic(meta, orjson.dumps({name: entry}, option=orjson.OPT_INDENT_2) + b"\n")
     why = (
         "single-image and video records: the official loader expects their placeholder in the first turn"
-        if args.template == "internvl2_5"
+        if system_turn
         else "--template internvl2_5 keeps them as system turns"
     )
     note = f"; {outcome.merged_systems} system prompt(s) merged into the first user turn ({why})"

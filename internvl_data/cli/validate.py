@@ -256,8 +256,9 @@ def _join(reports: list[Report]) -> Report:
         out.findings += r.findings
         for code, n in r.suppressed.items():
             out.suppressed[code] = out.suppressed.get(code, 0) + n
+        left_out = out.left_out if out.left_out is not None else {}
         for sev, n in (r.left_out or {}).items():
-            out.left_out[sev] = out.left_out.get(sev, 0) + n
+            left_out[sev] = left_out.get(sev, 0) + n
         out.files += r.files
         out.records += r.records
         out.seconds += r.seconds

@@ -10,8 +10,8 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
-from json.decoder import JSONDecodeError, scanstring
-from json.scanner import NUMBER_RE  # type: ignore[attr-defined]
+from json.decoder import JSONDecodeError, scanstring  # type: ignore[attr-defined]
+from json.scanner import NUMBER_RE
 from typing import Any
 
 _WS = re.compile(r"[ \t\n\r]*")

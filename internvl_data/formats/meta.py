@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from internvl_data.checks.meta import check_entry, check_paths
+from internvl_data.checks.catalogue import emit
 from internvl_data.checks.findings import Finding
+from internvl_data.checks.meta import check_entry, check_paths
 from internvl_data.formats.jsonutil import JObject, JSONDecodeError, duplicate_keys, line_finder, parse, plain
 from internvl_data.formats.models import DatasetEntry
-from internvl_data.checks.catalogue import emit
 
 
 @dataclass(slots=True)

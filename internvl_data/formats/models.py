@@ -118,3 +118,22 @@ def record_kind(obj: dict[str, Any]) -> str:
     if video:
         return "video"
     return "text"
+
+
+def declared_size(obj: dict[str, Any], index: int | None) -> tuple[int | None, int | None, str, str] | None:
+    """The size a record declares for one of its images: ``(width, height, width key, height key)``, or None when
+    it declares neither. ``index`` None: the single image (``width``/``height``); else image ``index`` of a
+    multi-image record (``width_list[index]``/``height_list[index]``). A value that is not an int (bools
+    included) is None. The one reader of declared sizes (IVL308 compares them, stats falls back on them)."""
+    if index is None:
+        if "width" not in obj and "height" not in obj:
+            return None
+        w, h, wk, hk = obj.get("width"), obj.get("height"), "width", "height"
+    else:
+        wl, hl = obj.get("width_list"), obj.get("height_list")
+        w = wl[index] if isinstance(wl, list) and 0 <= index < len(wl) else None
+        h = hl[index] if isinstance(hl, list) and 0 <= index < len(hl) else None
+        wk, hk = f"width_list[{index}]", f"height_list[{index}]"
+    w = w if type(w) is int else None
+    h = h if type(h) is int else None
+    return None if w is None and h is None else (w, h, wk, hk)

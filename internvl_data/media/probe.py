@@ -78,6 +78,13 @@ def resolve(root: str, rel: str, allow_outside_root: bool = False) -> tuple[str,
     return path, "absolute" if os.path.isabs(rel) else None
 
 
+def loader_path(root: str, rel: str) -> str:
+    """The path the official loader opens for media path ``rel`` of a dataset with media root ``root``, wherever
+    it points (the one place media paths are joined: render, the trainer and stats use it, validate uses
+    :func:`resolve` for the containment check)."""
+    return resolve(root, rel, allow_outside_root=True)[0]
+
+
 def _inside(path: str, root: str) -> bool:
     """Whether ``path`` resolves (symlinks and ``..`` followed, as the kernel does) to ``root`` or below it."""
     try:

@@ -1,4 +1,4 @@
-"""Batch assembly (reference §3.12): pad text to the longest sample, concatenate tiles in sample order.
+"""Batch assembly (docs/official-behaviour.md §3.12): pad text to the longest sample, concatenate tiles in sample order.
 
 Differs from the official ``concat_pad_data_collator`` on purpose: ``input_ids`` are padded with the
 tokenizer's pad id (not 0) and ``attention_mask`` comes from the real lengths (not ``input_ids != 0``, which

@@ -1,4 +1,4 @@
-"""Labels: the semantic masking we train with, and the official per-template arithmetic (reference §4.3-4.7).
+"""Labels: the semantic masking we train with, and the official per-template arithmetic (docs/official-behaviour.md §4.3-4.7).
 
 Semantic labels train every token that starts inside an assistant answer or its end-of-turn token, and mask
 everything else. They are computed from character spans of the rendered segments and the tokenizer's offset
@@ -22,7 +22,9 @@ IMG_CONTEXT_RUN = re.compile(r"(?:<IMG_CONTEXT>)+")
 
 
 def semantic_labels(
-    ids: Sequence[int], offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]
+    ids: Sequence[int] | np.ndarray,
+    offsets: Sequence[tuple[int, int]] | np.ndarray,
+    spans: Sequence[tuple[int, int]] | np.ndarray,
 ) -> np.ndarray:
     """``ids`` where the token's first character lies in a trained ``[start, end)`` span, else ``IGNORE``.
 
@@ -75,7 +77,7 @@ def official_labels(
     ids = np.asarray(input_ids, dtype=np.int64)
     labels = ids.copy()
     total_len = int((ids != pad_id).sum()) if pad_id is not None else len(ids)
-    if template.preprocess == "phi3" and endoftext_id is not None:
+    if template.masks_endoftext and endoftext_id is not None:
         labels[ids == endoftext_id] = IGNORE
     cur = _arithmetic(template)(template, text, labels, n)
     labels[max(cur, 0) :] = IGNORE
@@ -92,7 +94,7 @@ def official_length(template: Template, text: str, n: Callable[[str], int]) -> i
 
 
 def _arithmetic(template: Template) -> Callable[..., int]:
-    fn = {"internlm": _internlm, "mpt": _mpt, "phi3": _phi3}.get(template.preprocess)
+    fn = ARITHMETIC.get(template.preprocess)
     if fn is None:
         raise ValueError(f"template {template.name} has no whole-string arithmetic (use block labels)")
     return fn
@@ -177,3 +179,7 @@ def block_labels(roles: Sequence[str], blocks: Sequence[Sequence[int]], head_len
             lab[head_len:-1] = ids[head_len:-1]
         out.append(lab)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+# The whole-string arithmetic of each preprocess style (``Template.preprocess``); block-wise styles have none.
+ARITHMETIC: dict[str, Callable[..., int]] = {"internlm": _internlm, "mpt": _mpt, "phi3": _phi3}

@@ -1,4 +1,4 @@
-"""Map-style mixture of the meta file's datasets (reference §2.2, §2.4): what the official ConcatDataset sees.
+"""Map-style mixture of the meta file's datasets (docs/official-behaviour.md §2.2, §2.4): what the official ConcatDataset sees.
 
 Datasets come in meta order; each one's line list is cut or repeated by ``repeat_time`` exactly as the
 official loader does. A global index maps to (dataset, line number, byte offset); records are read by byte
@@ -17,56 +17,24 @@ import orjson
 
 from internvl_data.checks.findings import Severity
 from internvl_data.errors import IvlDataError
+from internvl_data.formats.lines import line_offsets
 from internvl_data.formats.meta import MetaEntry, load_meta
 from internvl_data.fsio import write_atomic
 
 __all__ = ["Mixture", "MixtureError", "kept_lines", "line_offsets"]
-
-CHUNK = 1 << 22
 
 
 class MixtureError(IvlDataError, ValueError):
     """The mixture cannot be built or a record cannot be read (message names file, line and fix)."""
 
 
-def kept_lines(n_lines: int, repeat_time: float, where: str = "") -> tuple[int, int]:
-    """``(lines kept, repeats)`` for ``repeat_time`` over ``n_lines`` lines, as the official loader does.
-
-    Below 1: the first ``int(n * r)`` lines once; exactly 1 (int or float): all lines once; above 1: an int
-    number of whole repeats (a float such as 2.0 fails the official assertion, so it is an error here too).
-    """
-    if isinstance(repeat_time, bool) or not isinstance(repeat_time, (int, float)) or not repeat_time > 0:
-        raise MixtureError(f"{where}repeat_time must be a number > 0, got {repeat_time!r}")
+def kept_lines(n_lines: int, repeat_time: float) -> tuple[int, int]:
+    """``(lines kept, repeats)`` for a ``repeat_time`` that passed the meta checks (IVL109: a number above 0,
+    an integer above 1), as the official loader does: below 1 the first ``int(n * r)`` lines once, else all
+    lines ``int(r)`` times."""
     if repeat_time < 1:
         return int(n_lines * repeat_time), 1
-    if repeat_time == 1:
-        return n_lines, 1
-    if not isinstance(repeat_time, int):
-        raise MixtureError(
-            f"{where}repeat_time {repeat_time!r} above 1 must be an integer (the official loader asserts it); "
-            f"write {int(repeat_time)} or a value below 1"
-        )
-    return n_lines, repeat_time
-
-
-def line_offsets(path: str) -> np.ndarray:
-    """Start offset of every line plus the file size at the end (``n + 1`` values), in one streaming pass.
-
-    Lines split on ``\\n`` like ``readlines``; a final line without a newline counts, the empty tail after a
-    final newline does not. uint32 when the file is under 4 GiB, else int64.
-    """
-    size = os.path.getsize(path)
-    starts = [np.zeros(1, dtype=np.int64)]
-    with open(path, "rb") as f:
-        base = 0
-        while chunk := f.read(CHUNK):
-            newlines = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
-            starts.append(newlines.astype(np.int64) + (base + 1))
-            base += len(chunk)
-    offsets = np.concatenate(starts)
-    if offsets[-1] != size:  # last line has no newline: close it with the file size
-        offsets = np.append(offsets, size)
-    return offsets.astype(np.uint32 if size < 1 << 32 else np.int64)
+    return n_lines, int(repeat_time)
 
 
 def _cached_offsets(path: str, cache_dir: str | None) -> np.ndarray:
@@ -102,10 +70,15 @@ class Mixture:
         self._kept: list[int] = []
         sizes = []
         for e in self.entries:
+            if e.entry is None:  # the meta checks found errors in this entry (load_meta keeps them apart)
+                raise MixtureError(
+                    f"{e.meta_path or 'meta file'}:{e.line}: dataset {e.name!r} has errors in the meta file; "
+                    "run `ivl-data validate` and fix what it reports"
+                )
             if not os.path.isfile(e.annotation_path):
                 raise MixtureError(f"{e.annotation_path}: annotation file of dataset {e.name!r} not found")
             offsets = _cached_offsets(e.annotation_path, cache_dir)
-            kept, repeats = kept_lines(len(offsets) - 1, e.raw.get("repeat_time"), f"dataset {e.name!r}: ")
+            kept, repeats = kept_lines(len(offsets) - 1, e.entry.repeat_time)
             self._offsets.append(offsets)
             self._kept.append(kept)
             sizes.append(kept * repeats)
@@ -116,7 +89,7 @@ class Mixture:
 
     def dataset_sizes(self) -> dict[str, int]:
         """Samples per dataset after ``repeat_time``, in meta order."""
-        starts = np.concatenate([[0], self._ends[:-1]]) if len(self._ends) else []
+        starts: Any = np.concatenate([[0], self._ends[:-1]]) if len(self._ends) else []
         return {e.name: int(end - s) for e, s, end in zip(self.entries, starts, self._ends)}
 
     def _position(self, i: int) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """What the data pipeline needs from a checkpoint directory's ``config.json`` (no weights are read).
 
-Two layouts: the original InternVL2 remote-code checkpoint (``InternVLChatConfig``, reference §5.7) and the
+Two layouts: the original InternVL2 remote-code checkpoint (``InternVLChatConfig``, docs/official-behaviour.md §5.7) and the
 native transformers ``model_type: internvl`` one (no ``template``: the caller must name one).
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from internvl_data.errors import ModelSetupError
+from internvl_data.pipeline.tiling import DEFAULT_MAX_DYNAMIC_PATCH
 
 
 class ModelInfoError(ModelSetupError, ValueError):
@@ -27,14 +28,14 @@ class ModelInfo:
     patch_size: int
     downsample_ratio: float
     min_dynamic_patch: int = 1
-    max_dynamic_patch: int = 12
+    max_dynamic_patch: int = DEFAULT_MAX_DYNAMIC_PATCH
     use_thumbnail: bool = True
     dynamic_image_size: bool = True
     llm_architecture: str = ""
 
     @property
     def tokens_per_tile(self) -> int:
-        """``int((tile // patch)^2 * ratio^2)``: 256 for 448/14/0.5 (reference §3.6)."""
+        """``int((tile // patch)^2 * ratio^2)``: 256 for 448/14/0.5 (docs/official-behaviour.md §3.6)."""
         return int((self.tile_size // self.patch_size) ** 2 * self.downsample_ratio**2)
 
     @classmethod
@@ -73,7 +74,7 @@ class ModelInfo:
             patch_size=int(vision.get("patch_size", 14)),
             downsample_ratio=float(cfg.get("downsample_ratio", 0.5)),
             min_dynamic_patch=int(cfg.get("min_dynamic_patch", 1)),
-            max_dynamic_patch=int(cfg.get("max_dynamic_patch", 6)),
+            max_dynamic_patch=int(cfg.get("max_dynamic_patch", DEFAULT_MAX_DYNAMIC_PATCH)),
             use_thumbnail=bool(cfg.get("use_thumbnail", False)),
             dynamic_image_size=bool(cfg.get("dynamic_image_size", False)),
             llm_architecture=str(archs[0]),
@@ -92,7 +93,7 @@ class ModelInfo:
             patch_size=_first(vision.get("patch_size", 14)),
             downsample_ratio=float(cfg.get("downsample_ratio", 0.5)),
             min_dynamic_patch=int(proc.get("min_patches", cfg.get("min_dynamic_patch", 1))),
-            max_dynamic_patch=int(proc.get("max_patches", cfg.get("max_dynamic_patch", 12))),
+            max_dynamic_patch=int(proc.get("max_patches", cfg.get("max_dynamic_patch", DEFAULT_MAX_DYNAMIC_PATCH))),
             use_thumbnail=bool(cfg.get("use_thumbnail", True)),
             dynamic_image_size=bool(proc.get("crop_to_patches", cfg.get("dynamic_image_size", True))),
             llm_architecture=str(archs[0]),

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from internvl_data.errors import UsageError
+from internvl_data.fsio import write_atomic
 from internvl_data.pipeline.labels import IGNORE
 from internvl_data.pipeline.sample import Sample, SampleError
-from internvl_data.fsio import write_atomic
 
 TRAIN_OPEN, TRAIN_CLOSE = "⟦", "⟧"  # marks trained spans in the text format
 COLOR_OPEN, COLOR_CLOSE = "\x1b[1;32m", "\x1b[0m"  # the same on a terminal: bold green

@@ -1,6 +1,6 @@
 """One record -> one training sample, as the official ``LazySupervisedDataset.__getitem__`` builds it.
 
-Dispatch (reference §1.2), placeholder insertion and expansion (§1.5-1.7, §3.7), pixels through ``tiling`` /
+Dispatch (docs/official-behaviour.md §1.2), placeholder insertion and expansion (§1.5-1.7, §3.7), pixels through ``tiling`` /
 ``transforms`` / ``video``, text through ``templates`` + ``tokenizer`` + ``labels``. The conversation is
 tokenized once with a single ``<IMG_CONTEXT>`` per image; the runs of ``tokens_per_tile x tiles`` ids are
 spliced in afterwards (added special tokens never merge with their neighbours, so the ids are the same).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,11 @@ from internvl_data.pipeline.templates import (
     render_segments,
     trained_spans,
 )
+from internvl_data.pipeline.tiling import tile_budget
 from internvl_data.pipeline.tokenizer import TokenCodec
+
+if TYPE_CHECKING:
+    from internvl_data.formats.meta import MetaEntry
 
 
 class SampleError(DataError, ValueError):
@@ -101,16 +105,16 @@ class SampleBuilder:
     def build(
         self,
         record: dict[str, Any],
-        entry: Any = None,
+        entry: MetaEntry | None = None,
         rng: np.random.Generator | int | None = None,
         augment: bool | None = None,
     ) -> Sample:
-        """The sample of ``record`` from dataset ``entry`` (a ``meta.MetaEntry``: ``root_path``, and
-        ``max_dynamic_patch`` / ``data_augment`` from ``raw``). ``rng`` (a Generator or a seed) drives augmentation and video frame sampling."""
-        raw = getattr(entry, "raw", None) or {}
-        root = getattr(entry, "root_path", "")
-        mdp = int(raw.get("max_dynamic_patch") or self.info.max_dynamic_patch)
-        aug = bool(raw.get("data_augment", False)) if augment is None else augment
+        """The sample of ``record`` from dataset ``entry`` (its resolved ``root_path``, and ``max_dynamic_patch``
+        / ``data_augment`` of its validated ``entry``). ``rng`` (a Generator or a seed) drives augmentation and
+        video frame sampling."""
+        dataset = entry.entry if entry is not None else None
+        root = entry.root_path if entry is not None else ""
+        aug = (dataset.data_augment if dataset is not None else False) if augment is None else augment
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         if "image" in record and record["image"] is None:
             raise SampleError("IVL204", "`image` is null: the official loader crashes its DataLoader worker")
@@ -119,11 +123,8 @@ class SampleBuilder:
         sizes: list[tuple[int, int]] = []
         grids: list[tuple[int, int, bool]] = []
         if kind in ("single", "multi"):
-            if kind == "single":
-                paths, budget = [record["image"]], mdp
-            else:
-                paths = record["image"]
-                budget = max(1, mdp // len(paths))
+            paths = [record["image"]] if kind == "single" else record["image"]
+            budget = tile_budget(dataset, self.info.max_dynamic_patch, len(paths) if kind == "multi" else 1)
             if aug or not self.info.dynamic_image_size:  # augmentation draws from one RNG in image order
                 done = [self._tiles(self._open(root, p), budget, gen, transform) for p in paths]
             else:  # decode, canvas and thumbnail of every image on the set_num_threads threads
@@ -219,7 +220,8 @@ class SampleBuilder:
                 "official `</img>` count assertion drops this record",
             )
         runs = runs[:placed]
-        if t.preprocess == "internvl2_5":
+        ids: Any
+        if t.block_labels:
             ids, offsets, spans, official = self._blocks(segs)
         else:
             text = "".join(s.text for s, _ in segs)
@@ -299,7 +301,11 @@ class SampleBuilder:
             texts[0] = bos + texts[0]
         encs = self.codec.encode_batch(texts)
         drop = 1 if bos else 0
-        ids, offsets, spans, per_block, roles = [], [], [], [], []
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        spans: list[tuple[int, int]] = []
+        per_block: list[Any] = []
+        roles: list[str] = []
         base = 0
         for b, text, enc in zip(order, texts, encs):
             block_ids = enc.ids[drop:]
@@ -332,7 +338,9 @@ def prepare_conversations(
         if not isinstance(first, str):
             raise SampleError("IVL202", "conversations[0] has no string `value`")
         tag = "<image>" if kind == "single" else "<video>"
-        if tag not in first:  # the loader's auto-insertion: only turn 0 is looked at (reference §1.5, §1.7)
+        if (
+            tag not in first
+        ):  # the loader's auto-insertion: only turn 0 is looked at (docs/official-behaviour.md §1.5, §1.7)
             first = tag + "\n" + first
         if kind == "video":
             if "<video>\n" not in first:
@@ -349,6 +357,6 @@ def prepare_conversations(
 def _join(root: str, rel: Any) -> str:
     if not isinstance(rel, str):
         raise SampleError("IVL205", f"media path {rel!r} is not a string")
-    from internvl_data.media.probe import resolve
+    from internvl_data.media.probe import loader_path
 
-    return resolve(root, rel, allow_outside_root=True)[0]
+    return loader_path(root, rel)

@@ -1,4 +1,8 @@
-"""The four conversation templates of InternVL2/2.5 and the official MPT rendering (reference §4.1).
+"""The template registry: the four conversation templates of InternVL2/2.5 and the official MPT rendering
+(docs/official-behaviour.md §4.1). Everything that differs between templates is a field of
+:class:`Template` (strings, and how the template's preprocess style behaves), so adding a template is one entry
+in :data:`TEMPLATES`; a new preprocess style also needs its length arithmetic in ``labels.ARITHMETIC``
+(docs/contributing.md).
 
 A conversation is rendered as a list of :class:`Segment` (text + whether the trainer learns it); the rendered
 string is their concatenation, so the string and the trained character spans come from one place.
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from internvl_data.errors import DataError
-from internvl_data.pipeline.tokenizer import IMG_CONTEXT, IMG_END, IMG_START
+from internvl_data.pipeline.special_tokens import IMG_CONTEXT, IMG_END, IMG_START
 
 SYSTEM_INTERNVL2 = (
     "你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，英文名叫InternVL, 是一个有用无害的人工智能助手。"
@@ -35,6 +39,10 @@ class Template:
     strip_values: bool  # preprocess_internlm strips every value
     system_turn: bool  # a leading data turn {"from": "system"} replaces the system message
     preprocess: str  # which official preprocess function: internlm | mpt | phi3 | internvl2_5
+    # Each turn is tokenized on its own and labelled block-wise (preprocess_internvl2_5): empty values keep
+    # their block, images are placed in human turns only, a leading gpt turn is kept. False: one string.
+    block_labels: bool = False
+    masks_endoftext: bool = False  # preprocess_phi3 also masks every <|endoftext|> id
 
     @property
     def end_token(self) -> str:
@@ -77,6 +85,7 @@ TEMPLATES: dict[str, Template] = {
             strip_values=False,
             system_turn=False,
             preprocess="phi3",
+            masks_endoftext=True,
         ),
         Template(
             "internvl2_5",
@@ -85,6 +94,7 @@ TEMPLATES: dict[str, Template] = {
             strip_values=False,
             system_turn=True,
             preprocess="internvl2_5",
+            block_labels=True,
             **_CHATML,
         ),
     )
@@ -173,7 +183,7 @@ def render_segments(template: Template, turns: list[tuple[str, str]], system: st
     rest = template.sep[len(end) :] if template.sep.startswith(end) else ""
     for k, (role, msg) in enumerate(turns):
         header = template.user if role == HUMAN else template.assistant
-        if not msg and template.preprocess != "internvl2_5":  # preprocess_internvl2_5 builds its own blocks
+        if not msg and not template.block_labels:  # the block-wise preprocess builds its own blocks
             segs.append(Segment(header, False, k))
         elif role == HUMAN:
             segs.append(Segment(header + msg + template.sep, False, k))
@@ -198,7 +208,7 @@ def place_images(t: Template, segs: list[Segment], num_image: int) -> tuple[list
     out, placed = [], 0
     for seg in segs:
         text, here = seg.text, []
-        eligible = t.preprocess != "internvl2_5" or (seg.turn >= 0 and not seg.trained and text.startswith(t.user))
+        eligible = not t.block_labels or (seg.turn >= 0 and not seg.trained and text.startswith(t.user))
         while placed < num_image and eligible and "<image>" in text:
             text = text.replace("<image>", MARKER, 1)
             here.append(placed)

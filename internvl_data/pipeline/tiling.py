@@ -1,4 +1,4 @@
-"""InternVL dynamic-resolution tiling (reference §3.4): grid choice, tile counts, pixel-exact tiles.
+"""InternVL dynamic-resolution tiling (docs/official-behaviour.md §3.4): grid choice, tile counts, pixel-exact tiles.
 
 `find_grid` and `num_tiles` are pure arithmetic (no PIL work) and cached, so the stats engineer can call them
 on millions of header sizes. `dynamic_preprocess` reproduces the official tiles pixel for pixel.
@@ -7,12 +7,45 @@ on millions of header sizes. `dynamic_preprocess` reproduces the official tiles 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-__all__ = ["candidate_grids", "dynamic_preprocess", "find_grid", "grid", "grid_boxes", "num_tiles"]
+__all__ = [
+    "DEFAULT_MAX_DYNAMIC_PATCH",
+    "candidate_grids",
+    "dynamic_preprocess",
+    "find_grid",
+    "grid",
+    "grid_boxes",
+    "num_tiles",
+    "tile_budget",
+]
+
+# The one default for max_dynamic_patch, used whenever no source says otherwise (a model config without the
+# field, stats and validate without --model): 6, the official config class's default and the value every
+# official InternVL2 fine-tune script passes (docs/decisions.md, "One default for max_dynamic_patch").
+DEFAULT_MAX_DYNAMIC_PATCH = 6
+
+
+class TileOverride(Protocol):
+    """A dataset as the tile budget sees it: ``formats.models.DatasetEntry`` or ``stats.types.Dataset``."""
+
+    @property
+    def max_dynamic_patch(self) -> int | None: ...
+
+
+def tile_budget(dataset: TileOverride | None, model_max: int, n_images: int = 1) -> int:
+    """The most tiles one image of a record may get (the only place this rule is written).
+
+    The dataset's own ``max_dynamic_patch`` when it sets one, else ``model_max`` (the checkpoint's value, or
+    :data:`DEFAULT_MAX_DYNAMIC_PATCH`); the ``n_images`` images of a multi-image record share it as
+    ``max(1, budget // n_images)`` (docs/official-behaviour.md §1.6).
+    """
+    own = dataset.max_dynamic_patch if dataset is not None else None
+    budget = own or model_max
+    return max(1, budget // n_images) if n_images > 1 else budget
 
 
 @lru_cache(maxsize=256)

@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from internvl_data.errors import ModelSetupError
-
-IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
-# The 9 InternVL special tokens in the order the official trainer adds them (reference §1.9).
-INTERNVL_TOKENS = (IMG_START, IMG_END, IMG_CONTEXT, "<quad>", "</quad>", "<ref>", "</ref>", "<box>", "</box>")
+from internvl_data.pipeline.special_tokens import IMG_CONTEXT, IMG_END, IMG_START, INTERNVL_TOKENS
 
 
 class TokenizerLoadError(ModelSetupError):
@@ -96,7 +93,7 @@ def spm_backend(model_file: str | Path, *, bos_token: str | None, add_bos: bool)
     pieces = [(p.piece, p.score) for p in proto.pieces]
     unk = pieces[spec.unk_id][0]
     if spec.model_type == 1:  # UNIGRAM
-        model = models.Unigram(pieces, spec.unk_id, byte_fallback=spec.byte_fallback)
+        model: models.Model = models.Unigram(pieces, spec.unk_id, byte_fallback=spec.byte_fallback)
     else:
         from transformers.convert_slow_tokenizer import generate_merges
 

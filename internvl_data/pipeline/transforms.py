@@ -1,4 +1,4 @@
-"""Per-tile transform (reference §3.5): RGB, optional seeded JPEG re-encoding, bicubic resize, normalisation.
+"""Per-tile transform (docs/official-behaviour.md §3.5): RGB, optional seeded JPEG re-encoding, bicubic resize, normalisation.
 
 Outputs are float32 numpy arrays bit-identical to the official torchvision chain
 ``Resize(BICUBIC) -> ToTensor -> Normalize``: the same float32 operations in the same order
@@ -7,6 +7,7 @@ Outputs are float32 numpy arrays bit-identical to the official torchvision chain
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -103,7 +104,7 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         results[k] = fn(items[k])
         return []
 
-    errors = _run_tasks([(k, lambda k=k: item(k)) for k in range(len(items))])
+    errors = _run_tasks([(k, functools.partial(item, k)) for k in range(len(items))])
     if errors:
         raise errors[min(errors)]
     return results
@@ -265,7 +266,7 @@ class TileTransform:
                 tasks.append(lambda: self._thumbnail_into(img, out[n:]))
             return tasks
 
-        errors = _run_tasks([(k, lambda k=k: load(k)) for k in range(len(loaders))])
+        errors = _run_tasks([(k, functools.partial(load, k)) for k in range(len(loaders))])
         if errors:
             raise errors[min(errors)]
         return results

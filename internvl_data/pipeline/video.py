@@ -1,4 +1,4 @@
-"""Video frames (reference §3.9): frame-count choice, frame indices (`rand`, `middle`, `fpsN`), readers.
+"""Video frames (docs/official-behaviour.md §3.9): frame-count choice, frame indices (`rand`, `middle`, `fpsN`), readers.
 
 Readers: a path ending in ``/`` is a folder of frame images, ``.gif`` goes through PIL, anything else through
 decord (imported lazily, so the core install does not need it). Randomness always comes from a numpy

@@ -119,12 +119,12 @@ class StatsResult:
             out.append(row)
         return out
 
-    def summary(self) -> "pd.DataFrame":
+    def summary(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame(self.rows())
 
-    def distributions(self) -> "pd.DataFrame":
+    def distributions(self) -> pd.DataFrame:
         """Long form: one row per (dataset, metric) with count, mean, p50, p90, p99, max."""
         import pandas as pd
 

@@ -26,7 +26,7 @@ class Hist(Counter):
     def total_sum(self) -> int:
         return sum(v * c for v, c in self.items())
 
-    def scaled(self, factor: int) -> "Hist":
+    def scaled(self, factor: int) -> Hist:
         return Hist({v: c * factor for v, c in self.items()})
 
     def percentile(self, q: float) -> float:
@@ -76,14 +76,14 @@ class Tally:
         except KeyError:  # the metric's first value
             self.hists[metric] = Hist({value: 1})
 
-    def merge(self, other: "Tally") -> "Tally":
+    def merge(self, other: Tally) -> Tally:
         self.lines += other.lines
         self.counts.update(other.counts)
         for metric, h in other.hists.items():
             self.hists.setdefault(metric, Hist()).update(h)
         return self
 
-    def scaled(self, factor: int) -> "Tally":
+    def scaled(self, factor: int) -> Tally:
         """The tally of the dataset repeated ``factor`` times (``repeat_time`` > 1)."""
         if factor == 1:
             return self

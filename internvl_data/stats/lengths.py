@@ -82,7 +82,7 @@ def members(b: bytes, start: int) -> tuple[list[tuple[str, int, int, int]], int]
     """Members of the object whose ``{`` is at ``start``: ``[(key, key_start, value_start, value_end)]``, end."""
     if b[start : start + 1] != b"{":
         raise EditError("not a JSON object")
-    out = []
+    out: list[Any] = []
     i = _skip_ws(b, start + 1)
     if b[i : i + 1] == b"}":
         return out, i + 1

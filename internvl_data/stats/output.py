@@ -63,12 +63,12 @@ PLOT_METRICS = ("tiles_per_image", "tiles_per_record")
 PLOT_METRICS_MODEL = ("total_tokens", "supervised_tokens")
 
 
-def tables(result: StatsResult) -> list[tuple[str, "pd.DataFrame"]]:
+def tables(result: StatsResult) -> list[tuple[str, pd.DataFrame]]:
     """The report's tables with display headers: mixture, token budget (with a model), distributions."""
     summary = result.summary()
     out = [("Mixture (effective records after repeat_time)", summary[list(OVERVIEW)])]
     if result.with_model:
-        out.append(("Token budget (max_seq_length %d)" % result.settings.max_seq_length, summary[list(BUDGET)]))
+        out.append((f"Token budget (max_seq_length {result.settings.max_seq_length:d})", summary[list(BUDGET)]))
     out.append(
         (
             "Distributions (per record; per image for image_* and tiles_per_image; per video for video_frames)",
@@ -117,10 +117,10 @@ def fmt(v: Any) -> str:
 
 def print_tables(result: StatsResult, file: Any = None) -> None:
     """Rich tables (colour on a terminal, plain text elsewhere)."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     wide = file is not None or not sys.stdout.isatty()  # files and pipes get whole tables
     console = Console(file=file, width=240 if wide else None)

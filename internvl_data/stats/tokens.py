@@ -89,7 +89,7 @@ class TokenCounter:
         self.measured = self.pieces.ok  # count-only path (PieceCodec.measure), compared on the same records
 
     @classmethod
-    def load(cls, settings: Settings) -> "TokenCounter":
+    def load(cls, settings: Settings) -> TokenCounter:
         from internvl_data.pipeline.modelinfo import ModelInfo
         from internvl_data.pipeline.sample import SampleBuilder
         from internvl_data.pipeline.tokenizer import load_tokenizer
@@ -112,7 +112,7 @@ class TokenCounter:
 
     def count_batch(self, records: list[Record]) -> list[Counts]:
         """Counts for each record, in order."""
-        if self.b.template.preprocess == "internvl2_5":  # block-wise labels: the builder itself
+        if self.b.template.block_labels:  # block-wise labels: the builder itself
             return [self._slow(rec) for rec in records]
         out = []
         for rec in records:

@@ -1,10 +1,12 @@
 """The plain data of ``stats`` and ``lengths``: datasets, settings, work chunks and records waiting for token
-counts. No imports from the rest of the package (the worker, the token counter and validate's media and token
-checks all use these)."""
+counts (the worker, the token counter and validate's media and token checks all use these; only the tiling
+default is imported)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from internvl_data.pipeline.tiling import DEFAULT_MAX_DYNAMIC_PATCH
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Settings:
 
     tile: int = 448
     min_dynamic_patch: int = 1
-    max_dynamic_patch: int = 6
+    max_dynamic_patch: int = DEFAULT_MAX_DYNAMIC_PATCH
     use_thumbnail: bool = True
     dynamic_image_size: bool = True
     model_dir: str | None = None

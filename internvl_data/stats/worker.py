@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from internvl_data.formats.models import record_kind
+from internvl_data.formats.models import declared_size, record_kind
 from internvl_data.media.sizes import MediaSizes
 from internvl_data.stats.hist import Tally
 from internvl_data.stats.types import Chunk, Dataset, Record, Settings
@@ -103,9 +103,7 @@ def _scan_images(
 
     paths = image if isinstance(image, list) else [image]
     tally.add("images", len(paths))
-    max_num = ds.max_dynamic_patch or settings.max_dynamic_patch
-    if isinstance(image, list):
-        max_num = max(1, max_num // max(1, len(paths)))
+    max_num = tiling.tile_budget(ds, settings.max_dynamic_patch, len(paths) if isinstance(image, list) else 1)
     record_tiles = 0
     for i, rel in enumerate(paths):
         wh = sizes.image(_join(ds.root, rel)) if isinstance(rel, str) else None
@@ -144,14 +142,12 @@ def _scan_video(obj: dict, ds: Dataset, settings: Settings, sizes: MediaSizes, t
 
 
 def _declared_size(obj: dict, i: int, multi: bool) -> tuple[int, int] | None:
-    """The record's own width/height (width_list/height_list for multi-image), when the file is unreadable."""
-    try:
-        w, h = (obj["width_list"][i], obj["height_list"][i]) if multi else (obj["width"], obj["height"])
-    except (KeyError, IndexError, TypeError):
+    """The record's own positive width and height of image ``i`` (:func:`formats.models.declared_size`), when
+    the file is unreadable."""
+    d = declared_size(obj, i if multi else None)
+    if d is None or d[0] is None or d[1] is None or d[0] <= 0 or d[1] <= 0:
         return None
-    if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
-        return (w, h)
-    return None
+    return d[0], d[1]
 
 
 _JOINED: dict[tuple[str, str], str] = {}  # (root, rel) -> path: media paths repeat across many records
@@ -161,9 +157,9 @@ def _join(root: str, rel: str) -> str:
     """The media path as the official loader builds it (stats reads it wherever it points)."""
     path = _JOINED.get((root, rel))
     if path is None:
-        from internvl_data.media.probe import resolve
+        from internvl_data.media.probe import loader_path
 
         if len(_JOINED) > 200_000:  # bounded memory on datasets where every record has its own image
             _JOINED.clear()
-        path = _JOINED[(root, rel)] = resolve(root, rel, allow_outside_root=True)[0]
+        path = _JOINED[(root, rel)] = loader_path(root, rel)
     return path

@@ -24,7 +24,7 @@ try:  # xxh3 is ~25x faster than blake2b here; blake2b keeps the tool working wi
 except ImportError:  # pragma: no cover - depends on the environment
     HASH_NAME = "blake2b128-tree4M"
 
-    def _digest(data: bytes | memoryview) -> bytes:
+    def _digest(data: bytes | memoryview, seed: int = 0) -> bytes:  # type: ignore[misc]
         return hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -44,7 +44,7 @@ def combine(digests: list[bytes]) -> str:
 
 def content_hash(path: str | os.PathLike) -> str:
     """Content hash of a file: the digest of its 4 MiB block digests, so workers can hash blocks in parallel."""
-    digests = []
+    digests: list[bytes] = []
     with open(path, "rb") as fh:
         while True:  # an empty file is one empty block, as the engine sees it
             block = fh.read(BLOCK)
@@ -87,7 +87,7 @@ class Cache:
         sig = stat_signature(real)
         rec = self._read(index)
         fresh = sig and rec.get("stat") == sig and rec.get("algorithm") == HASH_NAME
-        if fresh and sig[1] + _RACY_NS < rec.get("recorded_ns", 0) and isinstance(rec.get("hash"), str):
+        if sig and fresh and sig[1] + _RACY_NS < rec.get("recorded_ns", 0) and isinstance(rec.get("hash"), str):
             return rec["hash"]
         digest = content_hash(real)
         if sig is not None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from internvl_data.version import __version__
 from internvl_data.validator.cache import HASH_NAME, content_hash, write_atomic
+from internvl_data.version import __version__
 
 FORMAT = 1
 

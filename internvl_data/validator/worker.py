@@ -16,6 +16,7 @@ from internvl_data.checks.findings import Finding
 from internvl_data.checks.lines import LineCtx, check_line
 from internvl_data.checks.media import MediaChecker, clear_cache
 from internvl_data.checks.records import check_record
+from internvl_data.formats.lines import read_block as read_block_lines
 from internvl_data.formats.meta import MetaEntry
 from internvl_data.validator import cache
 from internvl_data.validator.keeper import Keeper
@@ -69,29 +70,10 @@ def init_worker(entries: list[MetaEntry], opts: ValidateOptions) -> None:
 
 
 def read_block(path: str, index: int, size: int) -> tuple[bytes, list[bytes]]:
-    """Digest of block ``index`` and the lines that start in it (without their ``\n``; a last line may lack one)."""
+    """Digest of block ``index`` and the lines that start in it (:func:`formats.lines.read_block`)."""
     start = index * cache.BLOCK
-    end = min(size, start + cache.BLOCK)
-    with open(path, "rb") as fh:
-        fh.seek(max(0, start - 1))
-        data = fh.read(end - start + (start > 0))  # from the byte before the block: is it a newline?
-        digest = cache.block_digest(memoryview(data)[start > 0 :])
-        if not data:
-            return digest, []
-        lines = data.split(b"\n")
-        if start > 0:
-            del lines[0]  # the end of a line that started earlier (b"" when the block starts a line)
-        if data.endswith(b"\n"):
-            lines.pop()  # b"": the next line starts in the next block
-        elif lines and end < size:  # the last line goes on in the next block(s)
-            tail = [lines[-1]]
-            while chunk := fh.read(1 << 16):
-                cut = chunk.find(b"\n")
-                tail.append(chunk if cut < 0 else chunk[:cut])
-                if cut >= 0:
-                    break
-            lines[-1] = b"".join(tail)
-    return digest, lines
+    block, found = read_block_lines(path, start, min(size, start + cache.BLOCK), size)
+    return cache.block_digest(block), found
 
 
 def scan_block(job: tuple[int, int, int]) -> BlockResult:

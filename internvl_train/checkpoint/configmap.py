@@ -1,4 +1,4 @@
-"""config.json: the original `InternVLChatConfig` schema (reference §5.7, §5.8) <-> `transformers.InternVLConfig`.
+"""config.json: the original `InternVLChatConfig` schema (docs/official-behaviour.md §5.7, §5.8) <-> `transformers.InternVLConfig`.
 
 The image settings the data pipeline needs (``IMAGE_SETTINGS``: template, force_image_size, dynamic_image_size,
 use_thumbnail, min/max_dynamic_patch) are stored as top-level fields of the native config.json, under their
@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import InternVLConfig
 
-from internvl_train.errors import CheckpointError
+from internvl_data.pipeline.tiling import DEFAULT_MAX_DYNAMIC_PATCH
 from internvl_train.checkpoint.families import (
     Family,
     family_of_architecture,
@@ -21,6 +21,7 @@ from internvl_train.checkpoint.families import (
     llm_to_native,
     llm_to_original,
 )
+from internvl_train.errors import CheckpointError
 
 NAMESPACE = "internvl_chat"
 
@@ -44,12 +45,14 @@ _VISION_RENAMES = {
     "initializer_factor": "layer_scale_init_value",
     "dropout": "hidden_dropout_prob",
 }
-# Values of InternVL2 checkpoints (§5.7), used when a native checkpoint carries no settings of its own.
+# Written into the original config when a native checkpoint carries no settings of its own: the values of the
+# released InternVL2 checkpoints, except max_dynamic_patch, which is the package's one default (the value that
+# ModelInfo reads from the same native checkpoint, so both layouts tile alike).
 CHECKPOINT_DEFAULTS: dict[str, Any] = {
     "dynamic_image_size": True,
     "use_thumbnail": True,
     "min_dynamic_patch": 1,
-    "max_dynamic_patch": 12,
+    "max_dynamic_patch": DEFAULT_MAX_DYNAMIC_PATCH,
     "pad2square": False,
     "use_backbone_lora": 0,
     "use_llm_lora": 0,

@@ -1,6 +1,6 @@
 """Tensor names and fused layouts: original InternVL2 state dict <-> `InternVLForConditionalGeneration`.
 
-A rule maps one original tensor to one or more native tensors (reference §5.6):
+A rule maps one original tensor to one or more native tensors (docs/official-behaviour.md §5.6):
 ``same`` renames, ``cat`` splits [A | B | C] along dim 0 (InternViT ``attn.qkv``), ``grouped`` splits the InternLM2
 ``wqkv`` whose rows are grouped per KV head as (kv, groups + 2, head_dim). Phi-3 keeps its fused ``qkv_proj`` and
 ``gate_up_proj`` natively, so for Phi-3, Qwen2 and Llama the LLM mapping is a prefix change only.

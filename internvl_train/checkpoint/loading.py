@@ -19,12 +19,11 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from internvl_data.pipeline.tokenizer import IMG_CONTEXT, TokenizerLoadError
 from internvl_data.pipeline.tokenizer import load_tokenizer as data_load_tokenizer
-
 from internvl_train.checkpoint import configmap
-from internvl_train.errors import CheckpointError
 from internvl_train.checkpoint.families import SUPPORTED
 from internvl_train.checkpoint.keymap import KeyMap, QKVShape
 from internvl_train.checkpoint.shards import iter_tensors
+from internvl_train.errors import CheckpointError
 
 
 def load_pretrained(
@@ -85,7 +84,7 @@ def load_tokenizer(path: Path, *, trust_remote_code: bool = False) -> Any:
 
 
 def image_token_id_of(tokenizer: Any) -> int:
-    """The id of ``<IMG_CONTEXT>`` (config.json does not store it, reference §5.2)."""
+    """The id of ``<IMG_CONTEXT>`` (config.json does not store it, docs/official-behaviour.md §5.2)."""
     return int(tokenizer.get_vocab()[IMG_CONTEXT])  # always there: `load_tokenizer` adds it when missing
 
 

@@ -6,32 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from internvl_train.errors import IvlTrainError
 from internvl_train.plan.activations import Workload
 from internvl_train.plan.cards import CHECKPOINT_NAMES, card_config, size_of_name
 from internvl_train.plan.planner import Setup
 from internvl_train.plan.shapes import ModelShapes, shapes_from_config
-from internvl_train.plan.states import Training, Zero
-
-
-class PlanError(IvlTrainError, ValueError):
-    """The plan cannot be made (no config.json and no released size in the name, unreadable DeepSpeed JSON)."""
-
-
-def zero_of(deepspeed: str | None) -> Zero:
-    """The DeepSpeed settings of a shipped name (zero1, zero3-100b, ...) or a JSON path; None = DDP."""
-    if not deepspeed:
-        return Zero(stage=0)
-    from internvl_train.guards import deepspeed_path
-
-    path = deepspeed_path(deepspeed)
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise PlanError(
-            f"{path}: cannot read the DeepSpeed JSON ({exc}); give a shipped name or a valid file"
-        ) from None
-    return Zero.from_json(data)
+from internvl_train.plan.states import PlanError, Training, zero_of
 
 
 def model_shapes(model: str) -> tuple[ModelShapes, str]:

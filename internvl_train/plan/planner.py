@@ -145,7 +145,7 @@ def _changes(setup: Setup, shapes: ModelShapes) -> list[tuple[str, Setup]]:
 
 
 def _named_zero(name: str) -> Zero:
-    from internvl_train.plan.config import zero_of
+    from internvl_train.plan.states import zero_of
 
     return zero_of(name)
 

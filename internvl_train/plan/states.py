@@ -24,10 +24,13 @@ DeepSpeed's layout depends on it:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from internvl_train.errors import IvlTrainError
 from internvl_train.plan.shapes import ModelShapes, lora_targets
 
 
@@ -299,3 +302,24 @@ def plan_states(shapes: ModelShapes, train: Training, zero: Zero, world: int, ra
     largest = max((t.numel for t in ts if t.numel > zero.persistence_threshold), default=0)
     s.gathered_params = 2 * largest * half
     return s
+
+
+# PlanError and zero_of live here (not in plan.config) so that the planner can use them without an import cycle.
+class PlanError(IvlTrainError, ValueError):
+    """The plan cannot be made (no config.json and no released size in the name, unreadable DeepSpeed JSON)."""
+
+
+def zero_of(deepspeed: str | None) -> Zero:
+    """The DeepSpeed settings of a shipped name (zero1, zero3-100b, ...) or a JSON path; None = DDP."""
+    if not deepspeed:
+        return Zero(stage=0)
+    from internvl_train.guards import deepspeed_path
+
+    path = deepspeed_path(deepspeed)
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise PlanError(
+            f"{path}: cannot read the DeepSpeed JSON ({exc}); give a shipped name or a valid file"
+        ) from None
+    return Zero.from_json(data)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from internvl_data.cli import dispatch as cli
 from tests.helpers.records import write_jsonl
-
 
 MakeMeta = Callable[..., Path]
 

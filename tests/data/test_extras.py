@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers.tokenizers import write_model_dir
 
 from internvl_data.cli import dispatch as cli
+from tests.helpers.tokenizers import write_model_dir
 
 VALID = Path(__file__).resolve().parents[2] / "fixtures" / "valid" / "meta.json"
 BLOCKED = (

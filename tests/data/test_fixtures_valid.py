@@ -157,8 +157,8 @@ def test_generator_reproduces_the_committed_fixtures(tmp_path: Path) -> None:
 def test_validate_passes_the_valid_fixture(tmp_path: Path) -> None:
     """`ivl-data validate fixtures/valid/meta.json` exits 0 with no errors and no media findings, in every
     media mode (run on a copy: validate writes a manifest beside the meta file)."""
-    from internvl_data.cli.dispatch import main
     from internvl_data import validate
+    from internvl_data.cli.dispatch import main
 
     copy = tmp_path / "valid"
     shutil.copytree(VALID, copy, symlinks=True)

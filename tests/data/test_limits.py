@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
-from tests.helpers.records import clean
 
 from internvl_data import validate
 from internvl_data.validator.options import LIMITS, OptionError, ValidateOptions
+from tests.helpers.records import clean
 
 
 def test_every_numeric_option_has_a_bound() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from internvl_data.formats import lines
 from internvl_data.checks.lines import LineCtx, check_line
+from internvl_data.formats import lines
 from internvl_data.formats.lines import count_lines, iter_lines
 
 

@@ -13,13 +13,12 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from internvl_data.checks import media as checks_media
-from internvl_data.media import probe as media
+from internvl_data.checks.findings import Severity
 from internvl_data.checks.lines import LineCtx
 from internvl_data.checks.media import MediaChecker
-from internvl_data.checks.findings import Severity
-from internvl_data.validator.options import ValidateOptions
 from internvl_data.checks.registry import all_rules
-
+from internvl_data.media import probe as media
+from internvl_data.validator.options import ValidateOptions
 from tests.helpers.records import conv
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

@@ -11,10 +11,10 @@ import pytest
 
 from internvl_data.checks.lines import LineCtx, check_line
 from internvl_data.checks.records import check_record
+from internvl_data.checks.registry import rules_markdown
 from internvl_data.cli.dispatch import main
 from internvl_data.formats.lines import iter_lines
 from internvl_data.formats.models import DatasetEntry, Meta, Record, record_kind
-from internvl_data.checks.registry import rules_markdown
 from internvl_data.formats.schema import DRAFT, meta_schema, record_schema, schema_texts, write_schemas
 from tests.helpers.bench_data import write_bench_lines
 
@@ -23,7 +23,9 @@ RECORD = jsonschema.Draft202012Validator(record_schema())
 
 
 def test_checked_in_files_do_not_drift() -> None:
-    assert write_schemas(check=True, rules_doc=rules_markdown()) == [], "run `ivl-data schema --write` and commit the result"
+    assert write_schemas(check=True, rules_doc=rules_markdown()) == [], (
+        "run `ivl-data schema --write` and commit the result"
+    )
     for name, text in schema_texts().items():
         assert (ROOT / "schemas" / f"{name}.schema.json").read_text() == text
         assert (ROOT / "internvl_data" / "_schemas" / f"{name}.schema.json").read_text() == text

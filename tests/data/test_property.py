@@ -16,15 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from internvl_data.validator import cache
-from internvl_data.validator import driver as engine
-from internvl_data.formats import lines
+from internvl_data.checks.findings import Finding, Severity
 from internvl_data.checks.lines import LineCtx, check_line
 from internvl_data.checks.records import _findings, check_record
-from internvl_data.checks.findings import Finding, Severity
-from internvl_data.formats.meta import load_meta
 from internvl_data.checks.registry import all_rules
+from internvl_data.formats import lines
+from internvl_data.formats.meta import load_meta
 from internvl_data.formats.schema import record_schema
+from internvl_data.validator import cache
+from internvl_data.validator import driver as engine
 
 ROOT = Path(__file__).resolve().parents[2]
 CODES = set(all_rules())

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from internvl_data.checks.findings import Severity
 from internvl_data.checks.lines import LineCtx, check_line
 from internvl_data.checks.records import _findings, check_record, grounding_problems
-from internvl_data.checks.findings import Severity
 from internvl_data.formats.lines import iter_lines
 from internvl_data.validator.worker import id_key
 from tests.helpers.bench_data import write_bench_lines

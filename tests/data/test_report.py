@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from internvl_data.checks.findings import Finding, Report, Severity
-from internvl_data.validator.report import render
 from internvl_data.checks.registry import all_rules
+from internvl_data.validator.report import render
 
 ERR = Finding(
     "IVL001",

@@ -215,7 +215,7 @@ def _root() -> Path:
     return _ROOT
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokenizer_dir(kind: str) -> Path:
     """Build (once per process) and return the directory of a tiny tokenizer of ``kind``."""
     if kind not in KINDS:
@@ -254,36 +254,39 @@ def write_model_dir(
 ) -> Path:
     """Write a checkpoint-style directory: ``config.json`` (no weights) + the tokenizer of ``tokenizer_kind``.
 
-    ``layout="original"`` writes the InternVLChatConfig schema (reference §5.7); ``"native"`` writes a
-    transformers ``model_type: internvl`` config (no template field).
+    ``layout="original"`` is :func:`internvl_train.tiny.write_tiny_checkpoint` without weights (the one writer of
+    the InternVLChatConfig schema, docs/official-behaviour.md §5.7); ``"native"`` writes a transformers
+    ``model_type: internvl`` config (no template field), which no checkpoint writer makes without weights.
     """
     out = Path(dir)
     out.mkdir(parents=True, exist_ok=True)
+    if layout == "original":
+        from internvl_train.tiny import write_tiny_checkpoint
+
+        settings = {
+            "template": template,
+            "downsample_ratio": downsample_ratio,
+            "dynamic_image_size": dynamic_image_size,
+            "use_thumbnail": use_thumbnail,
+            "min_dynamic_patch": min_dynamic_patch,
+            "max_dynamic_patch": max_dynamic_patch,
+        }
+        family = {"llama3": "llama"}.get(tokenizer_kind, tokenizer_kind)
+        return write_tiny_checkpoint(
+            out,
+            family,
+            tokenizer=tokenizer_dir(tokenizer_kind),
+            weights="none",
+            vocab_size=1000,
+            image_size=image_size,
+            patch_size=patch_size,
+            settings=settings,
+        )
     for f in tokenizer_dir(tokenizer_kind).iterdir():
         shutil.copy(f, out / f.name)
     vision = {"model_type": "intern_vit_6b", "image_size": image_size, "patch_size": patch_size, "hidden_size": 64}
     llm = {"architectures": [LLM_ARCH[tokenizer_kind]], "hidden_size": 64, "vocab_size": 1000}
-    if layout == "original":
-        cfg = {
-            "architectures": ["InternVLChatModel"],
-            "model_type": "internvl_chat",
-            "auto_map": {
-                "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
-                "AutoModel": "modeling_internvl_chat.InternVLChatModel",
-            },
-            "vision_config": vision,
-            "llm_config": llm,
-            "force_image_size": image_size,
-            "downsample_ratio": downsample_ratio,
-            "template": template,
-            "dynamic_image_size": dynamic_image_size,
-            "use_thumbnail": use_thumbnail,
-            "ps_version": "v2",
-            "min_dynamic_patch": min_dynamic_patch,
-            "max_dynamic_patch": max_dynamic_patch,
-            "select_layer": -1,
-        }
-    elif layout == "native":
+    if layout == "native":
         cfg = {
             "architectures": ["InternVLForConditionalGeneration"],
             "model_type": "internvl",

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from internvl_data.formats.meta import MetaEntry
+from internvl_data.formats.models import DatasetEntry
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # `tests.helpers` importable under plain `pytest` too
     sys.path.insert(0, str(ROOT))
@@ -21,7 +24,7 @@ def model_factory(tmp_path_factory):
     """``model_factory(template, kind, **config)`` -> a checkpoint directory (built once per arguments)."""
     root = tmp_path_factory.mktemp("models")
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def make(template: str | None, kind: str, **cfg) -> Path:
         name = f"{template}-{kind}-" + "-".join(f"{k}{v}" for k, v in sorted(cfg.items()))
         return write_model_dir(root / name, template, kind, **cfg)
@@ -36,7 +39,7 @@ def builder_factory(model_factory):
     from internvl_data.pipeline.sample import SampleBuilder
     from internvl_data.pipeline.tokenizer import load_tokenizer
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def make(template, kind, max_seq_length=4096, **cfg):
         d = model_factory(template, kind, **cfg)
         tok = load_tokenizer(d)
@@ -45,13 +48,10 @@ def builder_factory(model_factory):
     return lambda template, kind, max_seq_length=4096, **cfg: make(template, kind, max_seq_length, **cfg)
 
 
-class Entry:
-    """A stand-in for ``meta.MetaEntry`` with what ``SampleBuilder.build`` reads."""
-
-    def __init__(self, root: Path, **raw):
-        self.root_path = str(root)
-        self.name = "ds"
-        self.raw = {"root": str(root), "data_augment": False, "repeat_time": 1, **raw}
+def Entry(root: Path, **raw) -> MetaEntry:
+    """A ``meta.MetaEntry`` for dataset "ds" with media under ``root`` (``raw``: more meta keys)."""
+    values = {"root": str(root), "annotation": "ds.jsonl", "data_augment": False, "repeat_time": 1, **raw}
+    return MetaEntry("ds", DatasetEntry(**values), values, "", str(root), 0)
 
 
 @pytest.fixture(scope="session")

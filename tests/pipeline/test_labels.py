@@ -1,4 +1,4 @@
-"""Semantic labels vs the official per-template arithmetic (reference §4.3-4.7), on many generated records."""
+"""Semantic labels vs the official per-template arithmetic (docs/official-behaviour.md §4.3-4.7), on many generated records."""
 
 import json
 
@@ -7,11 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from internvl_data.pipeline.labels import IGNORE, official_labels, semantic_labels
 from internvl_data.formats.models import record_kind
+from internvl_data.pipeline.labels import IGNORE, official_labels, semantic_labels
 from internvl_data.pipeline.sample import prepare_conversations
 from internvl_data.pipeline.templates import conversation_turns, get_template, render_conversation
-
 from tests.helpers.bench_data import MAKE_DATASET, write_bench_lines
 from tests.helpers.records import conv
 from tests.helpers.tokenizers import PAIRS

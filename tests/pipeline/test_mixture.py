@@ -35,22 +35,6 @@ def test_kept_lines(n, repeat, expected):
     assert kept_lines(n, repeat) == expected
 
 
-@pytest.mark.parametrize(
-    ("repeat", "message"),
-    [
-        (2.0, "repeat_time 2.0 above 1 must be an integer"),
-        (1.5, "write 1 or a value below 1"),
-        (0, "must be a number > 0, got 0"),
-        (-1, "got -1"),
-        ("2", "got '2'"),
-        (True, "got True"),
-    ],
-)
-def test_kept_lines_rejects(repeat, message):
-    with pytest.raises(MixtureError, match=message):
-        kept_lines(10, repeat)
-
-
 def test_index_mapping_in_meta_order(tmp_path):
     mix = Mixture(_meta(tmp_path, {"b": (4, 0.5), "a": (3, 2), "c": (2, 1)}))
     assert len(mix) == 2 + 6 + 2
@@ -90,9 +74,9 @@ def test_offsets_and_reads_by_byte_offset(tmp_path):
 
 
 def test_offsets_across_chunks(tmp_path, monkeypatch):
-    import internvl_data.pipeline.mixture as mixture
+    import internvl_data.formats.lines as lines
 
-    monkeypatch.setattr(mixture, "CHUNK", 7)
+    monkeypatch.setattr(lines, "CHUNK", 7)
     path = tmp_path / "y.jsonl"
     path.write_bytes(b'{"a":1}\n\n{"bb":22}\n{}')
     assert line_offsets(str(path)).tolist() == [0, 8, 9, 19, 21]
@@ -117,14 +101,17 @@ def test_meta_errors_stop_the_mixture_with_file_and_line(tmp_path):
         Mixture(meta)
 
 
-def test_entries_are_checked_too(tmp_path):
+def test_entries_with_meta_errors_are_refused(tmp_path):
+    """repeat_time is checked once, by the meta checks (IVL109): an entry they rejected has no typed entry."""
     from internvl_data.formats.meta import load_meta
 
+    bad = load_meta(_meta(tmp_path, {"d": (3, 2.0)})).entries
+    assert bad[0].entry is None
+    with pytest.raises(
+        MixtureError, match=r"meta\.json:1: dataset 'd' has errors in the meta file; run `ivl-data validate`"
+    ):
+        Mixture(bad)
     entries = load_meta(_meta(tmp_path, {"d": (3, 1)})).entries
-    entries[0].raw["repeat_time"] = 2.0  # entries built by hand skip the meta checks
-    with pytest.raises(MixtureError, match="dataset 'd': repeat_time 2.0 above 1 must be an integer"):
-        Mixture(entries)
-    entries[0].raw["repeat_time"] = 1
     os.remove(tmp_path / "d.jsonl")
     with pytest.raises(MixtureError, match="d.jsonl: annotation file of dataset 'd' not found"):
         Mixture(entries)

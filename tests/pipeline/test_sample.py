@@ -13,7 +13,6 @@ from internvl_data.pipeline.labels import IGNORE
 from internvl_data.pipeline.sample import SampleError, TruncatedImageError
 from internvl_data.pipeline.templates import SYSTEM_INTERNVL2, SYSTEM_INTERNVL2_5
 
-
 # template -> (tokenizer with BOS, tokenizer without BOS)
 MATRIX = [
     ("Hermes-2", "llama3"),
@@ -304,7 +303,7 @@ def test_errors_carry_codes(Entry_, builder_factory, media, record, code):
 
 
 def test_s3_image_path_is_concatenated_to_root(Entry_, builder_factory, media):
-    """Reference §1.5: an ``s3://`` image path is ``root + image`` (no separator), as ``media.resolve`` joins it."""
+    """docs/official-behaviour.md §1.5: an ``s3://`` image path is ``root + image`` (no separator), as ``media.resolve`` joins it."""
     b, _ = builder_factory("internlm2-chat", "internlm2")
     with pytest.raises(SampleError) as e:
         b.build({"image": "s3://bucket/a.png", "conversations": turns("Q", "A")}, Entry_(media))
@@ -343,7 +342,7 @@ def test_modelinfo_native_and_errors(model_factory, tmp_path):
         info.require_template()
     native = model_factory(None, "qwen2", layout="native")
     assert ModelInfo.from_dir(native, template="internvl2_5").template == "internvl2_5"
-    assert ModelInfo.from_dir(native).max_dynamic_patch == 12
+    assert ModelInfo.from_dir(native).max_dynamic_patch == 6  # neither config says: the one default (tiling)
     copy = shutil.copytree(native, tmp_path / "native")
     (copy / "preprocessor_config.json").write_text('{"min_patches": 1, "max_patches": 6, "crop_to_patches": true}')
     assert ModelInfo.from_dir(copy).max_dynamic_patch == 6

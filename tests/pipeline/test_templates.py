@@ -1,4 +1,4 @@
-"""Templates render exactly the official strings (reference §4.1)."""
+"""Templates render exactly the official strings (docs/official-behaviour.md §4.1)."""
 
 import pytest
 

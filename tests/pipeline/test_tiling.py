@@ -1,4 +1,4 @@
-"""Tile grids, tile counts and pixel-exact tiles (reference §3.4)."""
+"""Tile grids, tile counts and pixel-exact tiles (docs/official-behaviour.md §3.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-tile transform (reference §3.5): exact float32 values, fast path equality, seeded JPEG augmentation."""
+"""Per-tile transform (docs/official-behaviour.md §3.5): exact float32 values, fast path equality, seeded JPEG augmentation."""
 
 from __future__ import annotations
 

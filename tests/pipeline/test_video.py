@@ -1,4 +1,4 @@
-"""Video frame sampling and reading (reference §3.9)."""
+"""Video frame sampling and reading (docs/official-behaviour.md §3.9)."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def test_frame_folder(tmp_path):
 
 def test_gif_keeps_each_sampled_frame_once(tmp_path):
     frames = [Image.new("P", (8, 8), k) for k in range(5)]
-    for k, f in enumerate(frames):
+    for f in frames:
         f.putpalette([v for i in range(256) for v in (i * 40 % 256, 0, 0)])
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     got = read_frames(str(tmp_path / "a.gif"), 8, "middle")  # indices 0 1 2 3 4 4 4 4 -> 5 distinct frames

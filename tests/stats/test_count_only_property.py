@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from internvl_data.formats.models import record_kind
-from internvl_data.stats.worker import Record, Settings
 from internvl_data.stats.tokens import TokenCounter, model_settings
+from internvl_data.stats.worker import Record, Settings
 from tests.stats.test_stats_tokens import _fast, _reference
 
 PIECES = [

@@ -51,8 +51,7 @@ def data(tmp_path: Path, media_dir: Path) -> Path:
     ]
     (tmp_path / "d.jsonl").write_bytes("\n".join(lines).encode())
     (tmp_path / "meta.json").write_text(
-        '{\n    "d": {"root": "%s", "annotation": "d.jsonl",\n          "data_augment": false, "repeat_time": 1}\n}\n'
-        % media_dir
+        f'{{\n    "d": {{"root": "{media_dir}", "annotation": "d.jsonl",\n          "data_augment": false, "repeat_time": 1}}\n}}\n'
     )
     return tmp_path
 

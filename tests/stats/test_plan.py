@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from internvl_data.stats.hist import Hist, Tally
 from internvl_data.formats.lines import count_lines
+from internvl_data.stats.hist import Hist, Tally
 from internvl_data.stats.plan import plan_file
 
 

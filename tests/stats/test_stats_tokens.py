@@ -11,8 +11,8 @@ import pytest
 from internvl_data.cli import dispatch as cli
 from internvl_data.formats.models import record_kind
 from internvl_data.pipeline.sample import SampleBuilder, SampleError, TruncatedImageError
-from internvl_data.stats.worker import Record, Settings
 from internvl_data.stats.tokens import TokenCounter, model_settings, prepare
+from internvl_data.stats.worker import Record, Settings
 
 TURNS = [
     ("Describe the picture in detail.", "The red car is parked next to a tall building."),

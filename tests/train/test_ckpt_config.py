@@ -46,8 +46,8 @@ def test_text_families(tiny_ckpt, llm, native_type, rope_type):
 
 
 def test_family_of_native_text_model():
-    from internvl_train.errors import CheckpointError
     from internvl_train.checkpoint.families import family_of_native
+    from internvl_train.errors import CheckpointError
 
     assert family_of_native("llama", "internlm2").name == "internlm2"
     assert family_of_native("llama", None).name == "llama"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from internvl_train.errors import CheckpointError
 from internvl_train.checkpoint.keymap import KeyMap, QKVShape, fuse_grouped_qkv, split_grouped_qkv
+from internvl_train.errors import CheckpointError
 
 
 def test_internlm2_wqkv_is_grouped_per_kv_head():

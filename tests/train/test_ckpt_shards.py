@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from internvl_train.checkpoint import loading
-from internvl_train.errors import CheckpointError
 from internvl_train.checkpoint.shards import _read_safetensors, iter_tensors
+from internvl_train.errors import CheckpointError
 
 
 def test_reader_matches_safetensors_for_every_dtype(tmp_path):

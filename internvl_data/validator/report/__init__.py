@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from internvl_data.checks.findings import Report, Severity
 from internvl_data.validator.options import FORMATS

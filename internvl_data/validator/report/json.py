@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from internvl_data.version import __version__
 from internvl_data.checks.findings import Finding, Report, Severity
+from internvl_data.version import __version__
 
 
 def finding_dict(f: Finding, names: dict[str, str]) -> dict:

@@ -7,8 +7,8 @@ from urllib.parse import quote
 
 import orjson
 
-from internvl_data.version import __version__
 from internvl_data.checks.findings import Finding, Report, Severity
+from internvl_data.version import __version__
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
