@@ -159,3 +159,24 @@ def test_stdin_on_a_terminal_is_a_usage_error(ds, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", Tty())
     assert ivl_data(["validate", "-"]) == 2
     assert "standard input is a terminal" in capsys.readouterr().err
+
+
+def test_the_readme_examples_are_valid(tmp_path):
+    """The [tool.ivl-data] example of the README loads, and its hooks block names the hooks that exist."""
+    import re
+
+    import yaml
+
+    from internvl_data import config_file
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    toml = re.search(r"```toml\n(\[tool\.ivl-data\].*?)```", readme, re.DOTALL)[1]
+    (tmp_path / "pyproject.toml").write_text(toml)
+    settings = config_file.load(str(tmp_path / "pyproject.toml"))
+    assert settings.values["severity"] == {"IVL110": "info"} and len(settings.values["ignore-findings"]) == 3
+    hooks_block = re.search(r"```yaml\n(repos:.*?)```", readme, re.DOTALL)[1]
+    ids = [h["id"] for h in yaml.safe_load(hooks_block)["repos"][0]["hooks"]]
+    shipped = [
+        h["id"] for h in yaml.safe_load((Path(__file__).resolve().parents[2] / ".pre-commit-hooks.yaml").read_text())
+    ]
+    assert ids == shipped
