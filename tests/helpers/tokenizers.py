@@ -284,7 +284,6 @@ def write_model_dir(
         )
     for f in tokenizer_dir(tokenizer_kind).iterdir():
         shutil.copy(f, out / f.name)
-    vision = {"model_type": "intern_vit_6b", "image_size": image_size, "patch_size": patch_size, "hidden_size": 64}
     llm = {"architectures": [LLM_ARCH[tokenizer_kind]], "hidden_size": 64, "vocab_size": 1000}
     if layout == "native":
         cfg = {
