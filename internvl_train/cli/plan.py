@@ -119,7 +119,11 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
         "verdict": plan.verdict,
         "gpu_memory": args.gpu_memory,
         "gpus": world,
-        "gpus_from": "--gpus" if gpus else "smallest count that fits" if plan.smallest_gpus else "none fits",
+        "gpus_from": "--gpus"
+        if gpus
+        else "smallest count that fits"
+        if plan.smallest_gpus
+        else "no count up to 512 fits",
         "breakdown": plan.breakdown,
         "suggestions": plan.suggestions,
         "model": {"source": source, "parameters": counted.total, "trainable": counted.trainable},
@@ -226,7 +230,10 @@ def table(out: dict[str, Any]) -> str:
     lines.append(f"{'total':<{width}}  {out['per_gpu_bytes']:>16,}  {human(out['per_gpu_bytes']):>10}")
     if out["suggestions"]:
         lines.append("")
-        lines.append("does not fit; changes that help, cheapest first:")
+        if all(sug["verdict"] == "does not fit" for sug in out["suggestions"]):
+            lines.append("does not fit, and no single change makes it fit; the closest:")
+        else:
+            lines.append("does not fit; changes that help, cheapest first:")
         for i, sug in enumerate(out["suggestions"], 1):
             lines.append(f"  {i}. {sug['change']}: {human(sug['per_gpu_bytes'])} per GPU ({sug['verdict']})")
     if "mixture" in out:

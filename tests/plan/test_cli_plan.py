@@ -123,3 +123,23 @@ def test_parse_bytes():
     assert parse_bytes("141G") == 141 * GiB
     with pytest.raises(ValueError, match="not a size"):
         parse_bytes("lots")
+
+
+def test_flop_based_time():
+    from internvl_train.plan.planner import GPUS, epoch_seconds, flops_per_token
+
+    shapes = shapes_from_config(card_config("8b"))
+    import argparse
+
+    from internvl_train.cli.plan import load
+
+    cfg = load(argparse.Namespace(config=None, preset="internvl2-8b-full", overrides=[]))
+    setup = setup_of(cfg, shapes, 8)
+    fpt = flops_per_token(shapes, setup)
+    llm = shapes.numel("llm") - shapes.dims.vocab * shapes.dims.hidden
+    assert 8 * llm < fpt < 9 * llm  # full training with checkpointing: 8 x parameters + attention + the ViT's share
+    secs, how = epoch_seconds(10**9, 8, shapes=shapes, setup=setup, gpu="h100", mfu=0.5)
+    assert secs == pytest.approx(10**9 / (GPUS["h100"] * 0.5 / fpt * 8))
+    assert how.startswith("H100 bf16 peak at 50% MFU = ")
+    lora = load(argparse.Namespace(config=None, preset="internvl2-8b-lora", overrides=[]))
+    assert flops_per_token(shapes, setup_of(lora, shapes, 2)) < fpt  # no weight gradients of the frozen LLM
