@@ -63,6 +63,14 @@ def run(args: argparse.Namespace) -> int:
     if args.max_seq_length < 1 or args.num_frames < 1:
         print("ivl-data render: error: --max-seq-length and --num-frames must be at least 1", file=sys.stderr)
         return 2
+    if args.limit is not None and args.limit < 0 or args.index is not None and args.index < 0:
+        which = f"--limit {args.limit}" if args.limit is not None and args.limit < 0 else f"--index {args.index}"
+        print(f"ivl-data render: error: {which} must be >= 0 (--limit 0 renders everything)", file=sys.stderr)
+        return 2
+    if args.dump_pixels:  # before the work: a folder we cannot write fails now, not after the first record
+        from internvl_data import fsio
+
+        fsio.check_writable(args.dump_pixels, folder=True)
     opts = RenderOptions(
         meta=args.meta,
         model=args.model,
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         dump_pixels=args.dump_pixels,
     )
-    failed = 0
+    failed = shown = 0
     out = sys.stdout
     try:
         renderer = Renderer(opts)
@@ -85,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
             if opts.dump_pixels:
                 dump_pixels(r, opts.dump_pixels)
             failed += r.error is not None
+            shown += 1
     except (TokenizerLoadError, ValueError) as exc:  # usage, model, meta and mixture errors are ValueErrors
         print(f"ivl-data render: error: {exc}", file=sys.stderr)
         return 2
     out.flush()
+    if not shown:  # an empty mixture (or --dataset) renders nothing: say so rather than print nothing
+        where = f"dataset {args.dataset!r}" if args.dataset else "the mixture"
+        print(f"ivl-data render: 0 records ({where} is empty after repeat_time)", file=sys.stderr)
     return 1 if failed else 0

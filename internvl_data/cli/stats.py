@@ -38,7 +38,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow the checkpoint's own tokenizer code to run (off by default)",
     )
-    p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N", help="worker processes (0, the default: all cores)")
     p.add_argument("--cache", default=None, metavar="DIR", help="media size cache folder (default ~/.cache/ivl-kit)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the media size cache")
     p.add_argument(
@@ -84,10 +84,13 @@ def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
     """Meta file and model settings shared by ``stats`` and ``lengths`` (raises :class:`UsageError`)."""
     from internvl_data.parallel import show_progress
 
-    for name in ("max_seq_length", "num_frames", "jobs"):
+    for name in ("max_seq_length", "num_frames", "jobs", "global_batch_size"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "jobs" else 1):
             raise UsageError(f"--{name.replace('_', '-')} must be >= {0 if name == 'jobs' else 1}, got {value}")
+    cache = getattr(args, "cache", None)
+    if cache and os.path.exists(cache) and not os.path.isdir(cache):
+        raise UsageError(f"--cache {cache}: is a file; name a folder (it is created if missing)")
     if model_required and not args.model:
         raise UsageError("--model DIR is required: token lengths need the checkpoint's tokenizer and template")
     datasets = load_datasets(args.meta)
@@ -124,9 +127,9 @@ def _default_cache() -> str:
 def load_datasets(meta_path: str) -> list[tuple[Dataset, float]]:
     """Usable datasets of the meta file, in order; unusable ones are errors naming the meta file and line."""
     from internvl_data.formats.meta import load_meta
+    from internvl_data.fsio import check_input_file
 
-    if not os.path.isfile(meta_path):
-        raise UsageError(f"{meta_path}: no such file; pass the meta JSON file")
+    check_input_file(meta_path)  # a FIFO, a folder, a device: the same one answer as validate
     result = load_meta(meta_path)
     problems = []
     out = []
@@ -171,12 +174,19 @@ def _run_meta(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from internvl_data import fsio
     from internvl_data.stats import compute as stats
     from internvl_data.stats import output as stats_output
     from internvl_data.validator.cache import write_atomic
 
     loaded = load(args)
     import pandas  # noqa: F401  (fail early, before the scan, when the stats extra is missing)
+
+    for path in (args.output, args.html):  # before the work: a typo in -o fails now, not after the whole scan
+        if path:
+            fsio.check_writable(path)
+    if args.plots:
+        fsio.check_writable(args.plots, folder=True)
 
     result = stats.compute(
         args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress, args.global_batch_size

@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--strict", action="store_true", help="warnings count as errors (exit 1)")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when errors are found (report only)")
-    parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N", help="worker processes (default: all cores)")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=0, metavar="N", help="worker processes (0, the default: all cores)"
+    )
     parser.add_argument("--cache", metavar="DIR", help="reuse results for unchanged annotation files")
     parser.add_argument("--manifest", metavar="PATH", help="manifest path (default: <meta stem>.ivl-manifest.json)")
     parser.add_argument("--no-manifest", action="store_true", help="do not write a manifest")
@@ -212,7 +214,8 @@ def execute(
 
 
 def check_outputs(paths: list[str], opts: ValidateOptions, jsonl: bool) -> ValidateOptions:
-    """Inputs are regular files and outputs can be written, checked before any work (raises IvlDataError).
+    """Options, inputs and outputs checked before any work (raises IvlDataError): --select/--ignore name real
+    codes, --cache is not a file, inputs are regular files, outputs can be written.
 
     The default manifest beside a meta file on a read-only file system (or in a folder we cannot write) is skipped
     with a one-line note: the findings still come; ``--manifest PATH`` that cannot be written is an error.
@@ -220,9 +223,20 @@ def check_outputs(paths: list[str], opts: ValidateOptions, jsonl: bool) -> Valid
     from dataclasses import replace
 
     from internvl_data import fsio
-    from internvl_data.errors import OutputError
+    from internvl_data.checks.registry import all_rules
+    from internvl_data.errors import OutputError, UsageError
     from internvl_data.validator import manifest
 
+    codes = all_rules()
+    for flag, values in (("--select", opts.select), ("--ignore", opts.ignore)):
+        for value in values:  # an unknown code would silently check nothing (in CI: every check off)
+            if not any(code.startswith(value) for code in codes):
+                raise UsageError(
+                    f"{flag} {value}: no rule code starts with it; use codes or prefixes from `ivl-data rules` "
+                    "(IVL201, IVL2)"
+                )
+    if opts.cache_dir and os.path.exists(opts.cache_dir) and not os.path.isdir(opts.cache_dir):
+        raise UsageError(f"--cache {opts.cache_dir}: is a file; name a folder (it is created if missing)")
     for path in paths:  # a missing meta file or a folder is an IVL101 finding; a FIFO would block forever
         if path != "-" and os.path.exists(path) and not os.path.isdir(path):
             fsio.check_input_file(path, "the JSONL file" if jsonl else "the meta JSON file")
