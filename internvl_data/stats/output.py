@@ -115,16 +115,21 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def print_tables(result: StatsResult, file: Any = None) -> None:
-    """Rich tables (colour on a terminal, plain text elsewhere)."""
+def print_tables(result: StatsResult, file: Any = None, *, width: int | None = None) -> None:
+    """Rich tables (colour on a terminal, plain text elsewhere). A table wider than the terminal (``width``: force
+    one) is printed per dataset, one ``field value`` line each, instead of letting columns vanish or cutting names
+    and numbers."""
     import sys
 
     from rich.console import Console
     from rich.table import Table
 
     wide = file is not None or not sys.stdout.isatty()  # files and pipes get whole tables
-    console = Console(file=file, width=240 if wide else None)
+    console = Console(file=file, width=width or (240 if wide else None))
     for title, df in tables(result):
+        if _table_width(df) > console.width:
+            _print_vertical(console, title, df)
+            continue
         table = Table(title=title, title_justify="left")
         for col in df.columns:
             table.add_column(
@@ -133,6 +138,24 @@ def print_tables(result: StatsResult, file: Any = None) -> None:
         for row in df.itertuples(index=False):
             table.add_row(*(fmt(_py(v)) for v in row))
         console.print(table)
+
+
+def _table_width(df: Any) -> int:
+    """Characters a rich table of ``df`` needs without wrapping or cutting (borders and padding included)."""
+    cols = [max([len(str(c))] + [len(fmt(_py(v))) for v in df[c]]) for c in df.columns]
+    return sum(cols) + 3 * len(cols) + 1
+
+
+def _print_vertical(console: Any, title: str, df: Any) -> None:
+    """One block per row: the first column (dataset, or dataset and metric) as a heading, then ``field value``."""
+    keys = [c for c in df.columns if c in ("dataset", "metric")] or [df.columns[0]]
+    console.print(f"{title}", highlight=False)
+    for row in df.to_dict("records"):
+        console.print("  " + " / ".join(str(row[k]) for k in keys), highlight=False)
+        fields = [c for c in df.columns if c not in keys]
+        pad = max(len(str(c)) for c in fields) if fields else 0
+        for c in fields:
+            console.print(f"    {str(c):<{pad}}  {fmt(_py(row[c]))}", highlight=False, soft_wrap=True)
 
 
 def plot_pngs(result: StatsResult) -> dict[str, bytes]:

@@ -1,0 +1,45 @@
+"""Issue 14 item 4: output that reads well (stats tables in 80 columns, render on an empty mixture)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+from internvl_data.cli.dispatch import main as ivl_data
+from internvl_data.cli.stats import load_datasets
+from internvl_data.stats import output
+from internvl_data.stats.compute import compute
+from internvl_data.stats.types import Settings
+from internvl_train.tiny import write_tiny_checkpoint
+from tests.helpers.records import clean, write_jsonl
+
+VALID = Path(__file__).resolve().parents[2] / "fixtures" / "valid"
+
+
+def test_stats_tables_fit_80_columns_without_cutting_names_or_numbers(tmp_path):
+    shutil.copytree(VALID, tmp_path / "d")
+    meta = json.loads((tmp_path / "d" / "meta.json").read_text())
+    long_name = "perf_mixed_dataset_with_a_long_name"
+    meta[long_name] = meta.pop("mixed") | {"repeat_time": 79368}  # six-digit effective counts
+    (tmp_path / "d" / "meta.json").write_text(json.dumps(meta))
+    path = str(tmp_path / "d" / "meta.json")
+    result = compute(path, load_datasets(path), Settings(), 1, False, None)
+    wide, narrow = io.StringIO(), io.StringIO()
+    output.print_tables(result, wide)
+    output.print_tables(result, narrow, width=80)
+    lines = narrow.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80 < max(len(line) for line in wide.getvalue().splitlines())
+    assert f"  {long_name}" in lines and "    effective  396,840" in lines  # 5 lines x 79,368, whole
+    assert "…" not in narrow.getvalue() and "..." not in narrow.getvalue()
+
+
+def test_render_says_0_records_for_an_empty_mixture(tmp_path, capsys):
+    write_jsonl(tmp_path / "a.jsonl", [clean(1)])
+    meta = {"a": {"root": ".", "annotation": "a.jsonl", "data_augment": False, "repeat_time": 0.5, "length": 1}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    ckpt = write_tiny_checkpoint(tmp_path / "ckpt", "qwen2", "300m")
+    assert ivl_data(["render", str(tmp_path / "meta.json"), "--model", str(ckpt)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == "ivl-data render: 0 records (the mixture is empty after repeat_time)\n"
