@@ -55,21 +55,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Any:
-    """The TrainConfig of CFG / --preset / overrides (paths are not checked: nothing is read but config.json)."""
-    from internvl_train.config import load_config
+    """The TrainConfig of CFG / --preset / overrides, with the official scripts' environment variables (GPUS,
+    BATCH_SIZE, PER_DEVICE_BATCH_SIZE) as `ivl-train run` reads them; paths are not checked (nothing but
+    config.json is read). Sets ``args.env_gpus`` when GPUS is in the environment."""
+    import os
+
+    import yaml
+
+    from internvl_train import launch
     from internvl_train.plan.config import PlanError
 
-    config, overrides = args.config, list(args.overrides)
-    if config and "=" in config and not Path(config).exists():  # `--preset NAME key=value`: no CFG, an override
-        config, overrides = None, [config, *overrides]
+    config, overrides = launch.split_config(args.config, args.overrides)
     if not config and not args.preset:
         raise PlanError("give a config file (CFG) or --preset NAME (`ivl-train presets` lists them)")
-    base: dict[str, Any] = {"meta_path": "(not read by plan)", "output_dir": "(not written by plan)"}
-    if args.preset:
-        from internvl_train.presets import preset_values
-
-        base.update(preset_values(args.preset))
-    return load_config(config, overrides, base=base, check_paths=False)
+    given = {text.split("=", 1)[0] for text in overrides if "=" in text}
+    if config and Path(config).is_file():
+        try:
+            given |= set(yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {})
+        except (yaml.YAMLError, TypeError, ValueError):
+            pass  # load_config reports it with its line
+    if getattr(args, "meta", None) and "meta_path" not in given:
+        overrides = [*overrides, f"meta_path={args.meta}"]
+        given.add("meta_path")
+    for key in ("meta_path", "output_dir"):  # required by the config, not used by the plan
+        if key not in given:
+            overrides = [*overrides, f"{key}=(not used by plan)"]
+    resolved = launch.resolve(config, overrides, preset=args.preset, check_paths=False)
+    args.env_gpus = resolved.plan.world_size if "GPUS" in os.environ else None
+    return resolved.config
 
 
 def preset_gpus(args: argparse.Namespace) -> int | None:
@@ -98,7 +111,7 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
         tiles = max(1, mb * mixture["tiles_p99"]) if mixture.get("tiles_p99") is not None else None
         if mixture.get("tokens_p99"):
             seq = min(cfg.max_seq_length, int(mixture["tokens_p99"]))
-    gpus = args.gpus
+    gpus = args.gpus or getattr(args, "env_gpus", None)
     setup = setup_of(cfg, shapes, gpus or 1, tiles=tiles, seq_len=seq)
     plan = make_plan(shapes, setup, args.gpu_memory, gpus_given=gpus is not None)
     world = plan.setup.world
@@ -119,11 +132,7 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
         "verdict": plan.verdict,
         "gpu_memory": args.gpu_memory,
         "gpus": world,
-        "gpus_from": "--gpus"
-        if gpus
-        else "smallest count that fits"
-        if plan.smallest_gpus
-        else "no count up to 512 fits",
+        "gpus_from": _gpus_from(args, gpus, plan.smallest_gpus),
         "breakdown": plan.breakdown,
         "suggestions": plan.suggestions,
         "model": {"source": source, "parameters": counted.total, "trainable": counted.trainable},
@@ -154,6 +163,14 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
             out["time_per_epoch_s"] = round(secs, 1)
             out["time_basis"] = how
     return out
+
+
+def _gpus_from(args: argparse.Namespace, gpus: int | None, smallest: int | None) -> str:
+    if args.gpus:
+        return "--gpus"
+    if gpus:
+        return "GPUS"
+    return "smallest count that fits" if smallest else "no count up to 512 fits"
 
 
 def _quiet_transformers() -> None:
@@ -218,7 +235,7 @@ def table(out: dict[str, Any]) -> str:
     lines = [summary_line(out)]
     m = out["model"]
     lines.append(f"model: {m['source']}: {m['trainable']:,} of {m['parameters']:,} parameters train")
-    if out["gpus_from"] != "--gpus":
+    if out["gpus_from"] not in ("--gpus", "GPUS"):
         lines.append(f"GPUs: {out['gpus']} ({out['gpus_from']})")
     if out.get("preset_gpus") and out["preset_gpus"] != out["gpus"]:
         lines.append(f"(the official script uses {out['preset_gpus']} GPUs: --gpus {out['preset_gpus']} plans that)")

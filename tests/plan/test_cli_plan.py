@@ -143,3 +143,13 @@ def test_flop_based_time():
     assert how.startswith("H100 bf16 peak at 50% MFU = ")
     lora = load(argparse.Namespace(config=None, preset="internvl2-8b-lora", overrides=[]))
     assert flops_per_token(shapes, setup_of(lora, shapes, 2)) < fpt  # no weight gradients of the frozen LLM
+
+
+def test_official_environment_variables_as_run_reads_them(capsys, monkeypatch):
+    monkeypatch.setenv("GPUS", "4")
+    monkeypatch.setenv("PER_DEVICE_BATCH_SIZE", "1")
+    code, out = plan_json(capsys, "--preset", "internvl2-8b-full")
+    assert code == 0
+    assert (out["gpus"], out["gpus_from"], out["setup"]["micro_batch"]) == (4, "GPUS", 1)
+    code, out = plan_json(capsys, "--preset", "internvl2-8b-full", "--gpus", "8")  # the flag wins
+    assert (out["gpus"], out["gpus_from"]) == (8, "--gpus")
