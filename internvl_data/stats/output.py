@@ -159,7 +159,8 @@ def _print_vertical(console: Any, title: str, df: Any) -> None:
 
 
 def plot_pngs(result: StatsResult) -> dict[str, bytes]:
-    """PNG histograms (effective counts), one figure per metric with one panel per dataset."""
+    """PNG histograms (effective counts), one figure per metric with one panel per dataset that has values for it
+    (a text-only dataset has no tile panel; a metric no dataset has is left out): no empty "no data" panels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,16 +169,16 @@ def plot_pngs(result: StatsResult) -> dict[str, bytes]:
     metrics = PLOT_METRICS + (PLOT_METRICS_MODEL if result.with_model else ())
     out: dict[str, bytes] = {}
     for metric in metrics:
-        n = len(result.datasets)
+        shown = [d for d in result.datasets if d.tally.hists.get(metric)]
+        if not shown:
+            continue
+        n = len(shown)
         fig, axes = plt.subplots(n, 1, figsize=(7, 1.2 + 2.0 * n), squeeze=False)
-        for ax, d in zip(axes[:, 0], result.datasets):
-            hist = d.tally.hists.get(metric)
-            if hist:
-                values = sorted(hist)
-                bins = min(50, max(1, values[-1] - values[0] + 1))
-                ax.hist(values, bins=bins, weights=[hist[v] for v in values], color="#4472c4")
-            else:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        for ax, d in zip(axes[:, 0], shown):
+            hist = d.tally.hists[metric]
+            values = sorted(hist)
+            bins = min(50, max(1, values[-1] - values[0] + 1))
+            ax.hist(values, bins=bins, weights=[hist[v] for v in values], color="#4472c4")
             ax.set_title(f"{d.name}: {metric}", fontsize=9)
             ax.set_ylabel("records")
         fig.tight_layout()
@@ -200,11 +201,18 @@ def write_plots(result: StatsResult, folder: str | Path, pngs: dict[str, bytes] 
     return paths
 
 
+def _setting(v: Any) -> str:
+    """A setting for people: yes/no for booleans, "-" for unset (never Python's True/None)."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return "-" if v is None else fmt(v) if isinstance(v, (int, float)) else str(v)
+
+
 def to_html(result: StatsResult, pngs: dict[str, bytes] | None = None) -> str:
     """One self-contained page: settings, both tables, and the plots inlined as base64 PNGs."""
     pngs = pngs if pngs is not None else plot_pngs(result)
     settings = "".join(
-        f"<li><code>{html.escape(k)}</code>: {html.escape(str(v))}</li>" for k, v in result.settings_dict().items()
+        f"<li><code>{html.escape(k)}</code>: {html.escape(_setting(v))}</li>" for k, v in result.settings_dict().items()
     )
     images = "".join(
         f'<h3>{html.escape(m)}</h3><img alt="{html.escape(m)}" src="data:image/png;base64,'
@@ -220,5 +228,6 @@ def to_html(result: StatsResult, pngs: dict[str, bytes] | None = None) -> str:
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head><body>"
         f"<h1>ivl-data stats: {html.escape(result.meta)}</h1><ul>{settings}</ul>{body}"
-        f"<h2>Histograms</h2>{images}</body></html>\n"
+        + (f"<h2>Histograms</h2>{images}" if images else "")
+        + "</body></html>\n"
     )

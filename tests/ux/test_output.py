@@ -43,3 +43,21 @@ def test_render_says_0_records_for_an_empty_mixture(tmp_path, capsys):
     assert ivl_data(["render", str(tmp_path / "meta.json"), "--model", str(ckpt)]) == 0
     out, err = capsys.readouterr()
     assert out == "" and err == "ivl-data render: 0 records (the mixture is empty after repeat_time)\n"
+
+
+def test_html_report_reads_yes_no_and_has_no_empty_panels(tmp_path):
+    import re
+
+    write_jsonl(tmp_path / "t.jsonl", [clean(1), clean(2)])
+    meta = {"t": {"root": ".", "annotation": "t.jsonl", "data_augment": False, "repeat_time": 1, "length": 2}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    path = str(tmp_path / "meta.json")
+    result = compute(path, load_datasets(path), Settings(), 1, False, None)
+    page = output.to_html(result)
+    settings = dict(re.findall(r"<li><code>(\w+)</code>: ([^<]*)</li>", page))
+    assert settings["use_thumbnail"] == "yes" and settings["model_dir"] == "-" and settings["max_dynamic_patch"] == "6"
+    assert "True" not in page and "None" not in page and "False" not in page
+    assert output.plot_pngs(result) == {} and "Histograms" not in page  # a text-only mixture has no tiles
+    mixed = str(VALID / "meta.json")
+    pngs = output.plot_pngs(compute(mixed, load_datasets(mixed), Settings(), 1, False, None))
+    assert sorted(pngs) == ["tiles_per_image", "tiles_per_record"]
