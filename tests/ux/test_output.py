@@ -61,3 +61,13 @@ def test_html_report_reads_yes_no_and_has_no_empty_panels(tmp_path):
     mixed = str(VALID / "meta.json")
     pngs = output.plot_pngs(compute(mixed, load_datasets(mixed), Settings(), 1, False, None))
     assert sorted(pngs) == ["tiles_per_image", "tiles_per_record"]
+
+
+def test_progress_eta_uses_the_whole_run_rate():
+    from internvl_data.parallel import eta_seconds
+
+    # lengths finishes work in bursts: half the lines after 10 s, a slow file, then a burst again
+    assert eta_seconds(10.0, 50, 100) == 10.0
+    assert round(eta_seconds(60.0, 55, 100), 1) == 49.1  # the last-30-s rate would say 45 / (5 / 30) = 270 s
+    assert round(eta_seconds(61.0, 90, 100), 1) == 6.8
+    assert eta_seconds(None, 0, 100) is None and eta_seconds(5.0, 0, 100) is None and eta_seconds(5.0, 100, 100) == 0
