@@ -245,7 +245,8 @@ def _trainer_class() -> type:
             from transformers.trainer_pt_utils import LengthGroupedSampler
 
             lengths = dataset.lengths.tolist()
-            say(f"group_by_length: lengths from the {dataset.length_source}")
+            how = "each line's length" if dataset.length_source == "per-line length" else "measured up front"
+            say(f"group_by_length: {len(lengths)} lengths, {how}")
             gen = torch.Generator()
             gen.manual_seed(self.args.data_seed if self.args.data_seed is not None else self.args.seed)
             batch = self.args.train_batch_size * self.args.gradient_accumulation_steps

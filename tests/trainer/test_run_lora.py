@@ -39,6 +39,8 @@ def lora_run(tmp_path_factory):
         freeze_llm=True,
         freeze_mlp=True,
         merge_lora=True,
+        group_by_length=True,  # the length-grouped sampler (one batch of 8 holds every record anyway)
+        dataloader_num_workers=1,  # samples built in a worker process
     )
     assert run_cli(str(cfg)) == 0
     rows = [json.loads(line) for line in (d / "out" / "metrics.jsonl").read_text().splitlines()]
