@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="frames per video, sampled 'middle' (default 32, the most the trainer draws, as stats and lengths count)",
     )
     parser.add_argument("--format", choices=("text", "jsonl"), default="text", help="output format (default text)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal outside CI, for 100+ records written to a file or pipe)",
+    )
     parser.add_argument("--dump-pixels", metavar="DIR", help="write <dataset>-<index>.npy (float32 pixel_values)")
     parser.add_argument(
         "--template",
@@ -88,17 +94,37 @@ def run(args: argparse.Namespace) -> int:
     try:
         renderer = Renderer(opts)
         color = out.isatty() and not os.environ.get("NO_COLOR")
+        bar = _progress(renderer, args, out)
         for r in renderer.records():
             out.write(orjson.dumps(to_json(r)).decode() + "\n" if args.format == "jsonl" else renderer.text(r, color))
             if opts.dump_pixels:
                 dump_pixels(r, opts.dump_pixels)
             failed += r.error is not None
             shown += 1
+            if bar is not None:
+                bar.advance()
     except (TokenizerLoadError, ValueError) as exc:  # usage, model, meta and mixture errors are ValueErrors
         print(f"ivl-data render: error: {exc}", file=sys.stderr)
         return 2
+    if bar is not None:
+        bar.close()
     out.flush()
     if not shown:  # an empty mixture (or --dataset) renders nothing: say so rather than print nothing
         where = f"dataset {args.dataset!r}" if args.dataset else "the mixture"
         print(f"ivl-data render: 0 records ({where} is empty after repeat_time)", file=sys.stderr)
     return 1 if failed else 0
+
+
+PROGRESS_FROM = 100  # records: a bar on stderr for longer runs whose output goes to a file or a pipe
+
+
+def _progress(renderer, args: argparse.Namespace, out):  # type: ignore[no-untyped-def]
+    """A progress bar when many records are rendered to a file or pipe and stderr is a terminal (or --progress)."""
+    from internvl_data.parallel import ProgressBar, show_progress
+
+    if out.isatty() or not show_progress(args.progress):
+        return None
+    sizes = renderer.mixture.dataset_sizes()
+    total = sizes.get(args.dataset, 0) if args.dataset else sum(sizes.values())
+    count = 1 if args.index is not None else total if args.limit <= 0 else min(args.limit, total)
+    return ProgressBar("render", count) if count >= PROGRESS_FROM or args.progress else None

@@ -71,3 +71,27 @@ def test_progress_eta_uses_the_whole_run_rate():
     assert round(eta_seconds(60.0, 55, 100), 1) == 49.1  # the last-30-s rate would say 45 / (5 / 30) = 270 s
     assert round(eta_seconds(61.0, 90, 100), 1) == 6.8
     assert eta_seconds(None, 0, 100) is None and eta_seconds(5.0, 0, 100) is None and eta_seconds(5.0, 100, 100) == 0
+
+
+def test_render_shows_progress_for_long_runs_to_a_file(tmp_path, capsys, monkeypatch):
+    import internvl_data.parallel as parallel
+
+    seen: list = []
+
+    class Bar:
+        def __init__(self, label, total):
+            seen.append([label, total, 0])
+
+        def advance(self, n=1):
+            seen[-1][2] += n
+
+        def close(self):
+            seen[-1].append("closed")
+
+    monkeypatch.setattr(parallel, "ProgressBar", Bar)
+    ckpt = write_tiny_checkpoint(tmp_path / "ckpt", "qwen2", "300m")
+    meta = str(VALID / "meta.json")
+    assert ivl_data(["render", meta, "--model", str(ckpt), "--limit", "0", "--format", "jsonl", "--progress"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 16 and seen == [["render", 16, 16, "closed"]]
+    assert ivl_data(["render", meta, "--model", str(ckpt), "--limit", "0", "--no-progress"]) == 0
+    assert len(seen) == 1  # --no-progress, and by default (not a terminal, fewer than 100 records): no bar
