@@ -135,7 +135,12 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
         "gpus_from": _gpus_from(args, gpus, plan.smallest_gpus),
         "breakdown": plan.breakdown,
         "suggestions": plan.suggestions,
-        "model": {"source": source, "parameters": counted.total, "trainable": counted.trainable},
+        "model": {
+            "source": source,
+            "parameters": counted.total,
+            "trainable": counted.trainable,
+            "lora": counted.lora,
+        },
         "setup": {
             "zero_stage": plan.setup.zero.stage,
             "offload": plan.setup.zero.offload_optimizer or plan.setup.zero.offload_param,
@@ -234,7 +239,8 @@ def summary_line(out: dict[str, Any]) -> str:
 def table(out: dict[str, Any]) -> str:
     lines = [summary_line(out)]
     m = out["model"]
-    lines.append(f"model: {m['source']}: {m['trainable']:,} of {m['parameters']:,} parameters train")
+    lora = f" ({m['lora']:,} of them LoRA adapters)" if m["lora"] else ""
+    lines.append(f"model: {m['source']}: {m['trainable']:,} of {m['parameters']:,} parameters train{lora}")
     if out["gpus_from"] not in ("--gpus", "GPUS"):
         lines.append(f"GPUs: {out['gpus']} ({out['gpus_from']})")
     if out.get("preset_gpus") and out["preset_gpus"] != out["gpus"]:

@@ -75,6 +75,8 @@ def test_lora_plans_less_than_full(capsys):
     _, lora = plan_json(capsys, "--preset", "internvl2-8b-lora", "--gpus", "2")
     assert lora["per_gpu_bytes"] < full["per_gpu_bytes"]
     assert lora["breakdown"]["optimizer_moments"] < full["breakdown"]["optimizer_moments"] / 100
+    assert lora["model"]["lora"] == lora["model"]["trainable"] == 41_943_040  # r=16, native q/k/v/o/gate/up/down
+    assert full["model"]["lora"] == 0
 
 
 def test_checkpoint_config_and_time_from_tokens_per_second(tmp_path, capsys):
