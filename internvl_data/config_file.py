@@ -114,7 +114,7 @@ def load(path: str) -> Settings:
         kind = KEYS[key][0]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: '{key}' must be {_kind_name(kind)}, not {type(value).__name__} {value!r}")
-        if kind is list and not all(isinstance(v, str) for v in value):
+        if kind is list and not all(isinstance(v, str) for v in value):  # type: ignore[attr-defined]
             raise ConfigError(f"{where}: '{key}' must be a list of strings")
         values[key] = value
     for code, sev in values.get("severity", {}).items():
@@ -128,7 +128,7 @@ def load(path: str) -> Settings:
     return Settings(os.path.abspath(path), values)
 
 
-def _kind_name(kind: type | tuple[type, ...]) -> str:
+def _kind_name(kind: Any) -> str:
     return {list: "a list", dict: "a table", str: "a string", int: "an integer", bool: "true or false"}[kind]
 
 

@@ -259,7 +259,7 @@ def _alive(pid: int) -> bool:
 
 def leftovers(folder: str | os.PathLike) -> list[Path]:
     """Temporary files and folders in ``folder`` left by an ivl-kit process that is no longer running."""
-    out = []
+    out: list[Path] = []
     try:
         names = os.listdir(folder)
     except OSError:

@@ -48,7 +48,7 @@ class ProgressBar:
         from rich.text import Text
 
         class Remaining(ProgressColumn):
-            def render(self, task):  # type: ignore[no-untyped-def]
+            def render(self, task):
                 left = eta_seconds(task.elapsed, task.completed, task.total)
                 if left is None:
                     return Text("-:--:--", style="progress.remaining")

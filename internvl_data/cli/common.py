@@ -110,7 +110,7 @@ def _extra_of(module: str | None) -> str | None:
         requires = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
         return None
-    extras = {}  # normalised requirement name -> extra, 'transformers<6,>=5; extra == "model"'
+    extras: dict[str, str] = {}  # normalised requirement name -> extra, 'transformers<6,>=5; extra == "model"'
     for req in requires:
         found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*).*;\s*extra\s*==\s*[\"'](\w+)[\"']", req)
         if found:

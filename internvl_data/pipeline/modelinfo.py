@@ -7,6 +7,7 @@ native transformers ``model_type: internvl`` one (no ``template``: the caller mu
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ class ModelInfo:
         return int((self.tile_size // self.patch_size) ** 2 * self.downsample_ratio**2)
 
     @classmethod
-    def from_dir(cls, path: str | Path, template: str | None = None) -> ModelInfo:
+    def from_dir(cls, path: str | os.PathLike[str], template: str | None = None) -> ModelInfo:
         """Read ``path/config.json``; ``template`` overrides (or supplies) the checkpoint's template."""
         cfg_path = Path(path) / "config.json"
         try:

@@ -49,7 +49,7 @@ class Template:
         return self.sep.strip()
 
 
-_CHATML = dict(
+_CHATML: dict[str, Any] = dict(
     system_template="<|im_start|>system\n{system_message}",
     user="<|im_start|>user\n",
     assistant="<|im_start|>assistant\n",

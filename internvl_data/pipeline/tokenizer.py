@@ -12,6 +12,7 @@ post-processor and can drop a SentencePiece tokenizer's BOS. EOS is never added 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ def _is_internlm2(cfg: dict[str, Any]) -> bool:
     return "internlm2" in names.lower()
 
 
-def load_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False, use_fast: bool | None = None) -> Any:
+def load_tokenizer(
+    model_dir: str | os.PathLike[str], *, trust_remote_code: bool = False, use_fast: bool | None = None
+) -> Any:
     """Load the tokenizer of a checkpoint directory and make sure the 9 InternVL tokens are single ids."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

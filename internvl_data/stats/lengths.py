@@ -156,7 +156,7 @@ def set_dataset_keys(raw: bytes, updates: dict[str, dict[str, bytes]]) -> bytes:
     return raw
 
 
-def write_replacing(path: Path, write: Callable[[BinaryIO], None], backup: bool) -> bool:
+def write_replacing(path: Path, write: Callable[[BinaryIO], object], backup: bool) -> bool:
     """Write ``path`` atomically (:func:`internvl_data.fsio.atomic_file`, keeping the replaced file's mode); with
     ``backup`` the file being replaced is first kept as ``path.bak`` (:func:`keep_backup`).
 

@@ -68,12 +68,12 @@ class ValidateOptions:
                 object.__setattr__(self, name, tuple(value))
 
     @classmethod
-    def from_kwargs(cls, **options: object) -> "ValidateOptions":
+    def from_kwargs(cls, **options: object) -> ValidateOptions:
         """Build from keyword options; an unknown name is a usage error naming the valid ones."""
         _known(cls, options)
         return cls(**options)  # type: ignore[arg-type]
 
-    def updated(self, **options: object) -> "ValidateOptions":
+    def updated(self, **options: object) -> ValidateOptions:
         """A copy with keyword options applied on top (checked as in :meth:`from_kwargs`)."""
         _known(type(self), options)
         return replace(self, **options)  # type: ignore[arg-type]

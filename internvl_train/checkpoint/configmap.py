@@ -128,7 +128,8 @@ def to_native(cfg: dict[str, Any], image_token_id: int, where: str) -> InternVLC
         projector_hidden_act="gelu",
         tie_word_embeddings=False,
         **settings,
-        **{NAMESPACE: space},
+        # our namespace dict becomes an extra config attribute (transformers types **kwargs by its known fields)
+        **{NAMESPACE: space},  # type: ignore[arg-type]
     )
     generated = _generate(native)
     space[_LAYOUT] = {

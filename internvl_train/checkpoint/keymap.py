@@ -172,7 +172,8 @@ class KeyMap:
                 if rule.kind == "cat":
                     yield name, torch.cat(ordered, dim=0)
                 else:
-                    yield name, fuse_grouped_qkv(*ordered, self._qkv())
+                    q, k, v = ordered
+                    yield name, fuse_grouped_qkv(q, k, v, self._qkv())
         if pending:
             raise CheckpointError(f"incomplete fused tensors (a part is missing): {sorted(pending)}")
 

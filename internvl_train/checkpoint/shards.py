@@ -96,7 +96,8 @@ def _read_safetensors(file: Path) -> Iterator[tuple[str, torch.Tensor]]:
             begin, end = info["data_offsets"]
             tensor = torch.empty(info["shape"], dtype=_DTYPES[info["dtype"]])
             f.seek(start + begin)
-            if end > begin and f.readinto(memoryview(tensor.view(-1).view(torch.uint8).numpy())) != end - begin:
+            buffer = memoryview(tensor.view(-1).view(torch.uint8).numpy())  # type: ignore[arg-type]
+            if end > begin and f.readinto(buffer) != end - begin:
                 raise CheckpointError(f"{file}: truncated at tensor {key!r}; download it again")
             yield key, tensor
 

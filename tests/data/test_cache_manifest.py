@@ -8,12 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.helpers.records import clean, turn
 from PIL import Image
 
 from internvl_data import __version__
-from internvl_data.validator import cache
-from internvl_data.validator import manifest
+from internvl_data.validator import cache, manifest
+from tests.helpers.records import clean, turn
 
 engine = importlib.import_module("internvl_data.validator.driver")
 scan = importlib.import_module("internvl_data.validator.worker")

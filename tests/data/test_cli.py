@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.helpers.records import clean, turn, write_jsonl
 
-from internvl_data.validator import cache
-from internvl_data.validator import manifest
+from internvl_data.validator import cache, manifest
+from tests.helpers.records import clean, turn, write_jsonl
 
 engine = importlib.import_module("internvl_data.validator.driver")
 scan = importlib.import_module("internvl_data.validator.worker")
