@@ -372,8 +372,8 @@ def _measure(bundle: DataBundle, entry: Any, kept: int) -> np.ndarray:
     )
     counter = TokenCounter(b, settings)
     sizes = media_sizes.MediaSizes(media_sizes.load(None), False)
-    raw = entry.raw or {}
-    ds = Dataset(entry.name, entry.annotation_path, entry.root_path, raw.get("max_dynamic_patch"))
+    own = entry.entry.max_dynamic_patch if entry.entry is not None else None  # the validated DatasetEntry
+    ds = Dataset(entry.name, entry.annotation_path, entry.root_path, own)
     tally = Tally()
     out = np.zeros(kept, dtype=np.int64)
     batch: list[tuple[int, Any]] = []
