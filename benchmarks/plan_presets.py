@@ -3,7 +3,7 @@
     python benchmarks/plan_presets.py [--gpu-memory 80GiB]
 
 Each row is what `ivl-train plan --preset NAME --gpus G per_device_train_batch_size=B` prints; G and B are the
-script's values and, where the guide documents an invocation that overrides them (finetune.md, reference §6.3),
+script's values and, where the guide documents an invocation that overrides them (finetune.md, docs/official-behaviour.md §6.3),
 the guide's.
 """
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# preset -> (GPUs, per-device batch) documented in the guide (reference §6.3), when they differ from the script
+# preset -> (GPUs, per-device batch) documented in the guide (docs/official-behaviour.md §6.3), when they differ from the script
 GUIDE = {
     "internvl2-1b-full": (8, 1),
     "internvl2-2b-full": (8, 1),
@@ -33,7 +33,7 @@ GUIDE = {
     "internvl2-76b-full": (32, 1),
     "internvl2-76b-lora": (8, 1),
 }
-# the guide's memory notes (reference §6.3): GB per GPU
+# the guide's memory notes (docs/official-behaviour.md §6.3): GB per GPU
 GUIDE_MEMORY = {
     "internvl2-1b-full": "~30",
     "internvl2-2b-full": "~30",

@@ -6,7 +6,7 @@ bool and ``learning_rate=1e-5`` a float). The model is closed: an unknown or mis
 suggestion, and every problem of every layer is reported at once in one :class:`ConfigError` whose message has
 one ``FILE:LINE: key: problem`` line per problem.
 
-Defaults are the values shared by all 15 official InternVL2 2nd-finetune scripts (reference §6.2); where the
+Defaults are the values shared by all 15 official InternVL2 2nd-finetune scripts (docs/official-behaviour.md §6.2); where the
 scripts differ (learning rate, weight decay, per-device batch), the 1B/2B/4B full fine-tune value. Settings that
 the checkpoint decides (``conv_style``, the image settings) default to ``None`` = "what the checkpoint's
 config.json says"; :meth:`TrainConfig.with_checkpoint` fills them in.

@@ -2,7 +2,7 @@
 
 The official scripts read ``GPUS``, ``BATCH_SIZE`` and ``PER_DEVICE_BATCH_SIZE`` (with per-script defaults),
 compute ``GRADIENT_ACC=$((BATCH_SIZE / PER_DEVICE_BATCH_SIZE / GPUS))`` and start ``torchrun`` (single node) or,
-for the 40B/76B full fine-tunes, ``srun`` (reference §6.1, §6.3). Here:
+for the 40B/76B full fine-tunes, ``srun`` (docs/official-behaviour.md §6.1, §6.3). Here:
 
 - :func:`batch_settings` does that arithmetic, but refuses what the shell silently accepts: an accumulation of 0
   or a ``BATCH_SIZE`` that is not a multiple of ``PER_DEVICE_BATCH_SIZE x GPUS`` (the message says what the

@@ -138,7 +138,7 @@ def _cached(cfg_json: str, source: str) -> ModelShapes:
 def lora_targets(shapes: ModelShapes, part: str) -> list[Linear]:
     """The Linear layers the official LoRA wraps, on the native module tree.
 
-    LLM (`use_llm_lora`, reference §7.1): every attention and MLP projection of the decoder layers (the official
+    LLM (`use_llm_lora`, docs/official-behaviour.md §7.1): every attention and MLP projection of the decoder layers (the official
     per-architecture lists name exactly these; InternLM2's fused wqkv is three projections in the native model).
     Vision (`use_backbone_lora`): attention qkv/proj and mlp fc1/fc2 of every encoder layer.
     """

@@ -1,7 +1,7 @@
 """The model side of the recipe: load, freeze, LoRA, checkpointing, and the training forward + loss.
 
 ``build_model(spec)`` loads a checkpoint through ``load_pretrained`` and prepares it as the official ``main()``
-does (reference §6.5 steps 6-11, §7.1); ``TrainModel`` is the module the HF Trainer drives: its forward is the
+does (docs/official-behaviour.md §6.5 steps 6-11, §7.1); ``TrainModel`` is the module the HF Trainer drives: its forward is the
 official ``InternVLChatModel.forward`` (§5.1) on the native model, with the loss of §5.1 step 6 (token mean over
 the micro-batch). Deliberate differences from the official code are listed in docs/decisions.md ("Trainer model").
 """

@@ -1,4 +1,4 @@
-"""A plain-torch forward of an ORIGINAL InternVL2 state dict, written from the reference spec (§5.1-5.8), not from
+"""A plain-torch forward of an ORIGINAL InternVL2 state dict, written from docs/official-behaviour.md (§5.1-5.8), not from
 the converter: it reads the original key names and fused layouts directly, so it checks the conversion end to end.
 """
 

@@ -65,7 +65,7 @@ def srun(partition: str, nodes: int, ntasks: int, *extra: str) -> list[str]:
     ]
 
 
-# The official guide's documented invocations (reference §6.3) -> processes, per-device, accumulation, global batch.
+# The official guide's documented invocations (docs/official-behaviour.md §6.3) -> processes, per-device, accumulation, global batch.
 GUIDE = [
     ("internvl2-1b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 16, 128),
     ("internvl2-2b-full", {"GPUS": "8", "PER_DEVICE_BATCH_SIZE": "1"}, 8, 1, 16, 128),

@@ -1,4 +1,4 @@
-"""The training forward computes the official loss (reference §5.1) on a text-only + single + multi-image + video
+"""The training forward computes the official loss (docs/official-behaviour.md §5.1) on a text-only + single + multi-image + video
 batch, to 1e-5 relative in float32, for every LLM family."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The 15 presets hold the official values of the InternVL2 2nd fine-tune scripts (reference §6.2-6.4)."""
+"""The 15 presets hold the official values of the InternVL2 2nd fine-tune scripts (docs/official-behaviour.md §6.2-6.4)."""
 
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ def test_shipped_zero3_variants_of_the_40b_and_76b(name, threshold):
         "params": {"lr": "auto", "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": "auto"},
     }
     assert "scheduler" not in ds
-    # identical to the shipped zero3 except the persistence threshold (reference §6.4)
+    # identical to the shipped zero3 except the persistence threshold (docs/official-behaviour.md §6.4)
     zero3 = json.loads((resources.files("internvl_train") / "configs" / "deepspeed" / "zero3.json").read_text())
     zero3["zero_optimization"]["stage3_param_persistence_threshold"] = threshold
     assert ds == zero3

@@ -1,4 +1,4 @@
-"""The shipped DeepSpeed configs carry the official values (reference §6.4), and the config maps onto HF
+"""The shipped DeepSpeed configs carry the official values (docs/official-behaviour.md §6.4), and the config maps onto HF
 TrainingArguments as the official flags mean them."""
 
 from __future__ import annotations
