@@ -45,7 +45,7 @@ MOVED = {
     "report.json": "internvl_data.validator.report.json",
     "report.sarif": "internvl_data.validator.report.sarif",
     "report.text": "internvl_data.validator.report.text",
-    "rules": "internvl_data.checks.catalogue",
+    "rules": "internvl_data.checks.registry",  # the old module's all_rules/get live there, rule/emit re-exported
     "sample": "internvl_data.pipeline.sample",
     "scan": "internvl_data.validator.worker",
     "schema": "internvl_data.formats.schema",

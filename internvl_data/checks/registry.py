@@ -8,7 +8,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from internvl_data.checks import lines, media, meta, records, tokens
-from internvl_data.checks.catalogue import Rule, registered
+from internvl_data.checks.catalogue import Rule, emit, registered, rule, selected
+
+__all__ = ["FAMILIES", "Rule", "all_rules", "emit", "get", "registered", "rule", "rules_markdown", "selected"]
 
 FAMILIES: dict[str, ModuleType] = {
     "IVL0": lines,

@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 
 from internvl_data.errors import UsageError
+from internvl_data.parallel import show_progress  # noqa: F401  (its old place: internvl_data.options.show_progress)
 
 MEDIA_MODES = ("off", "exists", "header", "decode")
 FORMATS = ("text", "json", "github", "sarif")

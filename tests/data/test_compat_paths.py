@@ -12,6 +12,7 @@ CASES = [
     ("internvl_data.engine", "internvl_data.validator.driver"),
     ("internvl_data.report.text", "internvl_data.validator.report.text"),
     ("internvl_data.checks_records", "internvl_data.checks.records"),
+    ("internvl_data.rules", "internvl_data.checks.registry"),
     ("internvl_train.loading", "internvl_train.checkpoint.loading"),
 ]
 
@@ -36,3 +37,16 @@ def test_old_module_names_of_packages_forward_with_a_warning() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "internvl_data.media.resolve moved to internvl_data.media.probe.resolve", proc.stderr
+
+
+def test_old_rules_module_keeps_its_names() -> None:
+    """``internvl_data.rules`` had both the registration helpers and the complete catalogue."""
+    script = (
+        "import warnings\nwarnings.simplefilter('ignore')\nimport internvl_data.rules as r\n"
+        "print(sorted(n for n in ('all_rules', 'get', 'rule', 'emit', 'selected', 'Rule') if hasattr(r, n)),"
+        " r.get('IVL201').name, len(r.all_rules()) > 60)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (
+        proc.stdout.strip() == "['Rule', 'all_rules', 'emit', 'get', 'rule', 'selected'] conversations-missing True"
+    ), proc.stderr
