@@ -36,22 +36,22 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one with just that command: start-up then imports one command module."""
-    from internvl_data.version import __version__
     from internvl_data.cli.completion import CompletionAction
     from internvl_data.cli.examples import decorate
+    from internvl_data.version import __version__
 
     parser = _Parser(prog="ivl-data", description="Check and inspect InternVL2 fine-tuning data.")
     parser.add_argument("--version", action="version", version=f"ivl-data {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.add_argument("--completion", action=CompletionAction)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, modname in COMMANDS.items():
         if only is not None and name != only:
             continue
         mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP.get(name, "") if isinstance(mod.HELP, dict) else mod.HELP)
         mod.add_arguments(p, name) if _takes_name(mod.add_arguments) else mod.add_arguments(p)
-        p.set_defaults(_run=mod.run, _name=name)
         decorate(p, "ivl-data", name, mod.HELP.get(name, "") if isinstance(mod.HELP, dict) else mod.HELP)
+        p.set_defaults(_run=mod.run, _name=name)
     return parser
 
 
@@ -72,7 +72,12 @@ def dispatch(prog: str, parser: argparse.ArgumentParser, argv: list[str]) -> int
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    return dispatch("ivl-data", build_parser(argv[0] if argv and argv[0] in COMMANDS else None), argv)
+    try:  # Ctrl-C while the command modules load (before run_command takes over) is still one line and 130
+        parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    except KeyboardInterrupt:
+        print("ivl-data: interrupted", file=sys.stderr)
+        return 130
+    return dispatch("ivl-data", parser, argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def spawn(package: str, args: list[str], cwd: Path | None = None, **env: str) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: os.killpg(pid, SIGINT) is a terminal's Ctrl-C
     )
 
 
@@ -56,8 +57,12 @@ def temporaries(folder: Path) -> list[str]:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative path -> bytes)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under ``folder`` (relative path -> bytes), our temporaries left out (see :func:`temporaries`)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".ivl-tmp" not in str(p.relative_to(folder))
+    }
 
 
 @pytest.fixture(scope="session")
