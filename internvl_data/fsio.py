@@ -108,7 +108,8 @@ def _pause() -> None:
         time.sleep(float(seconds))
 
 
-def _fail(action: str, dest: Path, exc: OSError) -> OutputError:
+def output_error(action: str, dest: Path, exc: OSError) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write: names the user's ``dest`` and the fix."""
     reason = exc.strerror or str(exc)
     fix = {
         errno.ENOSPC: "; free some space or write elsewhere",
@@ -138,7 +139,7 @@ def atomic_file(
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     except OSError as exc:
-        raise _fail("write", dest, exc) from exc
+        raise output_error("write", dest, exc) from exc
     _register(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -159,7 +160,7 @@ def atomic_file(
         _forget(tmp)
     except OSError as exc:
         _remove(tmp)
-        raise _fail("write", dest, exc) from exc
+        raise output_error("write", dest, exc) from exc
     except BaseException:
         _remove(tmp)
         raise
@@ -188,7 +189,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         tmp = temp_path(dest, folder=True)
         tmp.mkdir()
     except OSError as exc:
-        raise _fail("write", dest, exc) from exc
+        raise output_error("write", dest, exc) from exc
     _register(tmp)
     try:
         yield tmp
@@ -211,7 +212,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             _remove(old)
     except OSError as exc:
         _remove(tmp)
-        raise _fail("write", dest, exc) from exc
+        raise output_error("write", dest, exc) from exc
     except BaseException:
         _remove(tmp)
         raise
@@ -237,7 +238,7 @@ def temp_dir(beside: str | os.PathLike) -> Iterator[Path]:
     try:
         tmp.mkdir(parents=False)
     except OSError as exc:
-        raise _fail("write in", Path(beside).parent, exc) from exc
+        raise output_error("write in", Path(beside).parent, exc) from exc
     _register(tmp)
     try:
         yield tmp

@@ -287,20 +287,28 @@ def write_lengths(
     parts: dict[int, list[tuple[int, str, int, list[tuple[int, str]]]]] = {i: [] for i in plans}
     # the workers' part files live in one scratch folder named like every temporary of ours: removed on any exit
     # (the pool's workers are stopped first), found and removed by the next run after a SIGKILL
-    with fsio.temp_dir((out_dir or Path(meta_path).resolve().parent) / "ivl-lengths") as work_dir:
+    scratch_in = out_dir or Path(meta_path).resolve().parent
+    with fsio.temp_dir(scratch_in / "ivl-lengths") as work_dir:
         chunks = [c for p in plans.values() for c in p.chunks]
-        for c, (part, n_lines, probs) in run_pool(
-            run_chunk,
-            chunks,
-            init_lengths_worker,
-            (datasets, settings, str(work_dir)),
-            jobs=jobs,
-            ordered=False,
-            progress=progress,
-            label="lengths",
-            weight=Chunk.size,
-        ):
-            parts[c.index].append((c.start, part, n_lines, probs))
+        try:
+            for c, (part, n_lines, probs) in run_pool(
+                run_chunk,
+                chunks,
+                init_lengths_worker,
+                (datasets, settings, str(work_dir)),
+                jobs=jobs,
+                ordered=False,
+                progress=progress,
+                label="lengths",
+                weight=Chunk.size,
+            ):
+                parts[c.index].append((c.start, part, n_lines, probs))
+        except fsio.OutputError:
+            raise
+        except OSError as exc:  # a worker's part file (a full disk): name the user's folder, not our scratch file
+            if exc.filename is None or str(work_dir) in str(exc.filename):  # a failed write() has no filename
+                raise fsio.output_error("write in", scratch_in, exc) from exc
+            raise
         problems: list[tuple[str, int, str]] = []
         file_lines: dict[int, int] = {}  # dataset index of the file -> its lines (edits keep the line count)
         for i, done in parts.items():
