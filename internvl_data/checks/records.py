@@ -221,9 +221,10 @@ rule(
 rule(
     "IVL221",
     "grounding-syntax",
-    W,
+    E,
     "<ref>/<box> tags are unbalanced or a box is not [[x1, y1, x2, y2], ...].",
-    "The model learns the grounding format from the data; malformed boxes teach a broken format.",
+    "An error because the sample trains the model on a broken target: the model learns the grounding format from "
+    "the data, so malformed markup in an answer is what it learns to emit.",
     '"<ref>cat</ref><box>[10, 20, 30, 40]</box>"',
     "Write boxes as <box>[[x1, y1, x2, y2]]</box> with integers.",
 )
@@ -260,7 +261,9 @@ rule(
     "field-type",
     E,
     "A documented field has the wrong type (id, video, clip, width, height, width_list, height_list).",
-    "Tools that read these fields (and the video loader for `video`/`clip`) expect the documented types.",
+    "An error because the official loader crashes on it or builds a broken sample: tools that read these fields "
+    "(and the video loader for `video`/`clip`) expect the documented types, and a `clip` whose end is not after its "
+    "start gives a negative frame count, which raises.",
     '{"width": "640", ...}',
     "Use the types of schemas/record.schema.json (integers for sizes, [start, end] seconds with start < end for clip).",
 )
@@ -460,7 +463,7 @@ def _check_fields(obj: dict[str, Any], out: _Out) -> None:
         if type(clip) is not list or len(clip) != 2 or any(type(x) not in _NUM for x in clip):
             out.add("IVL225", f"`clip` must be [start_seconds, end_seconds], not {clip!r}", "$.clip")
         elif not 0 <= clip[0] < clip[1]:
-            out.add("IVL225", f"`clip` {clip!r} needs 0 <= start < end", "$.clip", severity=W)
+            out.add("IVL225", f"`clip` {clip!r} needs 0 <= start < end", "$.clip")
     if "video" in obj and obj["video"] is not None and type(obj["video"]) is not str:
         out.add("IVL225", f"`video` is {_type_name(obj['video'])}; use a path string", "$.video")
     if "length" in obj and not (type(obj["length"]) in _NUM and obj["length"] >= 0):

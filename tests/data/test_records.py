@@ -111,7 +111,7 @@ CASES = [
     ({"image": "a", "conversations": [H("<image>\n<video>\n"), G("x")]}, [("IVL220", "$.conversations", "warning")]),
     (
         {"conversations": [H("Hi"), G("<ref>a</ref><box>[1, 2, 3, 4]</box>")]},
-        [("IVL221", "$.conversations[1].value", "warning")],
+        [("IVL221", "$.conversations[1].value", "error")],
     ),
     (
         {"conversations": [H("Hi"), G("<box>[[1, 2, 3, 1001]]</box>")]},
@@ -123,7 +123,7 @@ CASES = [
     ({"width": "640", "conversations": [H("Hi"), G("x")]}, [("IVL225", "$.width", "error")]),
     ({"width_list": [3, 0], "conversations": [H("Hi"), G("x")]}, [("IVL225", "$.width_list[1]", "error")]),
     ({"video": 3, "conversations": [H("Hi"), G("x")]}, [("IVL225", "$.video", "error")]),
-    ({"video": "v", "clip": [2, 1], "conversations": [H("<video>\nHi"), G("x")]}, [("IVL225", "$.clip", "warning")]),
+    ({"video": "v", "clip": [2, 1], "conversations": [H("<video>\nHi"), G("x")]}, [("IVL225", "$.clip", "error")]),
     ({"video": "v", "clip": [2], "conversations": [H("<video>\nHi"), G("x")]}, [("IVL225", "$.clip", "error")]),
     ({"image": [], "conversations": [H("Hi"), G("x")]}, [("IVL226", "$.image", "warning")]),
     ({"image": "", "conversations": [H("Hi"), G("x")]}, [("IVL226", "$.image", "warning")]),
