@@ -19,6 +19,9 @@ from typing import Any
 from internvl_data.errors import DataError
 
 VIDEO_EXTRA = "pip install 'ivl-kit[video]'"
+# The one pixel limit (docs/decisions.md): validate's --max-pixels default, and what render, stats and lengths refuse
+# to decode (IVL307). Pillow's own default MAX_IMAGE_PIXELS, above which it warns (and at twice which it raises).
+MAX_PIXELS = 89_478_485
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _ORIENTATION_TAG = 0x0112
 

@@ -9,6 +9,7 @@ spliced in afterwards (added special tokens never merge with their neighbours, s
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -171,15 +172,26 @@ class SampleBuilder:
     def _open(self, root: str, rel: Any) -> Any:
         from PIL import Image, UnidentifiedImageError
 
+        from internvl_data.media.probe import MAX_PIXELS
         from internvl_data.pipeline.transforms import load_rgb
 
         path = _join(root, rel)
-        try:
-            return load_rgb(path)
-        except FileNotFoundError:
-            raise SampleError("IVL301", f"{path}: image not found", path=path) from None
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            raise SampleError("IVL305", f"{path}: cannot read the image ({exc})", path=path) from None
+        with warnings.catch_warnings():  # PIL's own bomb warning is never printed raw: one limit, one message
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                with Image.open(path) as head:  # the header only: the one pixel limit before any decoding
+                    pixels = head.size[0] * head.size[1]
+                if pixels > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{pixels:,} pixels")
+                return load_rgb(path)
+            except FileNotFoundError:
+                raise SampleError("IVL301", f"{path}: image not found", path=path) from None
+            except Image.DecompressionBombError:
+                raise SampleError(
+                    "IVL307", f"{path}: the image has more than {MAX_PIXELS:,} pixels (IVL307); shrink it", path=path
+                ) from None
+            except (UnidentifiedImageError, OSError) as exc:
+                raise SampleError("IVL305", f"{path}: cannot read the image ({exc})", path=path) from None
 
     def _frames(self, root: str, record: dict[str, Any], gen: np.random.Generator) -> list[Any]:
         from internvl_data.pipeline.video import VideoError, choose_num_frames, read_frames

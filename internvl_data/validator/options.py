@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 
 from internvl_data.errors import UsageError
+from internvl_data.media.probe import MAX_PIXELS
 from internvl_data.parallel import show_progress  # noqa: F401  (its old place: internvl_data.options.show_progress)
 
 MEDIA_MODES = ("off", "exists", "header", "decode")
@@ -33,7 +34,7 @@ class ValidateOptions:
 
     media: str = "header"  # off | exists | header | decode
     allow_outside_root: bool = False  # media paths may escape the dataset root
-    max_pixels: int = 89_478_485  # decompression-bomb bound (Pillow's default warning limit)
+    max_pixels: int = MAX_PIXELS  # the one pixel limit (media.probe.MAX_PIXELS, Pillow's default warning limit)
     min_frames: int = 1  # videos with fewer decodable frames are reported
     select: tuple[str, ...] = ()  # codes or prefixes to keep (empty: all)
     ignore: tuple[str, ...] = ()  # codes or prefixes to drop
