@@ -119,6 +119,15 @@ def weights(out: Path) -> dict:
 SPEED = ("samples_per_second", "tokens_per_second")  # wall-clock fields: the only ones that may differ
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (other test processes may use fixed ones)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
@@ -230,7 +239,8 @@ def test_gpus_2_launches_two_cpu_processes_that_train(setup, tmp_path):
     )
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(GPUS="2", MASTER_PORT="29613", PYTHONPATH=str(ROOT))
+    port = free_port()
+    env.update(GPUS="2", MASTER_PORT=str(port), PYTHONPATH=str(ROOT))
     res = subprocess.run(
         [
             sys.executable,
@@ -253,7 +263,7 @@ def test_gpus_2_launches_two_cpu_processes_that_train(setup, tmp_path):
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ivl-train run: launching 2 processes: IVL_TRAIN_LAUNCHER=torchrun " in res.stderr
-    assert "--nproc_per_node=2 --master_port=29613 -m internvl_train run" in res.stderr
+    assert f"--nproc_per_node=2 --master_port={port} -m internvl_train run" in res.stderr
     info = json.loads((out / "ivl-run.json").read_text())
     assert info["world_size"] == 2
     # BATCH_SIZE 4 / per-device 1 / 2 processes: accumulation 2
