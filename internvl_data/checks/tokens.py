@@ -78,10 +78,25 @@ rule(
 )
 
 
+rule(
+    "IVL407",
+    "record-over-budget",
+    E,
+    "The record's text is over the per-record budget (64 characters per --max-seq-length token, at least 1 MiB).",
+    "An error because such a record is almost certainly a data bug (an embedded file, concatenated records): the "
+    "trainer keeps only its first max_seq_length tokens, yet tokenizes all of it every epoch (one 50 MB line: "
+    "minutes and gigabytes). ivl-data reports it without tokenizing it, so one line cannot stall a run.",
+    '{"conversations": [{"from": "human", "value": "<50 MB of base64>"}, ...]}',
+    "Remove the embedded data or split the record; raise --max-seq-length only if the text is real.",
+)
+
+
 def findings_for(counts: Any, ctx: Any, max_seq_length: int, min_frames_total: int | None = None) -> list[Finding]:
     """Findings for one record's :class:`stats_tokens.Counts` (``min_frames_total``: video at min frames)."""
     path, line, ds = ctx.path, ctx.line, getattr(ctx, "dataset", "")
     out: list[Finding] = []
+    if counts.error.startswith("IVL407: "):
+        return [emit("IVL407", path, line, counts.error.removeprefix("IVL407: "), dataset=ds)]
     if counts.error:
         return out  # a record that cannot be built is reported by the IVL2xx rules
     over = counts.total > max_seq_length

@@ -48,6 +48,32 @@ class Counts:
     error: str = ""  # "IVL2xx: message" for a record the trainer cannot build
 
 
+CHARS_PER_TOKEN_BUDGET = 64  # per-record budget: 64 characters of text per max_seq_length token...
+MIN_BUDGET_CHARS = 1 << 20  # ...and never below 1,048,576 characters (validate's IVL007 long-line size)
+
+
+def over_budget(obj: dict, max_seq_length: int) -> str:
+    """``"IVL407: ..."`` when the record's text is over the per-record budget, else ``""``.
+
+    The budget is ``max(CHARS_PER_TOKEN_BUDGET * max_seq_length, MIN_BUDGET_CHARS)`` characters of conversation
+    text (1,048,576 at 4096, 2,097,152 at 32,768):
+    real text runs 2-5 characters per token, so such a record is many times longer than the trainer keeps, and
+    tokenizing it costs minutes and gigabytes (one 50 MB line: ~5 minutes, ~20 GB). It is reported, not counted.
+    """
+    budget = max(CHARS_PER_TOKEN_BUDGET * max_seq_length, MIN_BUDGET_CHARS)
+    total = 0
+    for turn in obj.get("conversations") or ():
+        value = turn.get("value") if isinstance(turn, dict) else None
+        if isinstance(value, str):
+            total += len(value)
+    if total <= budget:
+        return ""
+    return (
+        f"IVL407: the record has {total:,} characters of text, over the per-record budget of {budget:,} "
+        f"({CHARS_PER_TOKEN_BUDGET} per --max-seq-length token, at least {MIN_BUDGET_CHARS:,}); it was not tokenized"
+    )
+
+
 def model_settings(model_dir: str, settings: Settings, template: str | None = None) -> Settings:
     """``settings`` with the checkpoint's tiling and template; fails early when the model is unusable."""
     from internvl_data.pipeline.modelinfo import ModelInfo, ModelInfoError
@@ -111,11 +137,17 @@ class TokenCounter:
     # -- batches -----------------------------------------------------------------------------------------------
 
     def count_batch(self, records: list[Record]) -> list[Counts]:
-        """Counts for each record, in order."""
-        if self.b.template.block_labels:  # block-wise labels: the builder itself
-            return [self._slow(rec) for rec in records]
+        """Counts for each record, in order; a record over the per-record budget (:func:`over_budget`) is not
+        tokenized: its counts carry an ``IVL407`` error."""
         out = []
         for rec in records:
+            over = over_budget(rec.obj, self.L)
+            if over:
+                out.append(Counts(rec.kind, self.b.template.name, error=over))
+                continue
+            if self.b.template.block_labels:  # block-wise labels: the builder itself
+                out.append(self._slow(rec))
+                continue
             layout = self._layout(rec)
             out.append(self._slow(rec) if layout is None else self._fast(rec, *layout))
             self.pieces.forget_long()

@@ -349,6 +349,7 @@ def test_rules_are_in_the_catalogue() -> None:
         "IVL404": ("official-tokenization-mismatch", "error"),
         "IVL405": ("video-frames-cannot-fit", "error"),
         "IVL406": ("video-frames-may-overflow", "warning"),
+        "IVL407": ("record-over-budget", "error"),
     }
 
 
