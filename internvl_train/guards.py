@@ -25,7 +25,7 @@ from typing import Any
 from internvl_train.errors import IvlTrainError
 
 # Official LoRA targets per LLM architecture (docs/official-behaviour.md §7.1); native model types of converted checkpoints too.
-_LLAMA = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
+_LLAMA: tuple[str, ...] = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 _LLAMA += ("mlp.gate_proj", "mlp.down_proj", "mlp.up_proj")
 LORA_TARGETS: dict[str, tuple[str, ...]] = {
     "InternLM2ForCausalLM": ("attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),

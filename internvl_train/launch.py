@@ -24,12 +24,15 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from internvl_train.errors import IvlTrainError
 from internvl_train.presets import PresetLaunch
+
+if TYPE_CHECKING:
+    from internvl_train.config import TrainConfig
 
 MASTER_PORT = 34229  # exported by every official script
 DEFAULT_PARTITION = "INTERN2"  # the srun scripts' PARTITION default
@@ -358,11 +361,11 @@ def first_host(nodelist: str) -> str:
     return prefix + ranges.split(",")[0].split("-")[0]
 
 
-def adopt_slurm_env(env: dict[str, str] | None = None) -> bool:
+def adopt_slurm_env(environ: MutableMapping[str, str] | None = None) -> bool:
     """In an srun task without torch's variables, set ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
     ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` (first host of ``SLURM_NODELIST``) and ``MASTER_PORT``
     (``MASTER_PORT`` or 34229) from ``SLURM_*``. Returns whether it changed anything."""
-    env = os.environ if env is None else env
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
     if "SLURM_PROCID" not in env or "RANK" in env:
         return False
     ntasks = env.get("SLURM_NTASKS") or env.get("SLURM_STEP_NUM_TASKS") or "1"
@@ -385,7 +388,7 @@ def adopt_slurm_env(env: dict[str, str] | None = None) -> bool:
 class Resolved:
     """The run's config, the launch and the batch arithmetic behind them."""
 
-    config: object  # internvl_train.config.TrainConfig
+    config: TrainConfig
     plan: LaunchPlan
     batch: BatchSettings
     preset: str | None

@@ -28,7 +28,7 @@ def zero_stage(deepspeed: object) -> str:
 def rows() -> list[tuple[str, ...]]:
     from internvl_train.presets import preset_launch, preset_names, preset_values
 
-    out = []
+    out: list[tuple[str, ...]] = []
     for name in preset_names():
         values, launch = preset_values(name), preset_launch(name)
         out.append(
