@@ -334,7 +334,10 @@ class TokenCounter:
                 if rec.kind == "video" and self.video_min_total(rec) > L:
                     tally.counts["video_cannot_fit"] += 1
             if c.truncated_image:
-                tally.counts["truncated_image"] += 1
+                # one answer with validate: an image cut is IVL402; a video over the budget is IVL405 (video cannot
+                # fit, counted above) or IVL406 (may overflow: in over_length), never an image cut
+                if rec.kind != "video":
+                    tally.counts["truncated_image"] += 1
                 continue
             tally.add("supervised_tokens", c.supervised)
             tally.counts["zero_supervised"] += c.supervised == 0

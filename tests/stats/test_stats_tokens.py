@@ -248,9 +248,10 @@ def test_exact_mixture_stats_with_a_model(
     assert got == {
         "captions": (8, 8174, 56, 0, 0, 0, 0, 0, 0, 2, 1852),
         "chat": (2, 140, 19, 0, 0, 0, 0, 0, 0, 1, 74),
-        # 32 frames x 258 tokens do not fit in 2,600: both video records are cut through frame tokens
-        "videos": (3, 17643, 4, 2, 2, 0, 0, 0, 0, 1, 8665),
-        "(mixture)": (13, 25957, 79, 2, 2, 0, 0, 0, 0, 4, 8665),
+        # 32 frames x 258 tokens do not fit in 2,600: both video records are over max_seq_length (validate: IVL406,
+        # the fewest frames fit), which is not an image cut (IVL402): one answer in stats and validate
+        "videos": (3, 17643, 4, 2, 0, 0, 0, 0, 0, 1, 8665),
+        "(mixture)": (13, 25957, 79, 2, 0, 0, 0, 0, 0, 4, 8665),
     }
     assert rows["captions"]["image_tokens_p50"] == (770 + 1284) / 2  # 0, 770 (3 tiles), 1284 (1 + 4), 1794 (7)
     assert rows["chat"]["image_tokens_max"] == 0
