@@ -31,5 +31,9 @@ def test_run_refuses_bad_data_before_loading_the_model(valid_copy, tmp_path, cap
     code = main(["run", str(cfg)])
     printed = capsys.readouterr()
     assert code == 1, printed
-    assert f"{text}:4:1: IVL212 the last turn (0) is 'human', not 'gpt'" in (printed.out + printed.err).splitlines()
+    from internvl_data.cli import main as ivl_data
+
+    assert ivl_data(["validate", str(valid_copy), "--model", str(tiny_model), "--no-manifest", "--jobs", "1"]) == 1
+    expected = [x for x in capsys.readouterr().out.splitlines() if x.startswith(f"{text}:4:") and " IVL212 " in x]
+    assert len(expected) == 1 and expected[0] in (printed.out + printed.err).splitlines()  # as validate prints it
     assert not (out / "data-manifest.json").exists() and not list(out.glob("checkpoint-*"))
