@@ -452,7 +452,7 @@ def _suggest(key: str, names: Sequence[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _message(err: dict[str, Any]) -> str:
+def _message(err: Any) -> str:
     """A pydantic error as a short phrase with the value that was given."""
     kind, msg = err.get("type", ""), err.get("msg", "")
     value = err.get("input")

@@ -221,7 +221,6 @@ def _load(config: dict[str, Any] | str | Path) -> dict[str, Any]:
     return data
 
 
-def _first(v: Any) -> int | None:
-    if v is None:
-        return None
+def _first(v: Any) -> int:
+    """``448`` or ``[448, 448]`` -> 448 (native configs store (height, width))."""
     return int(v[0] if isinstance(v, (list, tuple)) else v)

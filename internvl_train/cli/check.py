@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     resolved = resolve(
         args.config, args.overrides, preset=args.preset, nproc_per_node=args.nproc_per_node, nnodes=args.nnodes
     )
-    cfg: TrainConfig = resolved.config  # type: ignore[assignment]
+    cfg: TrainConfig = resolved.config
     info = checkpoint_info(cfg)
     full = cfg.with_checkpoint(info)
     out = sys.stdout
@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         mark = "*" if key in defaults and defaults[key] != getattr(cfg, key) else " "
         note = "  (from the checkpoint)" if getattr(cfg, key) is None and value is not None else ""
         out.write(f" {mark} {key}: {_show(value)}{note}\n")
-    tokens = int((full.force_image_size // info.patch_size) ** 2 * full.down_sample_ratio**2)
+    tile, ratio = full.force_image_size or info.tile_size, full.down_sample_ratio or info.downsample_ratio
+    tokens = int((tile // info.patch_size) ** 2 * ratio**2)
     out.write(
         f"checkpoint: {cfg.model_name_or_path} ({info.layout} layout, {info.llm_architecture or 'unknown LLM'}, "
         f"template {full.conv_style}, {full.force_image_size}px tiles, {tokens} tokens per tile)\n"
