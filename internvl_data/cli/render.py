@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from internvl_data.parallel import ProgressBar
+    from internvl_data.pipeline.render import Renderer
 
 HELP = "Show the input_ids, labels and pixel tensors of records, exactly as the trainer builds them."
 
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 PROGRESS_FROM = 100  # records: a bar on stderr for longer runs whose output goes to a file or a pipe
 
 
-def _progress(renderer, args: argparse.Namespace, out):  # type: ignore[no-untyped-def]
+def _progress(renderer: Renderer, args: argparse.Namespace, out: TextIO) -> ProgressBar | None:
     """A progress bar when many records are rendered to a file or pipe and stderr is a terminal (or --progress)."""
     from internvl_data.parallel import ProgressBar, show_progress
 
