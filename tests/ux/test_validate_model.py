@@ -41,5 +41,6 @@ def test_validate_and_stats_count_the_same_over_length_records(tmp_path, capsys,
     n = {code: found.get(code, 0) for code in ("IVL401", "IVL402", "IVL403", "IVL404", "IVL405", "IVL406")}
     videos = n["IVL405"] + n["IVL406"]
     assert mixture["over_length"] == n["IVL401"] + n["IVL402"] + videos > 0
-    assert mixture["truncated_image"] == n["IVL402"] + videos
+    assert mixture["truncated_image"] == n["IVL402"]  # images only: an over-long video is IVL405 / IVL406
+    assert mixture["video_cannot_fit"] == n["IVL405"]
     assert (mixture["zero_supervised"], mixture["official_mismatch"]) == (n["IVL403"], n["IVL404"])
