@@ -34,9 +34,7 @@ def test_lengths_on_a_full_disk_keeps_the_original_and_leaves_nothing(mount_tmpf
         "internvl_data", ["lengths", disk / "meta.json", "--model", model, "--in-place", "--jobs", "1", "--no-cache"]
     )
     assert code == 2 and "Traceback" not in err
-    assert (
-        err.startswith("ivl-data lengths: error: cannot write") and "No space left on device; free some space" in err
-    )
+    assert err.startswith("ivl-data lengths: error: cannot write") and "No space left on device; free some space" in err
     assert ".ivl-tmp" not in err and len(err.strip().splitlines()) == 1
     assert snapshot(disk) == before and temporaries(disk) == [] and not (disk / "d.jsonl.bak").exists()
 
