@@ -239,7 +239,9 @@ def test_a_cache_folder_that_cannot_be_created_only_costs_speed(make_meta, tmp_p
     meta = make_meta(d=[clean(1), {"id": 2}])
     blocker = tmp_path / "afile"
     blocker.write_text("not a folder")
-    for where in (blocker, blocker / "sub"):
-        code, out, err = run_cli("validate", meta, "--media", "off", "--no-manifest", "--cache", where)
-        assert (code, err) == (1, "") and "IVL201" in out
-    assert calls == [1, 2, 1, 2] and blocker.read_text() == "not a folder"
+    code, out, err = run_cli("validate", meta, "--media", "off", "--no-manifest", "--cache", blocker)
+    assert (code, out) == (2, "")  # a file named as the cache folder is a usage error (issue 13 item 10)
+    assert err == f"ivl-data validate: error: --cache {blocker}: is a file; name a folder (it is created if missing)\n"
+    code, out, err = run_cli("validate", meta, "--media", "off", "--no-manifest", "--cache", blocker / "sub")
+    assert (code, err) == (1, "") and "IVL201" in out  # a folder that cannot be created only costs speed
+    assert calls == [1, 2] and blocker.read_text() == "not a folder"

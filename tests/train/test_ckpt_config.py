@@ -123,6 +123,7 @@ def test_base_files_copied_and_write_is_atomic(tiny_ckpt, tmp_path):
     model, tok = load_pretrained(tiny_ckpt("phi3", "6b"))
     out = tmp_path / "out"
     out.mkdir()
+    (out / "config.json").write_text("{}")  # an earlier checkpoint: replaced (a non-checkpoint folder is refused)
     (out / "stale.txt").write_text("old")
     save_pretrained(model, tok, out, base=base)
     assert (out / "modeling_internvl_chat.py").read_text() == "# remote code\n"
@@ -140,6 +141,7 @@ def test_failed_save_leaves_the_old_output(tiny_ckpt, tmp_path):
     model, tok = load_pretrained(tiny_ckpt("qwen2", "300m"))
     out = tmp_path / "out"
     out.mkdir()
+    (out / "config.json").write_text("{}")  # an earlier checkpoint, which a failed save must leave as it was
     (out / "keep.txt").write_text("old")
     with pytest.raises(CheckpointError, match="not a directory"):
         save_pretrained(model, tok, out, base=tmp_path / "missing")
