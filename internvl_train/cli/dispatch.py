@@ -24,20 +24,20 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from internvl_train.version import __version__
     from internvl_data.cli.completion import CompletionAction
     from internvl_data.cli.examples import decorate
+    from internvl_train.version import __version__
 
     parser = _Parser(prog="ivl-train", description="Fine-tune InternVL2 and convert its checkpoints.")
     parser.add_argument("--version", action="version", version=f"ivl-train {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parser.add_argument("--completion", action=CompletionAction)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, modname in COMMANDS.items():
         mod = importlib.import_module(modname)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
         decorate(p, "ivl-train", name, mod.HELP)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
