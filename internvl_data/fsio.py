@@ -334,17 +334,28 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _on_signal(signum: int, _frame: object) -> None:
+def _on_signal(signum: int, frame: object) -> None:
+    """Raise in the main thread, but never inside a finalizer: Python swallows an exception raised in ``__del__``
+    (printing "Exception ignored in ...") and the command would run on. There the signal is sent again 50 ms later,
+    when the finalizer has returned."""
+    f = frame
+    while f is not None:
+        if f.f_code.co_name == "__del__":  # type: ignore[attr-defined]
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        f = f.f_back  # type: ignore[attr-defined]
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated(signum)
 
 
 def install_signal_handlers() -> dict[int, object]:
-    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI dispatchers call this); returns the
+    """SIGINT raises KeyboardInterrupt and SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI dispatchers call this); returns the
     previous handlers for :func:`restore_signal_handlers`."""
     old: dict[int, object] = {}
     if threading.current_thread() is not threading.main_thread():
         return old
-    for name in ("SIGTERM", "SIGHUP"):
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             old[sig] = signal.signal(sig, _on_signal)
@@ -353,6 +364,8 @@ def install_signal_handlers() -> dict[int, object]:
 
 def restore_signal_handlers(old: dict[int, object]) -> None:
     for sig, handler in old.items():
+        if signal.getsignal(sig) is signal.SIG_IGN:  # the command chose to ignore it while stopping: keep that
+            continue
         signal.signal(sig, handler)  # type: ignore[arg-type]
 
 

@@ -75,6 +75,8 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
     except BaseException as exc:  # the one place that turns every exception into an exit code
         if isinstance(exc, SystemExit):
             raise
+        if isinstance(exc, KeyboardInterrupt):
+            _ignore_further_interrupts()
         fsio.cleanup()
         if os.environ.get("IVL_DEBUG") and not isinstance(exc, KeyboardInterrupt):
             import traceback
@@ -88,6 +90,16 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
         return code
     finally:
         fsio.restore_signal_handlers(previous)
+
+
+def _ignore_further_interrupts() -> None:
+    """The command is already stopping: a second Ctrl-C (a terminal delivers one to the whole process group, pool
+    shutdown included) must not turn the documented exit code into a death by signal."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _silence_stdout() -> None:
