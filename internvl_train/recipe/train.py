@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from internvl_train.datahooks import DatasetEpochCallback
 from internvl_train.errors import IvlTrainError
 from internvl_train.recipe import output
 from internvl_train.recipe.callbacks import CompletionCallback, LossPlotCallback, MetricsCallback, ProgressCallback
@@ -184,6 +185,7 @@ def make_trainer(cfg: Any, args: Any, model: TrainModel, tokenizer: Any, dataset
         ProgressCallback(),
         CompletionCallback(manifest_hash),
         LossPlotCallback(out / "metrics.jsonl", out / "loss.png"),
+        DatasetEpochCallback(dataset),  # each epoch draws its own augmentation (seed, epoch, index)
     ]
     from transformers.trainer_callback import PrinterCallback
 
