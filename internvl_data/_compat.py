@@ -64,17 +64,20 @@ MOVED = {
 }
 
 
-class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``internvl_data.<old>`` and loads it as the module at its new path."""
+class Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``<package>.<old>`` and loads it as the module at its new path (``moved``: old -> new name)."""
+
+    def __init__(self, package: str, moved: dict[str, str]):
+        self.package, self.moved = package, moved
 
     def find_spec(self, fullname, path=None, target=None):
         prefix, _, old = fullname.partition(".")
-        if prefix != "internvl_data" or old not in MOVED:
+        if prefix != self.package or old not in self.moved:
             return None
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        new = MOVED[spec.name.partition(".")[2]]
+        new = self.moved[spec.name.partition(".")[2]]
         warnings.warn(
             f"{spec.name} moved to {new}; the old path goes away in the next release", DeprecationWarning, stacklevel=2
         )
@@ -84,6 +87,6 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
-def install() -> None:
-    if not any(isinstance(f, _Alias) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Alias())  # before the path finder, which would load a second copy
+def install(package: str = "internvl_data", moved: dict[str, str] = MOVED) -> None:
+    if not any(isinstance(f, Alias) and f.package == package for f in sys.meta_path):
+        sys.meta_path.insert(0, Alias(package, moved))  # before the path finder, which would load a second copy
