@@ -1,9 +1,4 @@
-"""Old flat module paths of internvl_train (before the 0.2 restructuring) as deprecated aliases of the new ones.
-
-``import internvl_train.<old>`` still works for one release: it warns (DeprecationWarning) and returns the module at its
-new place, the same module object, so private names and monkeypatching keep working. Nothing inside the package
-imports an old path. ``docs/architecture.md`` lists the new tree.
-"""
+"""Old flat module paths of internvl_train -> their new places, served by :class:`internvl_data._compat.Alias`."""
 
 from __future__ import annotations
 
