@@ -8,19 +8,13 @@ import re
 import sys
 
 from internvl_data.importers import FORMATS
+from internvl_data.validator.options import MEDIA_MODES
 
 HELP = "convert sharegpt / openai-messages / llava records into a meta file + JSONL, then validate them"
-EXAMPLES = """examples:
-  ivl-data import --from sharegpt data/mllm_demo.json converted/          # LLaMA-Factory sharegpt
-  ivl-data import --from openai-messages train.jsonl out/ --template internvl2_5   # ms-swift, system turns kept
-  ivl-data import --from llava llava_v1_5_mix665k.json out/ --media-root /data/llava/images
-"""
 MAX_SHOWN = 50  # unconvertible records listed; the rest are counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = EXAMPLES
     parser.add_argument("--from", dest="fmt", required=True, choices=tuple(FORMATS), help="the source format")
     parser.add_argument("src", metavar="SRC", help="source records: a JSON array or a JSONL file")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for <name>.jsonl and meta.json (created)")
@@ -38,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--media",
-        choices=("off", "exists", "header", "decode"),
+        choices=MEDIA_MODES,
         default="header",
         help="media checks of the validation that follows (default header)",
     )
