@@ -40,8 +40,3 @@ def materialized(path: str) -> Iterator[str]:
             os.unlink(tmp)
         except OSError:
             pass
-
-
-def rename(text: str, tmp: str) -> str:
-    """``text`` (a report, a message) with the temporary file's name replaced by ``-``."""
-    return text.replace(tmp, STDIN) if tmp != STDIN else text
