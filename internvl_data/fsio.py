@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -335,23 +336,35 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    """Raise in the main thread, but never inside a finalizer: Python swallows an exception raised in ``__del__``
-    (printing "Exception ignored in ...") and the command would run on. There the signal is sent again 50 ms later,
-    when the finalizer has returned."""
-    f = frame
-    while f is not None:
-        if f.f_code.co_name == "__del__":  # type: ignore[attr-defined]
-            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
-            return
-        f = f.f_back  # type: ignore[attr-defined]
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
 
 
+def _on_unraisable(args: sys.UnraisableHookArgs) -> None:
+    """Python swallows an exception raised inside a finalizer (``__del__``, a weakref callback such as
+    ``weakref.finalize``, a generator closed when collected) and the command would run on. When that exception is
+    one our signal handler raised, the signal is sent again 50 ms later from another thread, so the handler runs
+    once the finalizer has returned; any other exception goes to the previous hook (which prints it)."""
+    exc = args.exc_value
+    if isinstance(exc, Terminated):
+        signum = exc.signum
+    elif isinstance(exc, KeyboardInterrupt):
+        signum = signal.SIGINT
+    else:
+        _previous_unraisablehook(args)
+        return
+    threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
 def install_signal_handlers() -> dict[int, object]:
-    """SIGINT raises KeyboardInterrupt and SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI dispatchers call this); returns the
-    previous handlers for :func:`restore_signal_handlers`."""
+    """SIGINT raises KeyboardInterrupt and SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (the CLI
+    dispatchers call this), also when it arrives inside a finalizer (:func:`_on_unraisable`); returns the previous
+    handlers for :func:`restore_signal_handlers`."""
+    global _previous_unraisablehook
     old: dict[int, object] = {}
     if threading.current_thread() is not threading.main_thread():
         return old
@@ -359,6 +372,8 @@ def install_signal_handlers() -> dict[int, object]:
         sig = getattr(signal, name, None)
         if sig is not None:
             old[sig] = signal.signal(sig, _on_signal)
+    if sys.unraisablehook is not _on_unraisable:
+        _previous_unraisablehook, sys.unraisablehook = sys.unraisablehook, _on_unraisable
     return old
 
 
@@ -367,6 +382,8 @@ def restore_signal_handlers(old: dict[int, object]) -> None:
         if signal.getsignal(sig) is signal.SIG_IGN:  # the command chose to ignore it while stopping: keep that
             continue
         signal.signal(sig, handler)  # type: ignore[arg-type]
+    if old and sys.unraisablehook is _on_unraisable:
+        sys.unraisablehook = _previous_unraisablehook
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------

@@ -172,3 +172,59 @@ def test_stats_and_validate_stop_cleanly(data: Path, model: Path, command: str, 
     )
     assert _gone(workers)
     assert snapshot(data) == before and temporaries(data) == []
+
+
+_FINALIZER_SCRIPT = """
+import os, signal, sys, time, weakref
+from internvl_data import fsio
+
+def send():
+    os.kill(os.getpid(), int(sys.argv[2]))
+    time.sleep(0.01)  # the handler runs here, inside the finalizer
+
+class WithDel:
+    def __del__(self):
+        send()
+
+class Plain:
+    pass
+
+def closing():
+    try:
+        yield 1
+    finally:
+        send()
+
+fsio.install_signal_handlers()
+try:
+    if sys.argv[1] == "__del__":
+        obj = WithDel()
+        del obj
+    elif sys.argv[1] == "weakref":
+        obj = Plain()
+        ref = weakref.ref(obj, lambda _: send())
+        del obj
+    else:
+        gen = closing()
+        next(gen)
+        del gen
+    time.sleep(2)
+    print("ran on")
+except fsio.Terminated as exc:
+    print("stopped", exc.signum)
+except KeyboardInterrupt:
+    print("stopped", int(signal.SIGINT))
+"""
+
+
+@pytest.mark.parametrize("finalizer", ["__del__", "weakref", "generator"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_finalizer_still_stops_the_command(finalizer: str, sig) -> None:
+    """Python swallows an exception raised inside any finalizer; the handler's signal must still stop the command."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FINALIZER_SCRIPT, finalizer, str(int(sig))], capture_output=True, text=True, timeout=30
+    )
+    assert (proc.stdout, proc.stderr, proc.returncode) == (f"stopped {int(sig)}\n", "", 0)
