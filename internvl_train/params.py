@@ -192,10 +192,11 @@ def count_parameters(
     )
 
 
-def count_for_config(cfg: Any) -> ParamCount:
-    """:func:`count_parameters` for a ``TrainConfig`` (its checkpoint's config.json and its flags)."""
+def count_for_config(cfg: Any, config: dict[str, Any] | str | Path | None = None) -> ParamCount:
+    """:func:`count_parameters` for a ``TrainConfig``: its flags, on ``config`` (a config.json dict or path;
+    default: the checkpoint's, ``cfg.model_name_or_path``)."""
     return count_parameters(
-        cfg.model_name_or_path,
+        cfg.model_name_or_path if config is None else config,
         freeze_llm=cfg.freeze_llm,
         freeze_mlp=cfg.freeze_mlp,
         freeze_backbone=cfg.freeze_backbone,

@@ -95,7 +95,7 @@ def preset_gpus(args: argparse.Namespace) -> int | None:
 
 def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
     """Everything the command prints, as one JSON-able dict (``cfg``: an already resolved TrainConfig)."""
-    from internvl_train.params import count_parameters
+    from internvl_train.params import count_for_config
     from internvl_train.plan.cards import card_config, size_of_name
     from internvl_train.plan.config import model_shapes, setup_of, tiles_per_sample
     from internvl_train.plan.planner import epoch_seconds, make_plan
@@ -115,16 +115,8 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
     setup = setup_of(cfg, shapes, gpus or 1, tiles=tiles, seq_len=seq)
     plan = make_plan(shapes, setup, args.gpu_memory, gpus_given=gpus is not None)
     world = plan.setup.world
-    counted = count_parameters(
-        card_config(size_of_name(cfg.model_name_or_path)) if source.startswith("card") else cfg.model_name_or_path,
-        freeze_llm=cfg.freeze_llm,
-        freeze_mlp=cfg.freeze_mlp,
-        freeze_backbone=cfg.freeze_backbone,
-        unfreeze_vit_layers=cfg.unfreeze_vit_layers,
-        unfreeze_lm_head=cfg.unfreeze_lm_head,
-        use_llm_lora=cfg.use_llm_lora,
-        use_backbone_lora=cfg.use_backbone_lora,
-        lora_target=cfg.lora_target,
+    counted = count_for_config(
+        cfg, card_config(size_of_name(cfg.model_name_or_path)) if source.startswith("card") else None
     )
     out: dict[str, Any] = {
         "per_gpu_bytes": plan.per_gpu_bytes,
