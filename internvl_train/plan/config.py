@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,7 @@ def tiles_per_sample(cfg: Any, shapes: ModelShapes) -> int:
 
 def setup_of(cfg: Any, shapes: ModelShapes, world: int, tiles: int | None = None, seq_len: int | None = None) -> Setup:
     """The planner's Setup of a TrainConfig on ``world`` GPUs (tiles per micro-batch: worst case unless given)."""
-    train = Training(
-        freeze_llm=cfg.freeze_llm,
-        freeze_mlp=cfg.freeze_mlp,
-        freeze_backbone=cfg.freeze_backbone,
-        unfreeze_vit_layers=cfg.unfreeze_vit_layers,
-        unfreeze_lm_head=cfg.unfreeze_lm_head,
-        use_llm_lora=cfg.use_llm_lora,
-        use_backbone_lora=cfg.use_backbone_lora,
-        bf16=cfg.bf16,
-    )
+    train = Training(**{f.name: getattr(cfg, f.name) for f in fields(Training)})  # the config's flags of the same names
     mb = cfg.per_device_train_batch_size
     seq = seq_len or cfg.max_seq_length
     per_sample = tiles_per_sample(cfg, shapes)
