@@ -37,19 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from internvl_data import hooks
-    from internvl_data.validator.cache import write_atomic
-    from internvl_data.validator.driver import exit_code, validate, validate_jsonl
-    from internvl_data.validator.options import OptionError
-    from internvl_data.validator.report import render
+    from internvl_data.validator.driver import validate, validate_jsonl
 
     settings = validate_cli.settings_for(args, ".")  # the repository's .ivl-data.toml / [tool.ivl-data]
-    try:
-        opts = validate_cli.options_from_args(args)
-    except OptionError as exc:
-        print(
-            f"ivl-data pre-commit: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
-            file=sys.stderr,
-        )
+    opts = validate_cli.checked_options("pre-commit", args)
+    if opts is None:
         return 2
     extra = [*(args.meta or []), *settings.values.get("meta", [])]
     metas = list(dict.fromkeys([*extra, *hooks.find_meta_files(hooks.repository_files())]))
@@ -76,21 +68,10 @@ def run(args: argparse.Namespace) -> int:
         if todo.orphans:
             reports.append(validate_jsonl(todo.orphans, replace(opts, media="off", write_manifest=False)))
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"ivl-data pre-commit: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    joined = validate_cli._join(reports)
+        return validate_cli.access_error("pre-commit", exc)
+    joined = validate_cli.join(reports)
     joined.findings = _once(joined.findings)
-    from internvl_data.config_file import apply_to_report
-
-    apply_to_report(settings, joined)
-    code = exit_code(joined, opts.strict)
-    text = render(joined, opts.format)
-    if opts.output:
-        write_atomic(opts.output, text)
-    else:
-        sys.stdout.write(text)
-    return 0 if args.exit_zero and code == 1 else code
+    return validate_cli.finish("pre-commit", joined, opts, settings, args.exit_zero)
 
 
 def _once(findings: list) -> list:

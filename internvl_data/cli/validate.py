@@ -140,6 +140,18 @@ def settings_for(args: argparse.Namespace, start: str):
     return settings
 
 
+def checked_options(command: str, args: argparse.Namespace) -> ValidateOptions | None:
+    """:func:`options_from_args`, or None after a one-line message when a value is out of its bounds."""
+    try:
+        return options_from_args(args)
+    except OptionError as exc:  # the bounds live in options.LIMITS
+        print(
+            f"ivl-data {command}: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
+            file=sys.stderr,
+        )
+        return None
+
+
 def options_from_args(args: argparse.Namespace) -> ValidateOptions:
     return ValidateOptions(
         media="off" if args.jsonl else args.media,
@@ -169,9 +181,7 @@ def execute(
     paths: list[str], opts: ValidateOptions, jsonl: bool = False, exit_zero: bool = False, settings=None
 ) -> int:
     """Validate, print or write the report, return the exit code (0 clean, 1 errors, 2 unusable input)."""
-    from internvl_data.validator.cache import write_atomic
-    from internvl_data.validator.driver import exit_code, validate, validate_jsonl
-    from internvl_data.validator.report import render
+    from internvl_data.validator.driver import validate, validate_jsonl
 
     if opts.manifest and len(paths) > 1:
         print("ivl-data validate: --manifest names one file; give one META or drop --manifest", file=sys.stderr)
@@ -189,24 +199,39 @@ def execute(
                 opts = replace(opts, write_manifest=False)
             reports = [validate_jsonl(paths, opts)] if jsonl else [validate(path, opts) for path in real]
     except OSError as exc:  # an annotation file unreadable mid-run, a manifest folder not writable...
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"ivl-data validate: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-    joined = _join(reports)
+        return access_error("validate", exc)
+    joined = join(reports)
     stdin_copies = {r: p for p, r in zip(paths, real) if r != p}
     if stdin_copies:
         joined.findings = [replace(f, path=stdin_copies.get(f.path, f.path)) for f in joined.findings]
+    return finish("validate", joined, opts, settings, exit_zero)
+
+
+def access_error(command: str, exc: OSError) -> int:
+    """Exit code 2 and its one-line message for a file that could not be read (or written) during validation."""
+    where = f" {exc.filename}" if exc.filename else ""
+    print(f"ivl-data {command}: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
+    return 2
+
+
+def finish(command: str, report: Report, opts: ValidateOptions, settings, exit_zero: bool) -> int:
+    """The settings file's severities and ignores applied, the report printed (or written to ``-o``), the exit
+    code returned (``validate`` and ``pre-commit``)."""
+    from internvl_data.validator.cache import write_atomic
+    from internvl_data.validator.driver import exit_code
+    from internvl_data.validator.report import render
+
     if settings is not None:  # per-rule severities and single-finding ignores of the settings file
         from internvl_data.config_file import apply_to_report
 
-        apply_to_report(settings, joined)
-    code = exit_code(joined, opts.strict)
-    text = render(joined, opts.format)
+        apply_to_report(settings, report)
+    code = exit_code(report, opts.strict)
+    text = render(report, opts.format)
     if opts.output:
         try:
             write_atomic(opts.output, text)
         except OSError as exc:
-            print(f"ivl-data validate: cannot write {opts.output}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"ivl-data {command}: cannot write {opts.output}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     else:
         sys.stdout.write(text)
@@ -262,7 +287,8 @@ def check_outputs(paths: list[str], opts: ValidateOptions, jsonl: bool) -> Valid
     return opts
 
 
-def _join(reports: list[Report]) -> Report:
+def join(reports: list[Report]) -> Report:
+    """One report of several (findings, counts and times added up)."""
     if len(reports) == 1:
         return reports[0]
     out = Report()
@@ -295,12 +321,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    try:
-        opts = options_from_args(args)
-    except OptionError as exc:  # the bounds live in options.LIMITS
-        print(
-            f"ivl-data validate: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
-            file=sys.stderr,
-        )
+    opts = checked_options("validate", args)
+    if opts is None:
         return 2
     return execute(args.paths, opts, jsonl=args.jsonl, exit_zero=args.exit_zero, settings=settings)

@@ -355,3 +355,18 @@ def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
     ).exists()
     code, _, err = run_cli("validate", *metas, "--manifest", tmp_path / "m.json")
     assert code == 2 and "--manifest names one file" in err
+
+
+def test_pre_commit_writes_its_report_like_validate(make_meta, run_cli, tmp_path: Path, monkeypatch) -> None:
+    """`pre-commit -o` shares validate's output step: the file replaces stdout; a folder that is missing -> exit 2."""
+    meta = Path(make_meta(d=[clean(1)]))
+    monkeypatch.chdir(meta.parent)
+    target = tmp_path / "report.json"
+    args = ("pre-commit", meta.name, "--meta", meta.name, "--media", "off", "--isolated", "--format", "json")
+    code, out, _ = run_cli(*args, "-o", target)
+    assert code == 0 and out == ""
+    assert json.loads(target.read_text())["summary"]["records"] == 1
+    missing = tmp_path / "no" / "such" / "dir.json"
+    code, out, err = run_cli(*args, "-o", missing)
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1].startswith(f"ivl-data pre-commit: cannot write {missing}: ")
