@@ -200,7 +200,9 @@ def apply_to_report(settings: Settings, report: Any, out=None) -> Any:
     real: dict[str, str] = {}
     kept = []
     for f in report.findings:
-        rp = real.setdefault(f.path, os.path.realpath(f.path))
+        rp = real.get(f.path)
+        if rp is None:  # once per file (setdefault would call realpath for every finding)
+            rp = real[f.path] = os.path.realpath(f.path)
         hit = None
         for e in entries:
             if e.code and e.code != f.code:
