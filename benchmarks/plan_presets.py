@@ -49,7 +49,7 @@ GUIDE_MEMORY = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from internvl_train.cli.plan import build, human, parse_bytes
+    from internvl_train.cli.plan import build, human, parse_bytes, plan_args
     from internvl_train.presets import preset_launch, preset_names, preset_values
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -64,18 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         if name in GUIDE and GUIDE[name] != (launch.gpus, runs[0][2]):
             runs.append(("guide", *GUIDE[name]))
         for source, gpus, batch in runs:
-            ns = argparse.Namespace(
-                config=None,
-                preset=name,
-                overrides=[f"per_device_train_batch_size={batch}"],
-                gpus=gpus,
-                gpu_memory=mem,
-                meta=None,
-                tokens_per_second_per_gpu=None,
-                gpu_type="a100",
-                mfu=0.4,
+            out = build(
+                plan_args(preset=name, overrides=[f"per_device_train_batch_size={batch}"], gpus=gpus, gpu_memory=mem)
             )
-            out = build(ns)
             s = out["setup"]
             print(
                 f"| {name} | {source} | {gpus} | {batch} | {s['zero_stage']} | {s['tiles_per_micro_batch']} | "

@@ -54,6 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mfu", type=float, default=0.4, help="model FLOP utilisation of the FLOP-based time (0.4)")
 
 
+def plan_args(**given: Any) -> argparse.Namespace:
+    """The arguments of `ivl-train plan` with nothing on the command line (its defaults), then ``given`` set."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([])
+    vars(args).update(given)
+    return args
+
+
 def load(args: argparse.Namespace) -> Any:
     """The TrainConfig of CFG / --preset / overrides, with the official scripts' environment variables (GPUS,
     BATCH_SIZE, PER_DEVICE_BATCH_SIZE) as `ivl-train run` reads them; paths are not checked (nothing but

@@ -9,19 +9,9 @@ from typing import Any
 
 def plan_for_run(cfg: Any, world: int, gpu_memory: int | None) -> dict[str, Any]:
     """The same dict `ivl-train plan --format json` prints, for a resolved TrainConfig on ``world`` GPUs."""
-    import argparse
-
     from internvl_train.cli import plan as cli
 
-    args = argparse.Namespace(
-        gpus=world,
-        gpu_memory=gpu_memory,
-        meta=None,
-        tokens_per_second_per_gpu=None,
-        gpu_type="a100",
-        mfu=0.4,
-    )
-    return cli.build(args, cfg=cfg)
+    return cli.build(cli.plan_args(gpus=world, gpu_memory=gpu_memory), cfg=cfg)
 
 
 def announce(cfg: Any, *, world: int | None = None, gpu_memory: int | None = None, file: Any = None) -> str | None:
