@@ -14,21 +14,12 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.helpers.precommit import BIN, HOOKS, REPO, git, run_hook
 from tests.helpers.records import clean, write_jsonl
-
-REPO = Path(__file__).resolve().parents[2]
-HOOKS = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
-BIN = Path(sys.executable).parent
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture
@@ -44,15 +35,6 @@ def dataset_repo(tmp_path: Path) -> Path:
     git(repo, "init", "-q")
     git(repo, "add", ".")
     return repo
-
-
-def run_hook(repo: Path, hook_id: str, extra_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    hook = HOOKS[hook_id]
-    staged = git(repo, "diff", "--cached", "--name-only", "--diff-filter=ACMRTUXB").split()  # as pre-commit
-    files = [f for f in staged if re.search(hook.get("files", ""), f) and (repo / f).is_file()]
-    cmd = shlex.split(hook["entry"]) + list(hook.get("args", [])) + list(extra_args) + files
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
 
 
 def test_hooks_catalogue() -> None:
