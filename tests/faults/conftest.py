@@ -16,6 +16,19 @@ if str(ROOT) not in sys.path:  # `tests.helpers` importable under plain pytest
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """In-process ``ivl-data ARGS`` (arguments str()-ed): ``(exit code, stdout, stderr)``."""
+    from internvl_data.cli.dispatch import main
+
+    def call(*args: object) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
 def spawn(package: str, args: list[str], cwd: Path | None = None, **env: str) -> subprocess.Popen:
     """``python -m internvl_data|internvl_train ARGS`` with its own stdout/stderr pipes."""
     return subprocess.Popen(

@@ -20,18 +20,6 @@ def meta(tmp_path: Path) -> Path:
     return tmp_path / "meta.json"
 
 
-@pytest.fixture()
-def cli(capsys):
-    from internvl_data.cli.dispatch import main
-
-    def call(*args: object) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
-
-
 @pytest.mark.parametrize("flag", ["--select", "--ignore"])
 def test_an_unknown_code_is_refused(cli, meta: Path, flag: str) -> None:
     code, out, err = cli("validate", meta, flag, "FOO", "--no-manifest")

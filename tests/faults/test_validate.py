@@ -25,18 +25,6 @@ def dataset_files() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture()
-def cli(capsys):
-    from internvl_data.cli.dispatch import main
-
-    def call(*args: object) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
-
-
 def test_read_only_data_is_validated_and_says_no_manifest(cli, mount_tmpfs) -> None:
     ro = mount_tmpfs("ro", files=dataset_files(), ro=True)
     code, out, err = cli("validate", ro / "meta.json", "--media", "off", "--no-progress")
