@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from internvl_data.errors import UsageError
-from internvl_data.stats.worker import Dataset, Settings
+from internvl_data.stats.types import Dataset, Settings
 
 HELP = "what a mixture contains after repeat_time: records, images, tiles, tokens"
 FORMATS = ("table", "json", "csv")
@@ -96,7 +96,7 @@ def load(args: argparse.Namespace, model_required: bool = False) -> Loaded:
     datasets = load_datasets(args.meta)
     settings = Settings(
         max_seq_length=args.max_seq_length,
-        num_frames=args.num_frames or 32,
+        num_frames=args.num_frames,
         trust_remote_code=args.trust_remote_code,
         cache_dir=None if args.no_cache else (args.cache or str(_default_cache())),
     )
