@@ -91,14 +91,13 @@ def run(cfg: Any, resume: bool | str | None = None) -> int:
 
 
 def gate(cfg: Any, out: Path) -> tuple[bool, str | None]:
-    """The data gate (``internvl_train.gate``); prints the findings; (ok, sha256 of the manifest)."""
+    """The data gate (``internvl_train.gate``); prints its text once (the findings, or a refused manifest's
+    reasons); (ok, sha256 of the manifest)."""
     from internvl_train.gate import check_data
 
     result = check_data(cfg, manifest_out=str(out / "data-manifest.json"))
     if result.text.strip():
         print(result.text, end="" if result.text.endswith("\n") else "\n", file=sys.stdout if result.ok else sys.stderr)
-    for reason in result.reasons:
-        print(reason, file=sys.stderr)
     digest = None
     if result.ok and result.manifest_path and os.path.isfile(result.manifest_path):
         digest = hashlib.sha256(Path(result.manifest_path).read_bytes()).hexdigest()
