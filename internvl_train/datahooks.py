@@ -1,8 +1,9 @@
 """Trainer-side glue for the data seam: the dataset learns the epoch before each epoch's workers start.
 
-``TrainDataset`` draws augmentation and video frames from ``(seed, epoch, index)``. accelerate forwards
-``set_epoch`` to the dataset only when the sampler has none, and the Trainer's default seedable sampler has one,
-so without this callback every epoch would draw epoch 0's pixels. ``on_epoch_begin`` runs before the epoch's
+``TrainDataset`` draws augmentation and video frames from ``(seed, epoch, index)``. In one process accelerate
+forwards ``set_epoch`` to the dataset too, but with several processes the batch sampler is sharded and accelerate
+hands the epoch to its sampler only, so without this callback every epoch there would draw epoch 0's pixels
+(tests/trainer/test_run_wiring.py). ``on_epoch_begin`` runs before the epoch's
 DataLoader iterator (and so its worker processes) is created, so the workers see the new epoch too.
 """
 
