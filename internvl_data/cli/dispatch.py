@@ -1,4 +1,4 @@
-"""`ivl-data`: one dispatcher; each command lives in its own ``cli_<name>`` module.
+"""`ivl-data`: one dispatcher; each command lives in its own ``internvl_data.cli.<name>`` module.
 
 A command module is listed in ``COMMANDS`` and defines ``HELP`` (a string, or a dict by command name when one
 module serves several), ``add_arguments(parser)`` (or ``add_arguments(parser, name)``) and ``run(args) -> int``.
