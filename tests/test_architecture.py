@@ -5,6 +5,7 @@ deprecated flat path, and no import that points up the declared layer order (doc
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> dict[str, int]:
     return out
 
 
+@functools.cache  # parsed once for all the tests (read-only)
 def _graph() -> dict[str, dict[str, int]]:
     mods = _modules()
     known = set(mods)
