@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     validate_cli.add_arguments(parser)
     for action in parser._actions:  # the same options as `validate`; the positionals are the changed files
         if action.dest == "paths":
-            action.nargs, action.metavar, action.help = "*", "FILE", "changed files (pre-commit passes them)"
+            action.metavar, action.help = "FILE", "changed files (pre-commit passes them)"
         elif action.dest == "jsonl":
             action.help = argparse.SUPPRESS
     parser.add_argument(
