@@ -316,11 +316,14 @@ def mixture_lengths(bundle: DataBundle) -> tuple[np.ndarray, str]:
     per line, one batch of records).
     """
     mix = bundle.mixture
-    found = [_given_lengths(e.annotation_path, kept) for e, kept in zip(mix.entries, mix._kept)]
+    found: list[np.ndarray] = []
     source = "per-line length"
-    if not all(bool((v > 0).all()) for v in found):
-        found = [_measure(bundle, e, kept) for e, kept in zip(mix.entries, mix._kept)]
-        source = "measured"
+    for e, kept in zip(mix.entries, mix._kept):
+        given = _given_lengths(e.annotation_path, kept)
+        if given is None:  # the first line without its own length: no more reading, every record is measured
+            found, source = _measure(bundle, list(zip(mix.entries, mix._kept))), "measured"
+            break
+        found.append(given)
     sizes = list(mix.dataset_sizes().values())
     parts = [np.resize(v, size) if size else np.zeros(0, np.int64) for v, size in zip(found, sizes)]
     return (np.concatenate(parts) if parts else np.zeros(0, np.int64)), source
@@ -339,23 +342,24 @@ def _records(path: str, kept: int) -> Iterator[tuple[int, Any]]:
             yield k, None
 
 
-def _given_lengths(path: str, kept: int) -> np.ndarray:
-    """Each line's own positive integer ``length`` (0 where it has none)."""
+def _given_lengths(path: str, kept: int) -> np.ndarray | None:
+    """Each line's own positive integer ``length``; ``None`` (read no further) at the first line without one."""
     out = np.zeros(kept, dtype=np.int64)
     for k, obj in _records(path, kept):
         value = obj.get("length") if isinstance(obj, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            out[k] = value
-    return out
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            return None
+        out[k] = value
+    return out if bool((out > 0).all()) else None  # a file shorter than ``kept``
 
 
-def _measure(bundle: DataBundle, entry: Any, kept: int) -> np.ndarray:
-    """Exact total tokens (before truncation) of each of the first ``kept`` records, through the stats token
-    counter (``stats.tokens.TokenCounter``), in batches."""
+def _measure(bundle: DataBundle, entries: list[tuple[Any, int]]) -> list[np.ndarray]:
+    """Exact total tokens (before truncation) of each of the first ``kept`` records of each ``(entry, kept)``,
+    through one stats token counter (``stats.tokens.TokenCounter``: its piece cache serves every file), in
+    batches."""
     from internvl_data.media import sizes as media_sizes
-    from internvl_data.stats.hist import Tally
     from internvl_data.stats.tokens import TokenCounter
-    from internvl_data.stats.worker import Dataset, Settings, scan_record
+    from internvl_data.stats.worker import Settings
 
     info, b = bundle.model_info, bundle.builder
     settings = Settings(
@@ -372,6 +376,13 @@ def _measure(bundle: DataBundle, entry: Any, kept: int) -> np.ndarray:
     )
     counter = TokenCounter(b, settings)
     sizes = media_sizes.MediaSizes(media_sizes.load(None), False)
+    return [_measure_file(counter, settings, sizes, entry, kept) for entry, kept in entries]
+
+
+def _measure_file(counter: Any, settings: Any, sizes: Any, entry: Any, kept: int) -> np.ndarray:
+    from internvl_data.stats.hist import Tally
+    from internvl_data.stats.worker import Dataset, scan_record
+
     own = entry.entry.max_dynamic_patch if entry.entry is not None else None  # the validated DatasetEntry
     ds = Dataset(entry.name, entry.annotation_path, entry.root_path, own)
     tally = Tally()
