@@ -358,7 +358,8 @@ def test_several_meta_files_in_one_run(tmp_path: Path, run_cli) -> None:
 
 
 def test_pre_commit_writes_its_report_like_validate(make_meta, run_cli, tmp_path: Path, monkeypatch) -> None:
-    """`pre-commit -o` shares validate's output step: the file replaces stdout; a folder that is missing -> exit 2."""
+    """`pre-commit -o` shares validate's output steps: the file replaces stdout; a missing folder is refused before
+    the work, with validate's message."""
     meta = Path(make_meta(d=[clean(1)]))
     monkeypatch.chdir(meta.parent)
     target = tmp_path / "report.json"
@@ -368,5 +369,20 @@ def test_pre_commit_writes_its_report_like_validate(make_meta, run_cli, tmp_path
     assert json.loads(target.read_text())["summary"]["records"] == 1
     missing = tmp_path / "no" / "such" / "dir.json"
     code, out, err = run_cli(*args, "-o", missing)
-    assert code == 2 and out == ""
-    assert err.splitlines()[-1].startswith(f"ivl-data pre-commit: cannot write {missing}: ")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"ivl-data pre-commit: error: cannot write {missing}: folder {missing.parent} does not exist; create it or "
+        "fix the path\n"
+    )
+
+
+def test_pre_commit_checks_its_options_like_validate(make_meta, run_cli, monkeypatch) -> None:
+    """An unknown --select code would make the hook check nothing: refused before any work, as validate does."""
+    meta = Path(make_meta(d=[clean(1)]))
+    monkeypatch.chdir(meta.parent)
+    code, out, err = run_cli("pre-commit", meta.name, "--meta", meta.name, "--isolated", "--select", "IVL9")
+    assert (code, out) == (2, "")
+    assert err == (
+        "ivl-data pre-commit: error: --select IVL9: no rule code starts with it; use codes or prefixes from "
+        "`ivl-data rules` (IVL201, IVL2)\n"
+    )
