@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import struct
 import tempfile
@@ -24,17 +23,10 @@ from typing import Any
 
 from internvl_train.errors import IvlTrainError
 
-# Official LoRA targets per LLM architecture (docs/official-behaviour.md §7.1); native model types of converted checkpoints too.
-_LLAMA: tuple[str, ...] = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
-_LLAMA += ("mlp.gate_proj", "mlp.down_proj", "mlp.up_proj")
-LORA_TARGETS: dict[str, tuple[str, ...]] = {
-    "InternLM2ForCausalLM": ("attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"),
-    "Phi3ForCausalLM": ("mlp.down_proj", "mlp.gate_up_proj", "self_attn.o_proj", "self_attn.qkv_proj"),
-    "Qwen2ForCausalLM": _LLAMA,
-    "LlamaForCausalLM": _LLAMA,
-}
+# LLM architectures with official LoRA target lists (docs/official-behaviour.md §7.1; the lists themselves are
+# recipe.model.LLM_LORA_MODULES, and params.py counts them); native model types of converted checkpoints too.
+LORA_ARCHITECTURES = ("InternLM2ForCausalLM", "Phi3ForCausalLM", "Qwen2ForCausalLM", "LlamaForCausalLM")
 NATIVE_TYPES = {"qwen2": "Qwen2ForCausalLM", "llama": "LlamaForCausalLM", "phi3": "Phi3ForCausalLM"}
-VIT_LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 GiB = 1024**3
 
 
@@ -58,9 +50,6 @@ class Tensors:
     shapes: dict[str, tuple[int, ...]]
     exact: bool  # False when some weights are .bin files (sizes estimated from the file size)
     estimated_params: int = 0  # parameters of the .bin files (file bytes / 2)
-
-    def count(self, *prefixes: str) -> int:
-        return sum(_numel(s) for k, s in self.shapes.items() if k.startswith(prefixes))
 
     @property
     def total(self) -> int:
@@ -136,11 +125,17 @@ def check_output_dir(output_dir: str) -> str | None:
     return None
 
 
-def expected_checkpoint_bytes(cfg: Any, tensors: Tensors, arch: str | None = None) -> tuple[int, int, int]:
+def expected_checkpoint_bytes(
+    cfg: Any, tensors: Tensors, model_cfg: dict[str, Any] | None = None
+) -> tuple[int, int, int]:
     """(total, weights, optimizer) bytes of one checkpoint-N: the saved weights (the whole model for a full
     fine-tune, the adapters for LoRA) in the training dtype, and Adam's state for the trainable parameters
-    (12 bytes each under DeepSpeed: fp32 master copy + two moments; 8 without)."""
-    trainable = trainable_parameters(cfg, tensors, arch)
+    (12 bytes each under DeepSpeed: fp32 master copy + two moments; 8 without). The trainable count is
+    :func:`internvl_train.params.count_for_config`'s (the native model's, as the trainer wraps it); ``model_cfg``
+    is the checkpoint's config.json when already read."""
+    from internvl_train.params import count_for_config
+
+    trainable = count_for_config(cfg, model_cfg).trainable
     dtype_bytes = 2 if cfg.bf16 else 4
     lora = bool(cfg.use_llm_lora or cfg.use_backbone_lora)
     weights = (trainable if lora else tensors.total) * dtype_bytes
@@ -148,58 +143,7 @@ def expected_checkpoint_bytes(cfg: Any, tensors: Tensors, arch: str | None = Non
     return weights + optimizer, weights, optimizer
 
 
-def trainable_parameters(cfg: Any, tensors: Tensors, arch: str | None = None) -> int:
-    """Parameters the config trains, counted from the checkpoint's tensor shapes (original or native names);
-    ``arch`` is the LLM architecture (for its official LoRA targets)."""
-    vit = ("vision_model.", "model.vision_tower.")
-    llm = ("language_model.", "model.language_model.", "lm_head.")
-    mlp = ("mlp1.", "model.multi_modal_projector.")
-    n = 0
-    if not cfg.freeze_mlp:
-        n += tensors.count(*mlp)
-    if cfg.use_llm_lora:
-        n += _lora_params(tensors, llm, cfg.use_llm_lora, _llm_targets(cfg, arch))
-    elif not cfg.freeze_llm:
-        n += tensors.count(*llm)
-    if cfg.use_backbone_lora:
-        n += _lora_params(tensors, vit, cfg.use_backbone_lora, VIT_LORA_TARGETS)
-    elif not cfg.freeze_backbone:
-        n += tensors.count(*vit)
-    elif cfg.unfreeze_vit_layers:
-        layers = sorted({_layer_index(k) for k in tensors.shapes if k.startswith(vit) and _layer_index(k) >= 0})
-        chosen = set(layers[cfg.unfreeze_vit_layers :])
-        n += sum(_numel(s) for k, s in tensors.shapes.items() if k.startswith(vit) and _layer_index(k) in chosen)
-    return n
-
-
-def _layer_index(key: str) -> int:
-    m = re.search(r"(?:^|\.)layers\.(\d+)\.", key)
-    return int(m.group(1)) if m else -1
-
-
-def _llm_targets(cfg: Any, arch: str | None) -> tuple[str, ...] | None:
-    if cfg.lora_target == "all-linear":
-        return None
-    return LORA_TARGETS.get(arch or "", _LLAMA)
-
-
-def _lora_params(tensors: Tensors, prefixes: tuple[str, ...], rank: int, targets: tuple[str, ...] | None) -> int:
-    """r x (in + out) for every targeted linear weight (all 2-D weights but embeddings and the head if None)."""
-    n = 0
-    for key, shape in tensors.shapes.items():
-        if not key.startswith(prefixes) or len(shape) != 2 or not key.endswith(".weight"):
-            continue
-        module = key[: -len(".weight")]
-        if targets is None:
-            if any(t in module for t in ("embed", "tok_embeddings", "lm_head", "output")):
-                continue
-        elif not module.endswith(targets):
-            continue
-        n += rank * (shape[0] + shape[1])
-    return n
-
-
-def check_disk(cfg: Any, tensors: Tensors, arch: str | None = None) -> str | None:
+def check_disk(cfg: Any, tensors: Tensors, model_cfg: dict[str, Any] | None = None) -> str | None:
     path = Path(cfg.output_dir).absolute()
     while not path.exists() and path.parent != path:
         path = path.parent
@@ -207,7 +151,10 @@ def check_disk(cfg: Any, tensors: Tensors, arch: str | None = None) -> str | Non
         free = shutil.disk_usage(path).free
     except OSError:
         return None  # check_output_dir reports an unusable folder
-    need, weights, optimizer = expected_checkpoint_bytes(cfg, tensors, arch)
+    try:
+        need, weights, optimizer = expected_checkpoint_bytes(cfg, tensors, model_cfg)
+    except (ValueError, KeyError, TypeError):
+        return None  # a config.json params.py cannot count: the checkpoint loader reports it
     if free >= need:
         return None
     return (
@@ -314,7 +261,7 @@ def check_lora_targets(cfg: Any, model_cfg: dict[str, Any], model_dir: str) -> s
     if not cfg.use_llm_lora or cfg.lora_target != "official":
         return None
     arch = llm_architecture(model_cfg)
-    if arch in LORA_TARGETS:
+    if arch in LORA_ARCHITECTURES:
         return None
     _, section = _llm_config(model_cfg)
     return (
@@ -347,7 +294,7 @@ def guard_problems(cfg: Any, *, world_size: int = 1, cuda: Any = None) -> list[s
                 tensors = read_tensors(Path(model_dir))
             except Exception:  # noqa: BLE001 - unreadable weights are load_pretrained's to report
                 tensors = None
-            if tensors is not None and (p := check_disk(cfg, tensors, llm_architecture(model_cfg))) is not None:
+            if tensors is not None and (p := check_disk(cfg, tensors, model_cfg)) is not None:
                 problems.append(p)
     problems += check_deepspeed(cfg, world_size, cuda=cuda)
     return problems

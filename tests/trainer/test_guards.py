@@ -18,7 +18,6 @@ from internvl_train.guards import (
     guard_problems,
     human_bytes,
     read_tensors,
-    trainable_parameters,
 )
 from internvl_train.tiny import write_tiny_checkpoint
 
@@ -83,29 +82,42 @@ def test_output_dir_not_writable(ckpts, tmp_path):
     ]
 
 
+# the official LoRA targets (docs/official-behaviour.md §7.1), in the original layout's names
+_LLAMA = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
+_LLAMA += ("mlp.gate_proj", "mlp.down_proj", "mlp.up_proj")
+_INTERNLM2 = ("attention.wqkv", "attention.wo", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3")
+
+
+def trainable(cfg: TrainConfig) -> int:
+    """The trainable count the disk guard uses (Adam state without DeepSpeed: 8 bytes a parameter)."""
+    tensors = read_tensors(Path(cfg.model_name_or_path))
+    return expected_checkpoint_bytes(cfg, tensors)[2] // 8
+
+
 def test_trainable_counts_full_lora_and_unfrozen_vit(ckpts, tmp_path):
     q = ckpts["qwen2"]
     tensors = read_tensors(q)
     assert tensors.total == numel(q, "")
     full = config(q, tmp_path)  # freeze_backbone (default): LLM + MLP train
-    assert trainable_parameters(full, tensors) == numel(q, "language_model.", "mlp1.")
+    assert trainable(full) == numel(q, "language_model.", "mlp1.")
     everything = config(q, tmp_path, freeze_backbone=False)
-    assert trainable_parameters(everything, tensors) == tensors.total
+    assert trainable(everything) == tensors.total
     last = config(q, tmp_path, freeze_llm=True, freeze_mlp=True, unfreeze_vit_layers=-1)
-    assert trainable_parameters(last, tensors) == numel(q, "vision_model.encoder.layers.1.")
+    assert trainable(last) == numel(q, "vision_model.encoder.layers.1.")
     # LoRA r=4 on the official Qwen2 targets: r x (in + out) for each q/k/v/o/gate/up/down weight
     lora = config(q, tmp_path, freeze_llm=True, freeze_mlp=True, use_llm_lora=4)
     expected = 0
     for k, t in load_file(q / "model.safetensors").items():
         module = k.removesuffix(".weight")
-        if k.startswith("language_model.") and k.endswith(".weight") and module.endswith(guards._LLAMA):
+        if k.startswith("language_model.") and k.endswith(".weight") and module.endswith(_LLAMA):
             expected += 4 * (t.shape[0] + t.shape[1])
     assert expected > 0
-    assert trainable_parameters(lora, tensors, "Qwen2ForCausalLM") == expected
+    assert trainable(lora) == expected
 
 
 def test_lora_counts_match_peft(ckpts, tmp_path):
-    """The header arithmetic equals what peft really adds on the InternLM2 targets."""
+    """The guard counts the adapters the trainer adds: InternLM2 loads as the native llama model, whose q/k/v are
+    three Linears where the official code wraps the fused wqkv (peft on the fused shapes + r x 2 x hidden each)."""
     from peft import LoraConfig, get_peft_model
 
     m = ckpts["internlm2"]
@@ -115,13 +127,13 @@ def test_lora_counts_match_peft(ckpts, tmp_path):
     for key, shape in tensors.shapes.items():
         if key.startswith("language_model.") and key.endswith(".weight") and len(shape) == 2:
             mods[key.removesuffix(".weight").replace(".", "_")] = torch.nn.Linear(shape[1], shape[0], bias=False)
-    targets = [
-        k for k in mods if k.endswith(tuple(t.replace(".", "_") for t in guards.LORA_TARGETS["InternLM2ForCausalLM"]))
-    ]
+    targets = [k for k in mods if k.endswith(tuple(t.replace(".", "_") for t in _INTERNLM2))]
     peft_model = get_peft_model(torch.nn.Sequential(mods), LoraConfig(r=8, target_modules=targets))
-    peft_trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    peft_fused = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+    llm = json.loads((m / "config.json").read_text())["llm_config"]
+    split = 8 * 2 * llm["hidden_size"] * llm["num_hidden_layers"]  # k and v take the hidden state as input too
     cfg = config(m, tmp_path, freeze_llm=True, freeze_mlp=True, use_llm_lora=8)
-    assert trainable_parameters(cfg, tensors, "InternLM2ForCausalLM") == peft_trainable > 0
+    assert trainable(cfg) == peft_fused + split > split > 0
 
 
 def test_disk_space_below_one_checkpoint(ckpts, tmp_path, monkeypatch):
@@ -129,7 +141,7 @@ def test_disk_space_below_one_checkpoint(ckpts, tmp_path, monkeypatch):
     cfg = config(q, tmp_path, deepspeed="zero3-34b", max_seq_length=256)
     tensors = read_tensors(q)
     trainable = numel(q, "language_model.", "mlp1.")
-    total, weights, optimizer = expected_checkpoint_bytes(cfg, tensors, "Qwen2ForCausalLM")
+    total, weights, optimizer = expected_checkpoint_bytes(cfg, tensors)
     assert (weights, optimizer) == (tensors.total * 2, trainable * 12)  # bf16 weights, DeepSpeed Adam state
     free = total - 1
     monkeypatch.setattr(guards.shutil, "disk_usage", lambda p: type("U", (), {"free": free})())
