@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         todo.metas = []
     else:
         todo.orphans = []
-    opts = validate_cli.check_outputs(todo.metas, opts, jsonl=False)  # --select typos, -o, manifests: as validate
+    opts = validate_cli.check_outputs(todo.metas, opts, False, "pre-commit")  # --select typos, -o, manifests
     if not todo.metas and not todo.orphans:
         what = "JSONL file that no meta file lists" if args.loose else "file that a meta file lists"
         print(f"ivl-data pre-commit: no changed {what}; nothing to check", file=sys.stderr)

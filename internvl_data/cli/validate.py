@@ -238,7 +238,7 @@ def finish(command: str, report: Report, opts: ValidateOptions, settings, exit_z
     return 0 if exit_zero and code == 1 else code
 
 
-def check_outputs(paths: list[str], opts: ValidateOptions, jsonl: bool) -> ValidateOptions:
+def check_outputs(paths: list[str], opts: ValidateOptions, jsonl: bool, command: str = "validate") -> ValidateOptions:
     """Options, inputs and outputs checked before any work (raises IvlDataError): --select/--ignore name real
     codes, --cache is not a file, inputs are regular files, outputs can be written.
 
@@ -279,7 +279,7 @@ def check_outputs(paths: list[str], opts: ValidateOptions, jsonl: bool) -> Valid
             fsio.check_writable(manifest.default_path(path))
         except OutputError as exc:
             print(
-                f"ivl-data validate: note: no manifest written ({exc}); pass --manifest PATH to write it elsewhere, "
+                f"ivl-data {command}: note: no manifest written ({exc}); pass --manifest PATH to write it elsewhere, "
                 "or --no-manifest",
                 file=sys.stderr,
             )
