@@ -179,11 +179,7 @@ class SampleBuilder:
         with warnings.catch_warnings():  # PIL's own bomb warning is never printed raw: one limit, one message
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             try:
-                with Image.open(path) as head:  # the header only: the one pixel limit before any decoding
-                    pixels = head.size[0] * head.size[1]
-                if pixels > MAX_PIXELS:
-                    raise Image.DecompressionBombError(f"{pixels:,} pixels")
-                return load_rgb(path)
+                return load_rgb(path, MAX_PIXELS)  # the one pixel limit, from the header before any decoding
             except FileNotFoundError:
                 raise SampleError("IVL301", f"{path}: image not found", path=path) from None
             except Image.DecompressionBombError:

@@ -166,14 +166,17 @@ def _run_tasks(first: list[tuple[int, Callable[[], list]]]) -> dict[int, Excepti
     return errors
 
 
-def load_rgb(path: str) -> Image.Image:
+def load_rgb(path: str, max_pixels: int | None = None) -> Image.Image:
     """Open an image as the official loader does (``Image.open(path).convert('RGB')``), decoded once.
 
-    An image that is already RGB is loaded in place instead of copied: same pixels, one copy less.
+    An image that is already RGB is loaded in place instead of copied: same pixels, one copy less. One over
+    ``max_pixels`` raises ``DecompressionBombError`` from its header, before anything is decoded.
     """
     from PIL import Image
 
     with Image.open(path) as img:  # closes the file even when decoding fails
+        if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
+            raise Image.DecompressionBombError(f"{img.size[0] * img.size[1]:,} pixels")
         if img.mode != "RGB":
             return img.convert("RGB")
         img.load()
