@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.max_seq_length < 1 or args.num_frames < 1:
         print("ivl-data render: error: --max-seq-length and --num-frames must be at least 1", file=sys.stderr)
         return 2
-    if args.limit is not None and args.limit < 0 or args.index is not None and args.index < 0:
-        which = f"--limit {args.limit}" if args.limit is not None and args.limit < 0 else f"--index {args.index}"
+    if args.limit < 0 or args.index is not None and args.index < 0:  # --limit has a default (1)
+        which = f"--limit {args.limit}" if args.limit < 0 else f"--index {args.index}"
         print(f"ivl-data render: error: {which} must be >= 0 (--limit 0 renders everything)", file=sys.stderr)
         return 2
     if args.dump_pixels:  # before the work: a folder we cannot write fails now, not after the first record
