@@ -386,3 +386,10 @@ def test_pre_commit_checks_its_options_like_validate(make_meta, run_cli, monkeyp
         "ivl-data pre-commit: error: --select IVL9: no rule code starts with it; use codes or prefixes from "
         "`ivl-data rules` (IVL201, IVL2)\n"
     )
+
+
+def test_render_refuses_a_negative_index_before_loading_anything(make_meta, run_cli, tmp_path: Path) -> None:
+    meta = make_meta(d=[clean(1)])
+    code, out, err = run_cli("render", meta, "--model", tmp_path / "no-such-model", "--index", "-2")
+    assert (code, out) == (2, "")
+    assert err == "ivl-data render: error: --index -2 must be >= 0 (--limit 0 renders everything)\n"
