@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 VALID = ROOT / "fixtures" / "valid"
 ABSENT = ("torch", "transformers", "pandas")
-# The stats driver, the token counters and render; validate's media checks may borrow stats_scan.Settings.
+# The stats driver, the token counters and render; validate's media checks may borrow stats.types.Settings.
 NOT_LOADED = (
     "internvl_data.stats.compute",
     "internvl_data.stats.tokens",
