@@ -21,12 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from internvl_train import launch
-    from internvl_train.recipe.train import run as train
 
     resolved, code = launch.begin(args, args.config, args.overrides)  # preset < env < file < key=value
-    if code is not None:  # a dry run, or the processes torchrun / srun ran
+    if code is not None:  # a dry run, or the processes torchrun / srun ran: no torch / transformers import
         return code
     from internvl_train.plan.summary import announce
+    from internvl_train.recipe.train import run as train
 
     announce(resolved.config)  # the plan's one line (rank 0), a warning when it will not fit
     return train(resolved.config, resume=args.resume)

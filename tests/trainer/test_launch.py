@@ -472,3 +472,20 @@ def test_srun_missing_is_one_line(monkeypatch):
         "srun: not found; PARTITION, --launcher slurm and the 40B/76B full presets launch through SLURM: run on a "
         "SLURM login node, or pass --launcher torchrun"
     )
+
+
+def test_dry_run_imports_neither_torch_nor_transformers(tmp_path):
+    """`run --dry-run` (and the parent that only starts torchrun) prints before the trainer's imports (~10 s)."""
+    import subprocess
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model_name_or_path: {tmp_path}/m\nmeta_path: {tmp_path}/meta.json\noutput_dir: {tmp_path}/out\n")
+    code = (
+        "import sys\nfrom internvl_train.cli.dispatch import main\n"
+        f"assert main(['run', {str(cfg)!r}, '--dry-run']) == 0\n"
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "# one process, no launcher"
+    assert done.stdout.splitlines()[-1] == "[]"
