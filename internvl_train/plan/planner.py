@@ -150,25 +150,22 @@ def _named_zero(name: str) -> Zero:
     return zero_of(name)
 
 
-def smallest_gpus(shapes: ModelShapes, setup: Setup, gpu_memory: int) -> int | None:
-    """The smallest GPU count (1, 2, 4, 8, then multiples of 8) whose plan fits, or None up to 512."""
+def smallest_fit(shapes: ModelShapes, setup: Setup, gpu_memory: int) -> Plan | None:
+    """The plan on the smallest count of ``GPU_COUNTS`` that fits (or is tight), or None up to 512."""
     for n in GPU_COUNTS:
-        if compute(shapes, setup.replace(world=n), gpu_memory).verdict != "does not fit":
-            return n
+        plan = compute(shapes, setup.replace(world=n), gpu_memory)
+        if plan.verdict != "does not fit":
+            return plan
     return None
 
 
 def make_plan(shapes: ModelShapes, setup: Setup, gpu_memory: int | None, *, gpus_given: bool = True) -> Plan:
     """The plan, its smallest GPU count (when the count was not given) and, when it does not fit, suggestions."""
-    if gpu_memory and not gpus_given:
-        n = smallest_gpus(shapes, setup, gpu_memory)
-        if n is not None:
-            setup = setup.replace(world=n)
-        plan = compute(shapes, setup, gpu_memory)
-        plan.smallest_gpus = n
-    else:
-        plan = compute(shapes, setup, gpu_memory)
-    if plan.verdict == "does not fit":
+    fit = smallest_fit(shapes, setup, gpu_memory) if gpu_memory and not gpus_given else None
+    plan = compute(shapes, setup, gpu_memory) if fit is None else fit
+    if fit is not None:
+        plan.smallest_gpus = fit.setup.world
+    if gpu_memory and plan.verdict == "does not fit":
         plan.suggestions = suggestions(shapes, setup, gpu_memory)
     return plan
 
@@ -176,18 +173,16 @@ def make_plan(shapes: ModelShapes, setup: Setup, gpu_memory: int | None, *, gpus
 def suggestions(shapes: ModelShapes, setup: Setup, gpu_memory: int) -> list[dict[str, Any]]:
     """Single changes that make the plan fit, cheapest first; then more GPUs; if none fits, the best three."""
     tried = []
-    for rank, (change, new) in enumerate(_changes(setup, shapes)):
+    for change, new in _changes(setup, shapes):
         p = compute(shapes, new, gpu_memory)
-        tried.append({"change": change, "per_gpu_bytes": p.per_gpu_bytes, "verdict": p.verdict, "_rank": rank})
-    more = smallest_gpus(shapes, setup, gpu_memory)
-    if more is not None and more > setup.world:
-        p = compute(shapes, setup.replace(world=more), gpu_memory)
-        tried.append({"change": f"--gpus {more}", "per_gpu_bytes": p.per_gpu_bytes, "verdict": p.verdict, "_rank": 99})
+        tried.append({"change": change, "per_gpu_bytes": p.per_gpu_bytes, "verdict": p.verdict})
+    more = smallest_fit(shapes, setup, gpu_memory)
+    if more is not None and more.setup.world > setup.world:
+        tried.append(
+            {"change": f"--gpus {more.setup.world}", "per_gpu_bytes": more.per_gpu_bytes, "verdict": more.verdict}
+        )
     good = [x for x in tried if x["verdict"] != "does not fit"]
-    chosen = good if good else sorted(tried, key=lambda x: x["per_gpu_bytes"])[:3]
-    for x in chosen:
-        x.pop("_rank")
-    return chosen
+    return good if good else sorted(tried, key=lambda x: x["per_gpu_bytes"])[:3]
 
 
 def flops_per_token(shapes: ModelShapes, setup: Setup) -> float:
