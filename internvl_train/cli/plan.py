@@ -152,8 +152,8 @@ def build(args: argparse.Namespace, cfg: Any = None) -> dict[str, Any]:
             "grad_checkpoint": plan.setup.work.grad_checkpoint,
         },
     }
-    if getattr(args, "preset", None) and preset_gpus(args):
-        out["preset_gpus"] = preset_gpus(args)
+    if script_gpus := preset_gpus(args):
+        out["preset_gpus"] = script_gpus
     if mixture:
         out["mixture"] = mixture
         if mixture.get("tokens_total"):
