@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,17 +13,12 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from tests.helpers.ports import free_port
 from tests.trainer.model_helpers import ROOT, VALID_META, tiny, write_config
 
 pytestmark = pytest.mark.slow  # four short subprocess runs
 DRIVER = Path(__file__).with_name("dist_driver.py")
 TIMEOUT = 420
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +61,7 @@ def _run(d: Path, ckpt: Path, name: str, nproc: int, **values) -> list[float]:
         cmd = [sys.executable, str(DRIVER), str(cfg)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
-        cmd += ["--master_port", str(_free_port()), str(DRIVER), str(cfg)]
+        cmd += ["--master_port", str(free_port()), str(DRIVER), str(cfg)]
     proc = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 VALID = ROOT / "fixtures" / "valid"
 
@@ -117,15 +119,6 @@ def weights(out: Path) -> dict:
 
 
 SPEED = ("samples_per_second", "tokens_per_second")  # wall-clock fields: the only ones that may differ
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on now (other test processes may use fixed ones)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def metrics(out: Path) -> list[dict]:
