@@ -11,7 +11,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from internvl_train.recipe.output import write_atomic_text, write_complete_marker
+from internvl_train.recipe.output import write_complete_marker
 
 METRIC_FIELDS = (
     "step",
@@ -154,10 +154,13 @@ def plot_loss(metrics: Path, out: Path) -> Path | None:
     lr.plot(steps, [r.get("learning_rate") or 0.0 for r in rows], color="tab:orange", label="learning rate")
     lr.set_ylabel("learning rate", color="tab:orange")
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    from internvl_data.fsio import atomic_file
+
+    try:
+        with atomic_file(out) as fh:  # temp beside it, fsync, rename; removed on any failure
+            fig.savefig(fh, format="png", dpi=100)
+    finally:
+        plt.close(fig)
     return out
 
 
@@ -168,5 +171,4 @@ __all__ = [
     "MetricsCallback",
     "ProgressCallback",
     "plot_loss",
-    "write_atomic_text",
 ]
