@@ -68,10 +68,12 @@ def test_jsonl_hook_checks_each_staged_file_no_meta_lists(dataset_repo: Path) ->
 
 
 def test_meta_hook_with_a_cache_folder(dataset_repo: Path) -> None:
+    stored = []
     for _ in range(2):
         proc = run_hook(dataset_repo, "ivl-data-validate", ("--cache", ".ivl-cache"))
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert list((dataset_repo / ".ivl-cache" / "results").glob("*.json"))
+        stored.append({p.name: p.stat().st_mtime_ns for p in (dataset_repo / ".ivl-cache" / "results").glob("*.json")})
+    assert stored[0] and stored[1] == stored[0]  # the re-run is served from the cache: no entry written again
 
 
 @pytest.mark.slow
