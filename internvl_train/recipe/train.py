@@ -44,14 +44,12 @@ def run(cfg: Any, resume: bool | str | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_warning()
-    from internvl_data.pipeline.modelinfo import ModelInfo
     from internvl_train import resume as resuming
+    from internvl_train.gate import checkpoint_info
     from internvl_train.guards import check_guards
 
     out = Path(cfg.output_dir)
-    info = ModelInfo.from_dir(cfg.model_name_or_path, cfg.conv_style)
-    info.require_template()
-    cfg = cfg.with_checkpoint(info)
+    cfg = cfg.with_checkpoint(checkpoint_info(cfg))  # no template and no conv_style: the config's problem
     args = training_arguments(cfg)  # initialises torch.distributed under torchrun
     world = args.world_size
     check_guards(cfg, world_size=world)

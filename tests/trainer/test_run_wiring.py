@@ -104,3 +104,25 @@ def test_a_refused_manifest_is_printed_once(tmp_path, capsys):
             "trainer validate the data itself."
         ),
     ]
+
+
+def test_a_checkpoint_without_template_asks_for_conv_style(tmp_path, capsys):
+    """As `ivl-train check` says it (not ivl-data's `--template`, which `ivl-train run` does not have)."""
+    import json
+
+    from internvl_train.cli.dispatch import main
+    from internvl_train.tiny import write_tiny_checkpoint
+
+    ckpt = write_tiny_checkpoint(tmp_path / "ckpt", "qwen2", "300m")
+    doc = json.loads((ckpt / "config.json").read_text())
+    del doc["template"]
+    (ckpt / "config.json").write_text(json.dumps(doc))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"model_name_or_path: {ckpt}\nmeta_path: {VALID_META}\noutput_dir: {tmp_path / 'out'}\n")
+    assert main(["run", str(cfg)]) == 2
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        "ivl-train run: error: 1 problem in the training configuration:",
+        f"  conv_style: {ckpt}/config.json names no template (original layout); set conv_style to one of Hermes-2, "
+        "internlm2-chat, phi3-chat, internvl2_5",
+    ]
+    assert not (tmp_path / "out").exists()
