@@ -1,7 +1,7 @@
 """IVL4xx: token budgets, checked with the checkpoint's tokenizer and template (``validate --model DIR``).
 
 ``TokenChecker(entry, options).check(obj, ctx)`` counts a record's tokens exactly as ``ivl-data stats`` does
-(:mod:`stats_tokens`: template, image tokens from header sizes through the tiling, the tokenizer) and reports
+(:mod:`stats.tokens`: template, image tokens from header sizes through the tiling, the tokenizer) and reports
 over-length records, truncation through an image, records with nothing to learn, the official arithmetic's
 mismatch fallback and videos whose frames cannot fit. One finding per problem, the most specific first.
 """
@@ -92,7 +92,7 @@ rule(
 
 
 def findings_for(counts: Any, ctx: Any, max_seq_length: int, min_frames_total: int | None = None) -> list[Finding]:
-    """Findings for one record's :class:`stats_tokens.Counts` (``min_frames_total``: video at min frames)."""
+    """Findings for one record's :class:`stats.tokens.Counts` (``min_frames_total``: video at min frames)."""
     path, line, ds = ctx.path, ctx.line, getattr(ctx, "dataset", "")
     out: list[Finding] = []
     if counts.error.startswith("IVL407: "):

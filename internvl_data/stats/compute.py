@@ -1,7 +1,7 @@
 """``ivl-data stats``: what a mixture contains after ``repeat_time``, per dataset and for the mixture.
 
 :func:`compute` plans newline-aligned chunks over the lines each dataset contributes, scans them in worker
-processes (:mod:`stats_scan`), merges the per-chunk :class:`Tally` objects and scales them by the repeat factor.
+processes (:mod:`.worker`), merges the per-chunk :class:`Tally` objects and scales them by the repeat factor.
 :class:`StatsResult` turns the tallies into pandas DataFrames: ``summary()`` (one row per dataset plus the
 mixture, distributions flattened as ``<metric>_<stat>``) and ``distributions()`` (long form).
 """

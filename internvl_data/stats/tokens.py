@@ -1,6 +1,6 @@
 """Exact token counts per record without pixels: the token-only fast path of ``SampleBuilder.build_text``.
 
-Image token counts come from header sizes through ``tiling.num_tiles`` (:mod:`stats_scan`); the text goes
+Image token counts come from header sizes through ``tiling.num_tiles`` (:mod:`.worker`); the text goes
 through the same placeholder edits, template rendering, image placement, semantic labels and official
 arithmetic as :class:`sample.SampleBuilder`, but each image stays a single ``<IMG_CONTEXT>`` (its run length is
 added arithmetically), the labels are counted with numpy instead of being materialised, and every distinct
@@ -102,7 +102,7 @@ def model_settings(model_dir: str, settings: Settings, template: str | None = No
 
 
 class TokenCounter:
-    """Counts tokens for batches of :class:`stats_scan.Record` with one checkpoint's tokenizer and template."""
+    """Counts tokens for batches of :class:`.types.Record` with one checkpoint's tokenizer and template."""
 
     def __init__(self, builder: Any, settings: Settings):
         from internvl_data.stats.piece_cache import PieceCodec

@@ -1,9 +1,9 @@
 """The stats worker: one byte range of one annotation file -> a :class:`Tally` (flat memory).
 
 Runs in worker processes (no pandas here). Per record it counts the kind, turns, characters, images, image sizes
-(headers, through :mod:`stats_media`), tiles per image (``tiling.num_tiles`` under the dataset's
+(headers, through :mod:`internvl_data.media.sizes`), tiles per image (``tiling.num_tiles`` under the dataset's
 ``max_dynamic_patch``, the multi-image budget ``max(1, max_dynamic_patch // n)``) and video frames; with a model
-it adds exact token counts from :mod:`stats_tokens`, in batches.
+it adds exact token counts from :mod:`internvl_data.stats.tokens`, in batches.
 """
 
 from __future__ import annotations
