@@ -122,7 +122,7 @@ def read_run_info(output_dir: str | os.PathLike) -> dict[str, Any] | None:
 def write_run_info(cfg: Any, world_size: int, manifest_path: str | os.PathLike | None) -> Path:
     """Record what the run means (rank 0, at its start, after the data gate): the resolved config, the number
     of processes and the data manifest that vouched for the data."""
-    from internvl_data.validator.cache import write_atomic
+    from internvl_data.fsio import write_atomic
 
     manifest = None
     if manifest_path is not None:
@@ -205,7 +205,7 @@ def discard_incomplete(output_dir: str | os.PathLike, after_step: int, *, comple
 
 def truncate_metrics(output_dir: str | os.PathLike, step: int) -> int:
     """Keep the ``metrics.jsonl`` lines up to ``step`` (and drop a torn last line); returns the lines dropped."""
-    from internvl_data.validator.cache import write_atomic
+    from internvl_data.fsio import write_atomic
 
     path = Path(output_dir, METRICS)
     try:

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from internvl_train.recipe.model import native_state_name
+from internvl_train.resume import MARKER
 
-COMPLETE_MARKER = "ivl-complete.json"
+COMPLETE_MARKER = MARKER  # written last into every checkpoint-N (resume continues from those only)
 MODEL_DIR, ADAPTER_DIR = "model", "adapter"
 
 
@@ -43,10 +44,6 @@ def write_complete_marker(checkpoint_dir: str | os.PathLike, step: int, manifest
     path = Path(checkpoint_dir) / COMPLETE_MARKER
     write_atomic_text(path, json.dumps({"step": int(step), "data_manifest_sha256": manifest_hash}, indent=2) + "\n")
     return path
-
-
-def is_complete(checkpoint_dir: str | os.PathLike) -> bool:
-    return (Path(checkpoint_dir) / COMPLETE_MARKER).is_file()
 
 
 def native_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
