@@ -84,3 +84,25 @@ def run_cli(*argv: str) -> int:
     from internvl_train.cli.dispatch import main
 
     return main(["run", *argv])
+
+
+def train_eight(d: Path, steps: int, learning_rate: float, **values) -> tuple[Path, Path, list[dict]]:
+    """`ivl-train run` on a tiny checkpoint and the :data:`EIGHT` records in one batch of 8, ``steps`` steps at a
+    constant ``learning_rate``, one checkpoint at the end (``values``: more config keys); (ckpt, meta, metric rows)."""
+    ckpt = tiny(d / "ckpt")
+    meta = write_meta(d, EIGHT)
+    cfg = write_config(
+        d / "cfg.yaml",
+        model_name_or_path=str(ckpt),
+        meta_path=str(meta),
+        output_dir=str(d / "out"),
+        per_device_train_batch_size=8,
+        max_steps=steps,
+        learning_rate=learning_rate,
+        warmup_ratio=0,
+        lr_scheduler_type="constant",
+        save_steps=steps,
+        **values,
+    )
+    assert run_cli(str(cfg)) == 0
+    return ckpt, meta, [json.loads(line) for line in (d / "out" / "metrics.jsonl").read_text().splitlines()]

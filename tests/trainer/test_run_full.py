@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from internvl_data.pipeline.dataset import build_data
 from internvl_train import load_pretrained
 from internvl_train.recipe.callbacks import METRIC_FIELDS
-from tests.trainer.model_helpers import EIGHT, reference_loss, run_cli, tiny, write_config, write_meta
+from tests.trainer.model_helpers import reference_loss, train_eight
 
 STEPS = 20
 pytestmark = pytest.mark.slow  # one ~30-60 s training run shared by the module
@@ -24,22 +24,7 @@ pytestmark = pytest.mark.slow  # one ~30-60 s training run shared by the module
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("full")
-    ckpt = tiny(d / "ckpt")
-    meta = write_meta(d, EIGHT)
-    cfg = write_config(
-        d / "cfg.yaml",
-        model_name_or_path=str(ckpt),
-        meta_path=str(meta),
-        output_dir=str(d / "out"),
-        per_device_train_batch_size=8,
-        max_steps=STEPS,
-        learning_rate=5e-3,
-        warmup_ratio=0,
-        lr_scheduler_type="constant",
-        save_steps=STEPS,
-    )
-    assert run_cli(str(cfg)) == 0
-    rows = [json.loads(line) for line in (d / "out" / "metrics.jsonl").read_text().splitlines()]
+    ckpt, meta, rows = train_eight(d, STEPS, 5e-3)
     return d, ckpt, meta, rows
 
 

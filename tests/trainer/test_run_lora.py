@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from internvl_train import load_pretrained
 from internvl_train.cli.dispatch import main
-from tests.trainer.model_helpers import EIGHT, run_cli, tiny, write_config, write_meta
+from tests.trainer.model_helpers import train_eight
 
 STEPS = 50
 pytestmark = pytest.mark.slow  # one ~60 s training run shared by the module
@@ -22,19 +22,10 @@ pytestmark = pytest.mark.slow  # one ~60 s training run shared by the module
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("lora")
-    ckpt = tiny(d / "ckpt")
-    meta = write_meta(d, EIGHT)
-    cfg = write_config(
-        d / "cfg.yaml",
-        model_name_or_path=str(ckpt),
-        meta_path=str(meta),
-        output_dir=str(d / "out"),
-        per_device_train_batch_size=8,
-        max_steps=STEPS,
-        learning_rate=1e-2,
-        warmup_ratio=0,
-        lr_scheduler_type="constant",
-        save_steps=STEPS,
+    ckpt, _, rows = train_eight(
+        d,
+        STEPS,
+        1e-2,
         use_llm_lora=32,
         freeze_llm=True,
         freeze_mlp=True,
@@ -42,8 +33,6 @@ def lora_run(tmp_path_factory):
         group_by_length=True,  # the length-grouped sampler (one batch of 8 holds every record anyway)
         dataloader_num_workers=1,  # samples built in a worker process
     )
-    assert run_cli(str(cfg)) == 0
-    rows = [json.loads(line) for line in (d / "out" / "metrics.jsonl").read_text().splitlines()]
     return d, ckpt, rows
 
 
