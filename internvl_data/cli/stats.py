@@ -192,6 +192,8 @@ def _run(args: argparse.Namespace) -> int:
         args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress, args.global_batch_size
     )
     result.meta = getattr(args, "meta_shown", result.meta)  # `-`, not the temporary copy of standard input
+    for line in stats_output.not_counted(result):  # named on stderr whatever the format (stdout is the report)
+        print(line, file=sys.stderr)
     pngs = stats_output.plot_pngs(result) if (args.plots or args.html) else None
     if args.plots:
         stats_output.write_plots(result, args.plots, pngs)

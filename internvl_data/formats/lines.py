@@ -60,6 +60,23 @@ def count_lines(path: str | os.PathLike[str]) -> int:
     return n + (last != b"\n")
 
 
+def line_numbers(path: str | os.PathLike[str], offsets: list[int]) -> list[int]:
+    """The 1-based number of the line starting at each byte offset (a few offsets: one read up to the last)."""
+    out: dict[int, int] = {}
+    todo = sorted(set(offsets))
+    pos, newlines = 0, 0
+    with open(path, "rb") as f:
+        for offset in todo:
+            while pos < offset:
+                data = f.read(min(CHUNK, offset - pos))
+                if not data:
+                    break
+                newlines += data.count(b"\n")
+                pos += len(data)
+            out[offset] = newlines + 1
+    return [out[o] for o in offsets]
+
+
 def read_block(path: str | os.PathLike[str], start: int, end: int, size: int) -> tuple[memoryview, list[bytes]]:
     """The bytes ``[start, end)`` of a file of ``size`` bytes and the lines that start in them (without their
     ``\n``; a line that runs past ``end`` is read to its end, the tail of one that started earlier is not

@@ -57,6 +57,7 @@ class DatasetStats:
     lines: int
     used_lines: int
     tally: Tally = field(default_factory=Tally)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, why): the first lines not counted
 
     @property
     def effective_records(self) -> int:
@@ -143,6 +144,15 @@ class StatsResult:
         return out
 
 
+def _located(path: str, problems: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(byte offset, why) -> (line number, why): only for the few lines stats names."""
+    if not problems:
+        return []
+    from internvl_data.formats.lines import line_numbers
+
+    return list(zip(line_numbers(path, [o for o, _ in problems]), [m for _, m in problems]))
+
+
 def _sum(t: Tally, metric: str) -> int:
     h = t.hists.get(metric)
     return h.total_sum() if h is not None else 0
@@ -190,6 +200,7 @@ def compute(
             t.lines if p.lines < 0 else p.lines,
             t.lines if p.used_lines < 0 else p.used_lines,
             t.scaled(repeat_factor(r)),
+            _located(d.annotation, t.problems),
         )
         for (d, r), p, t in zip(datasets, plans, tallies)
     ]

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+PROBLEMS_KEPT = 10  # lines not counted that stats names, per dataset (the count covers them all)
 STAT_NAMES = ("count", "mean", "p50", "p90", "p99", "max")
 
 
@@ -69,6 +70,12 @@ class Tally:
     lines: int = 0  # lines read (blank or unparsable lines included)
     counts: Counter = field(default_factory=Counter)  # "kind_single", "over_length", "media_unreadable", ...
     hists: dict[str, Hist] = field(default_factory=dict)  # metric -> histogram
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (byte offset, why not counted): the first few
+
+    def problem(self, offset: int, message: str) -> None:
+        """A line that is not counted: kept (at most :data:`PROBLEMS_KEPT` of them) so that stats can name it."""
+        if len(self.problems) < PROBLEMS_KEPT:
+            self.problems.append((offset, message))
 
     def add(self, metric: str, value: int) -> None:
         try:
@@ -81,6 +88,7 @@ class Tally:
         self.counts.update(other.counts)
         for metric, h in other.hists.items():
             self.hists.setdefault(metric, Hist()).update(h)
+        self.problems = sorted(self.problems + other.problems)[:PROBLEMS_KEPT]
         return self
 
     def scaled(self, factor: int) -> Tally:
@@ -91,4 +99,5 @@ class Tally:
             self.lines * factor,
             Counter({k: v * factor for k, v in self.counts.items()}),
             {m: h.scaled(factor) for m, h in self.hists.items()},
+            self.problems,
         )

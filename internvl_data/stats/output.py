@@ -115,6 +115,25 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def not_counted(result: StatsResult) -> list[str]:
+    """``path:line: why; not counted`` for the first lines of each dataset that stats could not count (not JSON,
+    not a record, a record the sample builder refuses such as IVL407), and one line for the rest."""
+    from internvl_data.stats.plan import repeat_factor
+
+    out = []
+    for d in result.datasets:
+        total = (d.tally.counts.get("skipped_lines", 0) + d.tally.counts.get("build_errors", 0)) // repeat_factor(
+            d.repeat_time
+        )
+        out += [f"{d.annotation}:{line}: {why}; not counted" for line, why in d.problems]
+        if total > len(d.problems):
+            out.append(
+                f"{d.annotation}: {total - len(d.problems):,} more line(s) not counted; "
+                f"`ivl-data validate {result.meta}` lists them all"
+            )
+    return out
+
+
 def print_tables(result: StatsResult, file: Any = None, *, width: int | None = None) -> None:
     """Rich tables (colour on a terminal, plain text elsewhere). A table wider than the terminal (``width``: force
     one) is printed per dataset, one ``field value`` line each, instead of letting columns vanish or cutting names

@@ -325,6 +325,7 @@ class TokenCounter:
         for rec, c in zip(records, counts):
             if c.error:
                 tally.counts["build_errors"] += 1
+                tally.problem(rec.offset, c.error)
                 continue
             tally.add("text_tokens", c.text)
             tally.add("image_tokens", c.image)

@@ -57,3 +57,4 @@ class Record:
     obj: dict
     kind: str
     tiles: list[int] = field(default_factory=list)  # per image (per frame for video: 1 each)
+    offset: int = -1  # byte offset of its line in the annotation (the line number is found only when reported)

@@ -43,6 +43,9 @@ def init_worker(datasets: list[Dataset], settings: Settings, record_new: bool = 
         _STATE["tokens"] = TokenCounter.load(settings)
 
 
+NOT_A_RECORD = "not a JSON object with a `conversations` list"
+
+
 def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
     """Scan one chunk; returns (dataset index, tally, new media cache entries)."""
     from internvl_data.formats import lines
@@ -53,11 +56,15 @@ def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
     counter = _STATE["tokens"]
     tally = Tally()
     batch: list[Record] = []
-    for _lineno, _offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
+    for _lineno, offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
         tally.lines += 1
         rec = scan_line(raw, ds, settings, sizes, tally)
-        if rec is None or counter is None or 0 in rec.tiles:  # no tokens without every image's size
+        if rec is None:
+            tally.problem(offset, NOT_A_RECORD)
             continue
+        if counter is None or 0 in rec.tiles:  # no tokens without every image's size
+            continue
+        rec.offset = offset
         batch.append(rec)
         if len(batch) >= BATCH:
             counter.add_batch(batch, tally)

@@ -46,4 +46,9 @@ def test_validate_and_stats_report_the_line(tmp_path: Path, model: Path, capsys)
         "budget of 1,048,576 (64 per --max-seq-length token, at least 1,048,576); it was not tokenized"
     )
     assert main(["stats", *args, "--no-cache", "--format", "json"]) == 0
-    assert '"build_errors": 1' in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert '"build_errors": 1' in out
+    assert err.splitlines() == [
+        f"{tmp_path / 'd.jsonl'}:2: IVL407: the record has 1,100,002 characters of text, over the per-record budget "
+        "of 1,048,576 (64 per --max-seq-length token, at least 1,048,576); it was not tokenized; not counted"
+    ]

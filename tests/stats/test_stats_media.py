@@ -17,6 +17,7 @@ from internvl_data.cli import dispatch as cli
 from internvl_data.cli.stats import load_datasets
 from internvl_data.stats.compute import compute
 from internvl_data.stats.worker import Dataset, Settings
+from tests.helpers.records import conv
 
 
 def _datasets(meta: Path) -> list[tuple[Dataset, float]]:
@@ -221,3 +222,26 @@ def test_cli_bad_meta_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     )
     code, _out, err = _run(["stats", str(meta), "--no-cache"], capsys)
     assert code == 1 and f"{meta}:1: IVL107 dataset 'd': annotation file 'gone.jsonl' not found" in err
+
+
+def test_lines_not_counted_are_named_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """stats counts what it can and names the first lines it could not count (by line, with 1 and 2 jobs),
+    then one line for the rest; stdout (the report) is unchanged and the exit is 0."""
+    ok = json.dumps({"conversations": conv("q", "a")})
+    body = [ok] * 30 + ["not json", '{"conversations": 1}', "[]"] + [ok] * 30 + ["{"] * 9 + [ok]
+    (tmp_path / "d.jsonl").write_text("\n".join(body) + "\n")
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 2}}))
+    for jobs in ("1", "2"):
+        code, out, err = _run(["stats", str(meta), "--no-cache", "--format", "json", "--jobs", jobs], capsys)
+        assert code == 0
+        assert json.loads(out)["summary"][0]["skipped_lines"] == 24  # 12 lines, repeat_time 2
+        ann = tmp_path / "d.jsonl"
+        why = "not a JSON object with a `conversations` list; not counted"
+        assert err.splitlines() == [
+            f"{ann}:31: {why}",
+            f"{ann}:32: {why}",
+            f"{ann}:33: {why}",
+            *[f"{ann}:{n}: {why}" for n in range(64, 71)],
+            f"{ann}: 2 more line(s) not counted; `ivl-data validate {meta}` lists them all",
+        ]
