@@ -11,8 +11,11 @@ through this module:
   destination and renamed into place; an existing destination is swapped out and removed only after the rename.
 - Every temporary path is named ``.<name>.<pid>-<random>.ivl-tmp`` (folders: ``...ivl-tmpdir``) and registered
   while it exists, so an exception, Ctrl-C or SIGTERM (see :func:`install_signal_handlers`) removes it. A SIGKILL
-  cannot be caught: :func:`sweep` finds such leftovers next time (their pid is no longer running) and removes them;
-  the commands call it on the folders they write to and report what they removed.
+  cannot be caught: such leftovers are found next time (their pid is no longer running) and removed: every write
+  first clears the leftovers named for its own destination, and :func:`sweep` clears a whole folder (``lengths``
+  and ``convert`` call it on the folders they write to). Temporaries of older ivl-kit versions carry no pid, so they
+  are reported, never removed (see :data:`LEGACY`). What was removed or found is kept as one-line notes
+  (:func:`take_notes`) that :func:`internvl_data.cli.common.run_command` prints when the command ends.
 - :func:`check_writable` checks an output location before the work starts, so a typo in ``-o`` fails in a
   second with a message naming the user's path, not after the whole run with the name of our temporary file.
 
@@ -41,7 +44,15 @@ TMP_SUFFIX = ".ivl-tmp"
 TMPDIR_SUFFIX = ".ivl-tmpdir"
 PAUSE_ENV = "IVL_TEST_PAUSE_BEFORE_RENAME"  # tests: seconds to sleep with the temporary complete, before the rename
 _LEFTOVER = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.ivl-tmp(dir)?$")
+_MKSTEMP = "[a-z0-9_]{8}"  # tempfile's random part
+LEGACY = {  # temporaries of ivl-kit versions before this module (no pid: a run of them may still be going on)
+    "a temporary file": re.compile(rf"^\..+\.{_MKSTEMP}\.(ivl-)?tmp$"),  # reports, manifests, lengths' files
+    "a scratch folder of `ivl-data lengths`": re.compile(rf"^\.ivl-lengths-{_MKSTEMP}$"),
+    "a half-written checkpoint of `ivl-train convert`": re.compile(r"^\..+\.tmp-[0-9a-f]{8}$"),
+    "the previous checkpoint that `ivl-train convert` was replacing": re.compile(r"^\..+\.old-[0-9a-f]{8}$"),
+}
 _live: set[Path] = set()  # temporary paths of this process that exist right now
+_notes: dict[str, None] = {}  # what this process removed or found (ordered, each once)
 _lock = threading.Lock()
 
 
@@ -136,6 +147,7 @@ def atomic_file(
     rename (``lengths`` keeps the ``.bak`` there). Use for streamed writes; :func:`write_atomic` for bytes.
     """
     dest = Path(path)
+    sweep(dest.parent, dest.name)  # a killed run's temporaries for this destination
     tmp = temp_path(dest)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -187,6 +199,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     dest = Path(path)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        sweep(dest.parent, dest.name)  # a killed run's temporaries for this destination
         tmp = temp_path(dest, folder=True)
         tmp.mkdir()
     except OSError as exc:
@@ -235,6 +248,7 @@ def _apply_umask(folder: Path) -> None:
 @contextmanager
 def temp_dir(beside: str | os.PathLike) -> Iterator[Path]:
     """A scratch folder beside ``beside`` (named like our other temporaries), removed on every exit path."""
+    sweep(Path(beside).parent, Path(beside).name)  # a killed run's scratch folder
     tmp = temp_path(Path(beside), folder=True)
     try:
         tmp.mkdir(parents=False)
@@ -259,28 +273,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def leftovers(folder: str | os.PathLike) -> list[Path]:
-    """Temporary files and folders in ``folder`` left by an ivl-kit process that is no longer running."""
-    out: list[Path] = []
+def _names(folder: str | os.PathLike, dest_name: str | None) -> list[str]:
     try:
         names = os.listdir(folder)
     except OSError:
-        return out
-    for name in names:
+        return []
+    if dest_name is not None:
+        names = [n for n in names if n.startswith(f".{dest_name}.")]
+    return names
+
+
+def leftovers(folder: str | os.PathLike, dest_name: str | None = None) -> list[Path]:
+    """Temporary files and folders in ``folder`` left by an ivl-kit process that is no longer running (only those
+    for the destination ``dest_name`` when given)."""
+    out: list[Path] = []
+    for name in _names(folder, dest_name):
         m = _LEFTOVER.match(name)
         if m and not _alive(int(m.group(1))):
             out.append(Path(folder) / name)
     return sorted(out)
 
 
-def sweep(folder: str | os.PathLike) -> list[Path]:
-    """Remove :func:`leftovers` in ``folder`` (a killed run's debris); returns what was removed.
+def legacy_leftovers(folder: str | os.PathLike, dest_name: str | None = None) -> list[tuple[Path, str]]:
+    """``(path, what it is)`` for each temporary of an older ivl-kit version in ``folder`` (:data:`LEGACY`)."""
+    out = []
+    for name in _names(folder, dest_name):
+        if not _LEFTOVER.match(name):
+            what = next((what for what, pattern in LEGACY.items() if pattern.match(name)), None)
+            if what is not None:
+                out.append((Path(folder) / name, what))
+    return sorted(out)
 
-    A leftover that cannot be removed (read-only folder) is left and not returned; the commands report what they
-    removed in one line (``removed N leftover temporary file(s) of an interrupted run: ...``).
-    """
+
+def sweep(folder: str | os.PathLike, dest_name: str | None = None) -> list[Path]:
+    """Remove :func:`leftovers` in ``folder`` (a killed run's debris; only those for ``dest_name`` when given) and
+    note each (``removed PATH, left by an interrupted run``); note :func:`legacy_leftovers` without removing them.
+    Returns what was removed. A leftover that cannot be removed (read-only folder) is left and not noted."""
     removed = []
-    for p in leftovers(folder):
+    for p in leftovers(folder, dest_name):
         try:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -289,7 +319,27 @@ def sweep(folder: str | os.PathLike) -> list[Path]:
         except OSError:
             continue
         removed.append(p)
+        note(f"removed {p}, left by an interrupted run")
+    for p, what in legacy_leftovers(folder, dest_name):
+        note(
+            f"found {p}, {what} left by an interrupted run of an older ivl-kit; it names no process, so it is not "
+            "removed: check it and delete it once no older ivl-kit runs on this folder"
+        )
     return removed
+
+
+def note(text: str) -> None:
+    """Keep a one-line note for the end of the command (each text once)."""
+    with _lock:
+        _notes[text] = None
+
+
+def take_notes() -> list[str]:
+    """The notes so far, in order; forgets them."""
+    with _lock:
+        out = list(_notes)
+        _notes.clear()
+    return out
 
 
 def check_writable(path: str | os.PathLike, *, folder: bool = False) -> None:

@@ -67,6 +67,7 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
     from internvl_data import fsio
 
     previous = fsio.install_signal_handlers()
+    fsio.take_notes()  # the notes printed at the end are this command's (library calls before it keep none)
     try:
         return int(body(args))
     except BrokenPipeError:  # `ivl-data ... | head`
@@ -90,6 +91,11 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
         return code
     finally:
         fsio.restore_signal_handlers(previous)
+        for note in fsio.take_notes():  # leftovers of killed runs removed or found (fsio.sweep)
+            try:
+                print(f"{prog} {command}: {note}" if command else f"{prog}: {note}", file=sys.stderr)
+            except (OSError, ValueError):
+                pass
 
 
 def _ignore_further_interrupts() -> None:

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from internvl_data import fsio
+    from internvl_data.formats.lines import ends_mid_line
     from internvl_data.stats.lengths import EditError, set_dataset_keys, write_lengths, write_replacing
 
     if bool(args.in_place) == bool(args.output_dir):
@@ -49,8 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     folders = {out_dir} if out_dir is not None else {Path(d.annotation).parent for d in datasets}
     folders.add(Path(args.meta).resolve().parent)
     for folder in sorted(folders):  # before the work: a killed run's debris goes, and we can write where we must
-        for p in fsio.sweep(folder):
-            print(f"ivl-data lengths: removed {p}, left by an interrupted run", file=sys.stderr)
+        fsio.sweep(folder)  # noted; run_command prints the notes
         if folder != Path(args.meta).resolve().parent or out_dir is None:
             fsio.check_writable(folder / "x", folder=False)
     try:
@@ -83,6 +83,12 @@ def _run(args: argparse.Namespace) -> int:
         else:  # never overwrite the true original of an earlier run with that run's output
             kept = ", ".join(map(str, old))
             where += f" (originals kept as .bak, except where a .bak of an earlier run existed and was left: {kept})"
+            for bak in old:
+                if bak.is_file() and ends_mid_line(bak):
+                    fsio.note(
+                        f"{bak} ends in the middle of a line: it looks like the partial copy of a killed run of an "
+                        "older ivl-kit, not a full original; check it before you restore from it"
+                    )
     print(
         f"ivl-data lengths: wrote {len(outcome.written)} annotation file(s) and {target} {where}; "
         f"{n} line(s) left without a length",

@@ -77,6 +77,29 @@ def line_numbers(path: str | os.PathLike[str], offsets: list[int]) -> list[int]:
     return [out[o] for o in offsets]
 
 
+def ends_mid_line(path: str | os.PathLike[str], tail: int = 1 << 20) -> bool:
+    """True when the file looks cut short: no final newline and its last line (read from the last ``tail`` bytes)
+    is not complete JSON (a copy killed half-way; a hand-written file without a final newline is complete)."""
+    import orjson
+
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return False
+        f.seek(max(0, size - tail))
+        data = f.read()
+    if data.endswith(b"\n"):
+        return False
+    last = data.rsplit(b"\n", 1)[-1]
+    if len(data) == tail and b"\n" not in data:
+        return True  # a last line longer than ``tail``: not read whole, and no newline after it
+    try:
+        orjson.loads(last)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
 def read_block(path: str | os.PathLike[str], start: int, end: int, size: int) -> tuple[memoryview, list[bytes]]:
     """The bytes ``[start, end)`` of a file of ``size`` bytes and the lines that start in them (without their
     ``\n``; a line that runs past ``end`` is read to its end, the tail of one that started earlier is not

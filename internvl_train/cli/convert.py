@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
         dst = Path(args.dst).absolute()
         check_destination(args.dst, src=args.src, force=args.force)  # before the work: nothing is loaded yet
         fsio.check_writable(dst.parent, folder=True)
-        for p in fsio.sweep(dst.parent):
-            print(f"ivl-train convert: removed {p}, left by an interrupted run", file=sys.stderr)
+        fsio.sweep(dst.parent)  # noted; run_command prints the notes
         model, tokenizer = load_pretrained(args.src, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
         save_pretrained(
             model,

@@ -104,6 +104,154 @@ def test_sweep_removes_leftovers_of_dead_processes_only(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
 
 
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_every_write_clears_a_killed_runs_temporaries_for_its_destination(tmp_path: Path) -> None:
+    """A SIGKILLed `stats -o out.json` leaves `.out.json.<pid>-<hex>.ivl-tmp`: the next write of out.json removes it
+    (and notes it), whatever the command; temporaries for other names and of live processes stay."""
+    fsio.take_notes()
+    dead = _dead_pid()
+    mine = tmp_path / f".out.json.{dead}-0123abcd.ivl-tmp"
+    other = tmp_path / f".other.json.{dead}-0123abcd.ivl-tmp"
+    live = tmp_path / f".out.json.{os.getpid()}-0123abcd.ivl-tmp"
+    for p in (mine, other, live):
+        p.write_bytes(b"partial")
+    fsio.write_atomic(tmp_path / "out.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.json", other.name, live.name])
+    assert fsio.take_notes() == [f"removed {mine}, left by an interrupted run"]
+    ckpt_left = tmp_path / f".ckpt.{dead}-0123abcd.ivl-tmpdir"
+    (ckpt_left / "sub").mkdir(parents=True)
+    with fsio.atomic_dir(tmp_path / "ckpt") as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert not ckpt_left.exists() and fsio.take_notes() == [f"removed {ckpt_left}, left by an interrupted run"]
+
+
+def test_an_older_versions_temporaries_are_reported_never_removed(tmp_path: Path) -> None:
+    """Before fsio, ivl-kit named temporaries without a pid (mkstemp `.NAME.XXXXXXXX.tmp` / `.ivl-tmp`,
+    `.ivl-lengths-XXXXXXXX/`, convert's `.OUT.tmp-<hex>` / `.OUT.old-<hex>`): a run of that version may still be
+    going on, so they are found and reported, and left."""
+    fsio.take_notes()
+    names = {
+        ".out.json.k3j_x9a2.tmp": "a temporary file",
+        ".a.jsonl.abcdefgh.ivl-tmp": "a temporary file",
+        ".ivl-lengths-q1w2e3r4": "a scratch folder of `ivl-data lengths`",
+        ".ckpt.tmp-0123abcd": "a half-written checkpoint of `ivl-train convert`",
+        ".ckpt.old-89abcdef": "the previous checkpoint that `ivl-train convert` was replacing",
+    }
+    for name in names:
+        (tmp_path / name).mkdir() if "ivl-lengths" in name or "ckpt" in name else (tmp_path / name).write_text("x")
+    (tmp_path / ".out.json.notours").write_text("x")  # not a temporary name of any version
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert fsio.sweep(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert fsio.take_notes() == [
+        f"found {tmp_path / name}, {names[name]} left by an interrupted run of an older ivl-kit; it names no process, "
+        "so it is not removed: check it and delete it once no older ivl-kit runs on this folder"
+        for name in sorted(names)
+    ]
+    fsio.write_atomic(tmp_path / "out.json", b"{}")  # a write notes the old temporaries of its own destination only
+    assert fsio.take_notes() == [
+        f"found {tmp_path / '.out.json.k3j_x9a2.tmp'}, a temporary file left by an interrupted run of an older "
+        "ivl-kit; it names no process, so it is not removed: check it and delete it once no older ivl-kit runs on "
+        "this folder"
+    ]
+
+
+def test_the_command_prints_the_notes_once_at_the_end(tmp_path: Path) -> None:
+    """`stats -o out.json` after a killed one: one line, prefixed with the command, on stderr; exit 0."""
+    import json
+
+    dead = _dead_pid()
+    left = tmp_path / f".out.json.{dead}-0123abcd.ivl-tmp"
+    left.write_bytes(b"partial")
+    (tmp_path / "d.jsonl").write_text(
+        json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}) + "\n"
+    )
+    meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "internvl_data",
+            "stats",
+            str(tmp_path / "meta.json"),
+            "--no-cache",
+            "--format",
+            "json",
+            "-o",
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"ivl-data stats: removed {left}, left by an interrupted run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "meta.json", "out.json"]
+
+
+def test_ends_mid_line(tmp_path: Path) -> None:
+    from internvl_data.formats.lines import ends_mid_line
+
+    cases = {
+        b"": False,
+        b'{"a": 1}\n': False,
+        b'{"a": 1}\n{"b": 2}': False,  # no final newline, but the last line is whole
+        b'{"a": 1}\n{"b": ': True,  # cut in the middle of a record
+        b'{"a": 1}\n{"b": "' + b"x" * 3000: True,
+    }
+    for i, (data, expected) in enumerate(cases.items()):
+        (tmp_path / f"{i}.jsonl").write_bytes(data)
+        assert ends_mid_line(tmp_path / f"{i}.jsonl") is expected, data[:20]
+    (tmp_path / "long.jsonl").write_bytes(b'{"a": "' + b"x" * 5000)  # a last line longer than the tail read
+    assert ends_mid_line(tmp_path / "long.jsonl", tail=1000) is True
+
+
+def test_lengths_says_when_a_kept_bak_looks_cut_short(tmp_path: Path) -> None:
+    """An older ivl-kit copied FILE.bak with a plain copy; killed half-way, it left a truncated .bak that looks like a
+    real backup. lengths never overwrites a .bak, and now says when the one it keeps ends in the middle of a line."""
+    import json
+
+    from tests.helpers.tokenizers import write_model_dir
+
+    model = write_model_dir(tmp_path / "m", "Hermes-2", "qwen2")
+    data = tmp_path / "data"
+    data.mkdir()
+    rec = json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}) + "\n"
+    (data / "d.jsonl").write_text(rec * 3)
+    (data / "d.jsonl.bak").write_text(rec + rec[:10])
+    meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1}}
+    (data / "meta.json").write_text(json.dumps(meta))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "internvl_data",
+            "lengths",
+            str(data / "meta.json"),
+            "--model",
+            str(model),
+            "--in-place",
+            "--no-cache",
+            "--jobs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"ivl-data lengths: {data / 'd.jsonl.bak'} ends in the middle of a line: it looks like the partial copy of a "
+        "killed run of an older ivl-kit, not a full original; check it before you restore from it"
+    )
+    assert (data / "d.jsonl.bak").read_text() == rec + rec[:10]
+
+
 def test_cleanup_removes_registered_temporaries(tmp_path: Path) -> None:
     # the rename then fails: the caller sees an error, never a half file
     with pytest.raises(OutputError), fsio.atomic_file(tmp_path / "x") as fh:

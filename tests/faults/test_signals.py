@@ -105,13 +105,16 @@ def test_lengths_signal_while_workers_run(data: Path, model: Path, sig) -> None:
     assert _gone(workers), "a worker ran on after the parent stopped"
     assert snapshot(data) == before
     if sig == signal.SIGKILL:
-        assert len(temporaries(data)) == 1  # the scratch folder, removed by the next run:
+        leftover = temporaries(data)
+        assert len(leftover) == 1  # the scratch folder, removed by the next run:
         code, _, err = run(
             "internvl_data",
             ["lengths", data / "meta.json", "--model", model, "--in-place", "--no-cache", "--jobs", "1"],
         )
         assert code == 0, err
-        assert "left by an interrupted run" in err.splitlines()[0]
+        assert [line for line in err.splitlines() if "left by an interrupted run" in line] == [
+            f"ivl-data lengths: removed {data / left}, left by an interrupted run" for left in leftover
+        ]
         assert temporaries(data) == [] and (data / "d.jsonl.bak").read_bytes() == before["d.jsonl"]
     else:
         assert temporaries(data) == []
