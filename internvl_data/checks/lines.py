@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 
-from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.catalogue import Consequence, emit, rule
 from internvl_data.checks.findings import Finding, Severity
 from internvl_data.formats.jsonutil import JSONDecodeError, duplicate_keys, parse
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741 (short names for the rule table)
+C = Consequence
 BOM = b"\xef\xbb\xbf"
 
 rule(
@@ -26,6 +27,7 @@ rule(
     "sample silently replaced by a random other one, so the line never trains.",
     '{"id": 1, "conversations": [}',
     "Fix the JSON at the reported column (one complete object per line).",
+    consequence=C.CRASH,  # ref §1.1, §3.2
 )
 rule(
     "IVL002",
@@ -33,64 +35,77 @@ rule(
     E,
     "The line is empty or only whitespace.",
     "Blank lines (often an extra empty line at the end of the file) are counted as samples and fail to parse "
-    "during training; the loader replaces them with random other samples.",
+    "during training; the official loader replaces them with random other samples.",
     "(an empty line between two records)",
     "Delete the blank line; only the final newline may follow the last record.",
+    consequence=C.CRASH,  # ref §1.1, §3.2
 )
 rule(
     "IVL003",
     "utf8-bom",
     E,
     "The line starts with a UTF-8 byte order mark.",
-    "Both json.loads and orjson reject a BOM, so the first record of the file never trains.",
+    "Both json.loads and orjson reject a BOM: the official loader raises on the file's first line and replaces "
+    "that sample with a random other one, so the first record never trains.",
     "\\xef\\xbb\\xbf{...}",
     "Save the file as UTF-8 without BOM.",
+    consequence=C.CRASH,  # ref §1.1 (orjson or json), §3.2
 )
 rule(
     "IVL004",
     "crlf-line-ending",
-    W,
+    I,
     "The line ends with CRLF (Windows line endings).",
-    "The trainer tolerates it (text mode), but other tools and byte-offset readers see a trailing \\r.",
+    "JSON counts the \\r as whitespace, so the official loader parses the line exactly as with LF and the sample "
+    "trains unchanged; only tools that compare raw bytes see the extra \\r.",
     '{"id": 1, ...}\\r\\n',
     "Convert the file to LF line endings (e.g. `dos2unix FILE`).",
+    consequence=C.NOTICE,  # ref §1.1 (json.loads / orjson per line): style only
 )
 rule(
     "IVL005",
     "invalid-utf8",
     E,
     "The line contains bytes that are not valid UTF-8.",
-    "The parser rejects the line, so the sample is silently replaced by another one during training.",
+    "The parser rejects the line, so the official loader raises on it and silently replaces the sample with "
+    "another one during training.",
     '{"value": "caf\\xe9"} (Latin-1 byte)',
     "Re-encode the file as UTF-8.",
+    consequence=C.CRASH,  # ref §1.1, §3.2
 )
 rule(
     "IVL006",
     "not-an-object",
     E,
     "The line is valid JSON but not a JSON object.",
-    "Every sample must be an object with `conversations`; an array or string fails at training time.",
+    "The official loader reads the line as an object (`'image' in item`, item['conversations']): an array, "
+    "string or number raises and the sample is replaced by a random other one.",
     '[{"from": "human", "value": "hi"}]',
     'Wrap the record in an object: {"conversations": [...]}.',
+    consequence=C.CRASH,  # ref §1.2, §3.2
 )
 rule(
     "IVL007",
     "long-line",
     W,
     "The line is longer than the --long-line threshold (bytes).",
-    "Huge lines usually mean embedded data (base64 images) or several records glued together; they slow "
-    "down every reader and blow the token budget.",
+    "The official loader reads a long line like any other (IVL401 and IVL407 say what the trainer cuts), but "
+    "huge lines usually mean embedded data (base64 images) or several records glued together, and they slow "
+    "down every reader.",
     '{"conversations": [{"from": "human", "value": "<5 MB of text>"}]}',
     "Split the record, store media as files under `root`, or raise --long-line.",
+    consequence=C.NOTICE,  # a sign of a data bug, not a loader consequence
 )
 rule(
     "IVL008",
     "duplicate-key",
-    E,
+    W,
     "An object in the record repeats a key.",
-    "JSON parsers keep the last value silently, so one of the two values is dropped without notice.",
+    "JSON parsers (orjson, json) keep the last value silently: the official loader trains the record with that "
+    "value, and the other one is dropped without notice.",
     '{"image": "a.jpg", "conversations": [...], "image": "b.jpg"}',
     "Keep one of the keys.",
+    consequence=C.ALTERED,  # ref §1.1 (orjson or json keep the last value)
 )
 
 

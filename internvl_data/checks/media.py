@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.catalogue import Case, Consequence, emit, rule
 from internvl_data.checks.findings import Finding, Severity
 from internvl_data.checks.records import _clip_ok
 from internvl_data.formats.models import declared_size
@@ -21,6 +21,7 @@ from internvl_data.media.probe import ImageInfo, MediaError, VideoInfo
 from internvl_data.pipeline.tiling import find_grid, tile_budget
 
 E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741 (short names for the rule table)
+C = Consequence
 
 rule(
     "IVL301",
@@ -30,123 +31,160 @@ rule(
     "The official loader raises inside __getitem__ and silently trains on a random other record instead.",
     '{"image": "images/cat.jpg", ...} with no <root>/images/cat.jpg',
     "Fix the path (it is joined to the meta file's `root` with os.path.join) or add the file.",
+    consequence=C.CRASH,  # ref §3.2, §3.3
 )
 rule(
     "IVL302",
     "path-escapes-root",
     E,
     "A media path leaves the dataset root (`..`, absolute, or a symlink).",
-    "Data that reads files outside its root is not self-contained and may read what it should not.",
+    "The official loader reads such a path like any other (os.path.join; an absolute path ignores `root`), but "
+    "data that reads files outside its root is not self-contained and may read what it should not.",
     '{"image": "../../secret.jpg", ...}',
     "Keep media under `root`, or pass --allow-outside-root if this is intended.",
+    consequence=C.NOTICE,  # ref §1.5, §10.1 (paths)
+    override="it is a safety rule, not a training consequence: data from elsewhere must not make the trainer read "
+    "files outside its own folder (--allow-outside-root accepts it; an absolute path is then the IVL303 warning)",
 )
 rule(
     "IVL303",
     "absolute-media-path",
     W,
     "A media path is absolute, so the dataset root is ignored for it.",
-    "os.path.join(root, '/abs/x.jpg') is '/abs/x.jpg': the data breaks when moved to another machine.",
+    "The official loader reads it (os.path.join(root, '/abs/x.jpg') is '/abs/x.jpg'), so training works here, "
+    "but the data breaks when moved to another machine.",
     '{"image": "/home/me/data/x.jpg", ...}',
     "Write the path relative to the dataset `root`.",
+    consequence=C.NOTICE,  # ref §1.5
 )
 rule(
     "IVL304",
     "s3-not-checkable",
     W,
     "An `s3://` media path cannot be checked locally.",
-    "The official loader reads s3 paths through the internal petrel client, which is not available here.",
+    "ivl-data cannot read s3 objects, so the file is unchecked. The official loader reads s3:// paths only "
+    "through the internal petrel client (without it every such sample raises and is replaced), and ivl-train "
+    "reads local paths only (its data gate makes this an error).",
     '{"image": "s3://bucket/x.jpg", ...}',
     "Check the object store separately, or mirror the files locally and point `root` at them.",
+    consequence=C.NOTICE,  # information about the check; ref §1.7 (tcs_loader is None without petrel), §3.3
 )
 rule(
     "IVL305",
     "image-unreadable",
     E,
     "An image file cannot be opened or identified as an image.",
-    "Image.open raises in the loader; the record is silently replaced by a random other one.",
+    "Image.open raises in the official loader; the record is silently replaced by a random other one.",
     "images/x.jpg is an HTML error page saved with a .jpg name",
     "Re-download or re-encode the file (e.g. as JPEG or PNG).",
+    consequence=C.CRASH,  # ref §3.2, §3.3
 )
 rule(
     "IVL306",
     "image-truncated",
     E,
     "An image file is cut short (its pixel data: --media decode; its header: any mode).",
-    "The loader sets LOAD_TRUNCATED_IMAGES=True: the missing part trains as grey or black pixels.",
+    "The official loader sets LOAD_TRUNCATED_IMAGES=True: the missing part of the image trains as grey or black "
+    "pixels.",
     "a JPEG cut off half-way by an interrupted download",
     "Re-download or re-encode the file.",
+    consequence=C.BROKEN,  # ref §3.3
 )
 rule(
     "IVL307",
     "image-too-large",
     E,
     "An image has more pixels than --max-pixels (a decompression bomb).",
-    "The loader disables PIL's bomb limit and decodes everything: one file can exhaust worker memory.",
+    "The official loader disables PIL's bomb limit and decodes everything: one such file can exhaust a "
+    "DataLoader worker's memory and stop the run. ivl-train refuses it before decoding and skips the sample.",
     "a 5 KB PNG that declares 40000x40000 pixels",
     "Downscale the image, or raise --max-pixels if it is genuine.",
+    consequence=C.CRASH,  # ref §3.3 (Image.MAX_IMAGE_PIXELS = None)
 )
 rule(
     "IVL308",
     "size-mismatch",
     W,
     "`width`/`height` (or `width_list`/`height_list`) differ from the file.",
-    "Boxes are normalised with these sizes; wrong sizes mean wrong box coordinates.",
+    "The official trainer never reads width/height, but boxes are normalised offline with the image size: sizes "
+    "that differ from the file suggest boxes computed for another image.",
     '{"image": "a.jpg", "width": 640, "height": 480} where a.jpg is 480x640',
     "Use the size Pillow reports for the stored file (EXIF orientation is not applied).",
+    consequence=C.NOTICE,  # ref §1.1 (never read), §1.8
 )
 rule(
     "IVL309",
     "exif-rotated-boxes",
     W,
     "An EXIF-rotated image is used in a record with `<box>` coordinates.",
-    "The loader never applies EXIF orientation: boxes drawn on the rotated view point at the wrong pixels.",
+    "The official loader never applies EXIF orientation: boxes drawn on the rotated view point at the wrong "
+    "pixels. Whether they were cannot be told from the file, so this is a question for the author.",
     "a phone photo with EXIF orientation 6 and <box>[[10, 20, 300, 400]]</box>",
     "Check that boxes refer to the raw pixel grid, or re-save the image with the rotation applied.",
+    consequence=C.NOTICE,  # ref §1.8, §3.3, §10.1 (warn)
 )
 rule(
     "IVL310",
     "alpha-dropped",
     W,
     "An image has transparency (RGBA, LA, or P/RGB with a transparency key).",
-    "convert('RGB') drops alpha without compositing: transparent regions show whatever colour is stored.",
+    "The official loader's convert('RGB') drops alpha without compositing: transparent regions train as "
+    "whatever colour is stored.",
     "a logo PNG whose transparent background is stored as black",
     "Composite the image onto a background (e.g. white) and save it as RGB.",
+    consequence=C.ALTERED,  # ref §3.3, §10.1 (warn)
 )
 rule(
     "IVL311",
     "video-unreadable",
     E,
     "A video cannot be opened or decoded with decord.",
-    "The loader reads videos with decord; a failure silently replaces the record with a random other one.",
+    "The official loader reads videos with decord; a failure silently replaces the record with a random other one.",
     "videos/a.mp4 is a zero-byte or truncated file",
     "Re-encode the video (e.g. H.264 in MP4).",
+    consequence=C.CRASH,  # ref §3.2, §3.9
 )
 rule(
     "IVL312",
     "too-few-frames",
     E,
     "A video (or its clip) has fewer frames than --min-frames.",
-    "The loader samples 8-32 frames by default; a short video repeats its last frame to fill the count.",
+    "The official reader draws 8 to 32 frame indices from the frames there are and pads a short video by "
+    "repeating its last frame; a video (or clip) without a single frame leaves nothing to read or repeat, so "
+    "the read raises and the sample is replaced by a random other one.",
     "a 4-frame video with --min-frames 8",
     "Use a longer video or clip, or lower --min-frames (and the trainer's --min_num_frame).",
+    consequence=C.CRASH,  # ref §3.9 (padding repeats the last index; a folder uses the frames it has)
+    cases=(
+        Case(
+            "the video has frames, only fewer than a --min-frames above 1 (the reader repeats the last one)",
+            C.ALTERED,
+            W,
+        ),
+    ),
 )
 rule(
     "IVL313",
     "clip-out-of-range",
     E,
     "A video's `clip` ends after the video does.",
-    "decord is asked for frames that do not exist: the read fails and the record is replaced.",
+    "decord is asked for frames past the end of the video: the official read fails and the record is replaced "
+    "by a random other one.",
     '{"video": "a.mp4", "clip": [5.0, 20.0], ...} for a 10-second video',
     "Give `clip` as [start_seconds, end_seconds] within the video's duration.",
+    consequence=C.CRASH,  # ref §3.9 (indices offset by int(start * fps))
 )
 rule(
     "IVL314",
     "video-not-checked",
     W,
     "A video was only checked for existence because decord is missing.",
-    "Frame counts, clips and decodability can only be checked with the reader the trainer uses.",
+    "Information about the check, not the data: frame counts, clips and decodability can only be checked with "
+    "decord, the reader the official trainer uses (ivl-train needs it too, and its data gate makes this an "
+    "error).",
     "ivl-data validate meta.json on a machine without decord",
     f"Install the video extra: {media.VIDEO_EXTRA}.",
+    consequence=C.NOTICE,  # ref §3.9
 )
 
 rule(
@@ -154,10 +192,11 @@ rule(
     "image-upscaled",
     I,
     "A small image (fewer pixels than one tile) is stretched over several tiles.",
-    "The grid is chosen by aspect ratio alone: a 320x200 image becomes 3x2 tiles of 448 pixels plus a "
-    "thumbnail, 7 x 256 tokens of mostly interpolated pixels.",
+    "The official tiling chooses the grid by aspect ratio alone, so this is how it trains: a 320x200 image "
+    "becomes 3x2 tiles of 448 pixels plus a thumbnail, 7 x 256 tokens of mostly interpolated pixels.",
     '{"image": "icon_320x200.png", ...} with max_dynamic_patch 6',
     "Nothing if intended; otherwise lower the dataset's max_dynamic_patch in the meta file, or pad the images.",
+    consequence=C.NOTICE,  # ref §3.4 (no rule prevents upscaling)
 )
 
 _ERROR_CODES = {
@@ -299,6 +338,7 @@ class MediaChecker:
                 return out
             frames, where = int((clip[1] - clip[0]) * facts.fps), f" in clip [{clip[0]}, {clip[1]}]"
         if self.min_frames and frames < self.min_frames:
+            # no frame at all: the read raises (an error); some: the reader repeats the last one (IVL312's case)
             out.append(
                 _say(
                     ctx,
@@ -306,6 +346,7 @@ class MediaChecker:
                     "$.video",
                     "IVL312",
                     f"has {frames} frames{where}, fewer than --min-frames {self.min_frames}",
+                    severity=W if frames > 0 else None,
                 )
             )
         return out
@@ -397,9 +438,9 @@ def _upscaled(ctx: Any, rel: str, jp: str, facts: ImageInfo, t: _Tiling, n_image
     return [_say(ctx, rel, jp, "IVL315", what)]
 
 
-def _say(ctx: Any, rel: str, jp: str, code: str, what: str) -> Finding:
+def _say(ctx: Any, rel: str, jp: str, code: str, what: str, severity: Severity | None = None) -> Finding:
     """A finding at the record's line that names the media path as the user wrote it."""
-    return emit(code, ctx.path, ctx.line, f"'{rel}' {what}", json_path=jp, dataset=ctx.dataset)
+    return emit(code, ctx.path, ctx.line, f"'{rel}' {what}", json_path=jp, dataset=ctx.dataset, severity=severity)
 
 
 def _has_box(obj: dict) -> bool:

@@ -7,10 +7,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.catalogue import Consequence, emit, rule
 from internvl_data.checks.findings import Finding, Severity
 
 E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO  # noqa: E741 (short names for the rule table)
+C = Consequence
 REQUIRED = ("root", "annotation", "data_augment", "repeat_time")
 KNOWN = (*REQUIRED, "length", "max_dynamic_patch")
 MAX_DYNAMIC_PATCH_SANE = 40
@@ -41,156 +42,189 @@ rule(
     "meta-unreadable",
     E,
     "The meta file cannot be read or is not valid JSON.",
-    "The trainer parses the meta file at start-up and stops on the first error.",
+    "The official trainer parses the meta file at start-up and stops on the first error.",
     '{"my_data": {"root": "data/", }',
     "Fix the JSON at the reported line and column.",
+    consequence=C.CRASH,  # ref §2, §6.5
 )
 rule(
     "IVL102",
     "meta-not-object",
     E,
     "The meta file is not an object of objects (dataset name -> settings).",
-    "The trainer iterates `meta.items()` and indexes each value by key.",
+    "The official trainer iterates `meta.items()` and indexes each value by key: anything else raises at "
+    "start-up and the run stops.",
     '[{"root": "data/", "annotation": "a.jsonl"}]',
     'Write {"dataset_name": {"root": ..., "annotation": ..., "data_augment": false, "repeat_time": 1}}.',
+    consequence=C.CRASH,  # ref §2.1
 )
 rule(
     "IVL103",
     "duplicate-dataset-name",
     E,
     "Two datasets have the same name (a repeated JSON key).",
-    "JSON parsers keep the last one silently: the first dataset is never trained.",
+    "JSON parsers keep the last one silently: the official trainer never sees the first dataset, and none of its "
+    "records trains, without a message.",
     '{"coco": {...}, "coco": {...}}',
     "Rename one of the datasets.",
+    consequence=C.ALTERED,  # ref §2.1 (dataset names are the JSON keys), §10.1 rejects duplicate names
+    override="a whole dataset silently left out of the mixture drops every one of its samples, which the "
+    "validator rejects like a crash (the InternVL2 reference's checklist, §10.1, rejects duplicate dataset names)",
 )
 rule(
     "IVL104",
     "missing-meta-key",
     E,
     "A dataset lacks root, annotation, data_augment or repeat_time.",
-    "The trainer reads these four keys unconditionally (KeyError at start-up).",
+    "The official trainer reads these four keys unconditionally: a missing one raises KeyError at start-up and "
+    "the run stops.",
     '{"coco": {"root": "data/", "annotation": "coco.jsonl"}}',
     "Add the missing key.",
+    consequence=C.CRASH,  # ref §2.1
 )
 rule(
     "IVL105",
     "meta-value-type",
     E,
     "root/annotation is not a string, or data_augment is not true/false.",
-    'A string such as "false" for data_augment is truthy: augmentation would be switched ON.',
+    "A root or annotation that is not a string raises at start-up (the official trainer joins paths to it and "
+    "checks its suffix), and ivl-train refuses a data_augment that is not true/false; the official loader would "
+    'take a string such as "false" as true and switch augmentation ON.',
     '{"data_augment": "false"}',
     "Use a JSON string for paths and true/false for data_augment.",
+    consequence=C.CRASH,  # ref §2.1 (root joined with os.path.join, annotation.endswith), §3.5
 )
 rule(
     "IVL106",
     "annotation-not-jsonl",
     E,
     "The annotation path does not end in `jsonl`.",
-    "The trainer asserts annotation.endswith('jsonl') at start-up.",
+    "The official trainer asserts annotation.endswith('jsonl') at start-up: the run stops.",
     '{"annotation": "data/train.json"}',
     "Convert the file to JSON Lines and name it *.jsonl.",
+    consequence=C.CRASH,  # ref §1.1, §2.1
 )
 rule(
     "IVL107",
     "annotation-not-found",
     E,
     "The annotation file does not exist.",
-    "The trainer opens it at start-up. Relative paths are tried against the meta file's folder, then the "
-    "current directory.",
+    "The official trainer opens it at start-up, so the run stops. Relative paths are tried against the meta "
+    "file's folder, then the current directory.",
     '{"annotation": "missing.jsonl"}',
     "Fix the path (relative to the meta file).",
+    consequence=C.CRASH,  # ref §1.1 (readlines at construction), §2.1
 )
 rule(
     "IVL108",
     "root-not-found",
     W,
     "The media root folder does not exist.",
-    "Every image or video of the dataset would be missing (fine only for pure-text datasets).",
+    "Harmless for a pure-text dataset. Otherwise every image or video of the dataset is missing: each such "
+    "record is reported as IVL301 (an error), and the official loader, failing its replacement draws in a row, "
+    "ends the epoch early.",
     '{"root": "/data/coco/"}',
     "Fix `root` (relative to the meta file), or ignore for text-only data.",
+    consequence=C.NOTICE,  # ref §3.2 (11 failed draws end the epoch); the records themselves are IVL301
 )
 rule(
     "IVL109",
     "repeat-time-invalid",
     E,
     "repeat_time is not a number, is <= 0, or is > 1 and not an integer.",
-    "The loader asserts isinstance(repeat_time, int) above 1, so 2.0 and 2.5 fail at start-up; 0 empties the "
-    "dataset and negative values slice from the end.",
+    "Above 1 the official loader asserts isinstance(repeat_time, int), so 2.0 and 2.5 stop the run at start-up; "
+    "0 empties the dataset and negative values slice lines from the end.",
     '{"repeat_time": 2.0}',
     "Use a positive integer to repeat (2, not 2.0), or a fraction below 1 to subsample.",
+    consequence=C.CRASH,  # ref §2.2
 )
 rule(
     "IVL110",
     "repeat-time-below-one",
     W,
     "repeat_time is below 1.",
-    "The loader keeps the FIRST floor(lines * repeat_time) lines, not a random subset: sort order matters.",
+    "The official loader keeps the FIRST floor(lines * repeat_time) lines, not a random subset: the rest of the "
+    "file never trains, and the sort order decides which records do.",
     '{"repeat_time": 0.5}',
     "Shuffle the JSONL file first if you want a random subset.",
+    consequence=C.ALTERED,  # ref §2.2
 )
 rule(
     "IVL111",
     "length-mismatch",
     W,
     "`length` differs from the real number of lines.",
-    "The loader never reads it, but tools and people do; a stale value hides truncated files.",
+    "The official trainer never reads the meta `length`, so training is unchanged; but tools and people do, and "
+    "a count that differs from the file often means a truncated or appended file.",
     '{"length": 1000} for a 998-line file',
     "Set `length` to the line count (`wc -l`).",
+    consequence=C.NOTICE,  # ref §2.3 (meta length: purely informational)
 )
 rule(
     "IVL112",
     "length-not-integer",
     W,
     "`length` is not an integer (for example a string).",
-    "The loader ignores it, so a wrong type goes unnoticed while misleading readers and tools.",
+    "The official trainer never reads the meta `length`, so training is unchanged, but the wrong type misleads "
+    "readers and tools.",
     '{"length": "1000"}',
     "Write the line count as a number.",
+    consequence=C.NOTICE,  # ref §2.3
 )
 rule(
     "IVL113",
     "length-missing",
     I,
     "The dataset has no `length`.",
-    "Optional and never read by the trainer; documenting the line count helps to notice truncated files.",
+    "Optional and never read by the official trainer; documenting the line count helps to notice truncated files.",
     '{"root": ..., "annotation": ...}',
     'Add "length": <number of lines>.',
+    consequence=C.NOTICE,  # ref §2.3
 )
 rule(
     "IVL114",
     "max-dynamic-patch-invalid",
     E,
     "max_dynamic_patch is not a positive integer.",
-    "It is the tile budget passed to the tiling code; a float or string fails there, 0 gives no tiles.",
+    "It is the tile budget the official loader passes to the tiling code: a float or string raises there for "
+    "every image record of the dataset (range() needs an integer); 0 or less silently gives every image a "
+    "single tile.",
     '{"max_dynamic_patch": "6"}',
     "Use an integer from 1 to 40 (12 in the InternVL2 scripts).",
+    consequence=C.CRASH,  # ref §2.1, §3.4 (min_num > max_num: the 1x1 grid)
 )
 rule(
     "IVL115",
     "max-dynamic-patch-large",
     W,
     "max_dynamic_patch is above 40.",
-    "Each tile costs 256 tokens: a large budget overflows max_seq_length and truncates answers.",
+    "The official loader accepts it, but each tile costs 256 tokens: with such a budget large images overflow "
+    "max_seq_length and cut answers (the IVL4xx rules report the records concerned).",
     '{"max_dynamic_patch": 64}',
     "Use at most 40 (6 or 12 is usual).",
+    consequence=C.NOTICE,  # ref §3.4, §3.6; the records' consequences are IVL401/IVL402
 )
 rule(
     "IVL116",
     "unknown-meta-key",
     W,
     "A dataset has a key the official loader ignores.",
-    "Keys from other tools (media_root, ann_path, min_dynamic_patch ...) are silently ignored, so the "
-    "setting you meant has no effect.",
+    "The official trainer reads only root, annotation, data_augment, repeat_time and max_dynamic_patch: keys "
+    "from other tools (media_root, ann_path, min_dynamic_patch ...) are silently ignored, so the setting you "
+    "meant has no effect.",
     '{"media_root": "images/"}',
     "Rename or remove it (see the hint).",
+    consequence=C.NOTICE,  # ref §2.1
 )
 rule(
     "IVL117",
     "duplicate-meta-key",
-    E,
+    W,
     "A dataset repeats a key.",
-    "JSON parsers keep the last value silently.",
+    "JSON parsers keep the last value silently: the official trainer uses that value and the other one has no effect.",
     '{"root": "a/", "root": "b/"}',
     "Keep one of the keys.",
+    consequence=C.ALTERED,  # ref §2.1
 )
 
 

@@ -11,11 +11,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.catalogue import Case, Consequence, emit, rule
 from internvl_data.checks.findings import Finding, Severity
 from internvl_data.pipeline.templates import TEMPLATES
 
 E, W = Severity.ERROR, Severity.WARNING
+C = Consequence
 CONTROL_TOKENS = (
     "<img>",
     "</img>",
@@ -35,246 +36,339 @@ rule(
     "conversations-missing",
     E,
     "`conversations` is missing, not a list, or empty.",
-    "Every sample needs a dialogue; the loader raises and silently replaces the sample.",
+    "The official loader reads item['conversations'] and its first turn: a missing, non-list or empty value "
+    "raises, and the sample is silently replaced by a random other one.",
     '{"image": "a.jpg"}',
     'Add "conversations": [{"from": "human", ...}, {"from": "gpt", ...}].',
+    consequence=C.CRASH,  # ref §1.3, §1.5, §3.2
 )
 rule(
     "IVL202",
     "turn-shape",
     E,
     "A turn is not an object, lacks `from`/`value`, or they are not strings.",
-    "The preprocessor indexes turn['from'] and turn['value']; a KeyError drops the sample.",
+    "The official preprocessor indexes turn['from'] and turn['value'] and joins the values as text: a missing "
+    "key or a non-string raises, and the sample is replaced by a random other one.",
     '{"from": "human"}',
     'Give every turn a string "from" and a string "value".',
+    consequence=C.CRASH,  # ref §1.3, §3.2
 )
 rule(
     "IVL203",
     "text-instead-of-value",
     E,
     "A turn uses `text` instead of `value`.",
-    "An example in the official FAQ uses `text`; the trainer reads `value` and raises KeyError.",
+    "An example in the official FAQ uses `text`; the trainer reads turn['value'], raises KeyError and replaces "
+    "the sample with a random other one.",
     '{"from": "gpt", "text": "A cat."}',
     'Rename the key "text" to "value".',
+    consequence=C.CRASH,  # ref §1.3, §3.2
 )
 rule(
     "IVL204",
     "image-null",
     E,
     "`image` is null.",
-    "len(None) fails inside the loader's try, and its error handler then crashes the DataLoader worker.",
+    "len(None) fails inside the official loader's try, and its error handler then crashes the DataLoader worker: "
+    "the run stops.",
     '{"image": null, "conversations": [...]}',
     "Remove the `image` key for text-only records.",
+    consequence=C.CRASH,  # ref §1.2
 )
 rule(
     "IVL205",
     "image-type",
     E,
     "`image` is neither a string nor a list of strings.",
-    "The loader joins each path with `root`; other types crash or select the wrong sample type.",
+    "The official loader joins each path to `root` with os.path.join: a number, an object or a non-string list "
+    "element raises, so the sample never trains (a number even crashes the DataLoader worker, as null does).",
     '{"image": {"path": "a.jpg"}}',
     'Use "image": "a.jpg" or "image": ["a.jpg", "b.jpg"].',
+    consequence=C.CRASH,  # ref §1.2, §1.5, §3.2
 )
 rule(
     "IVL206",
     "image-and-video",
     E,
     "The record has both `image` and `video`.",
-    "A non-empty `image` wins: the video is silently ignored.",
+    "A non-empty `image` wins: the official loader never reads the video, so the conversation trains with the "
+    "image alone and a <video> placeholder stays literal text in it.",
     '{"image": "a.jpg", "video": "v.mp4", ...}',
     "Split it into an image record and a video record.",
+    consequence=C.BROKEN,  # ref §1.2, §10.1 (rejects both image and video)
 )
 rule(
     "IVL207",
     "unknown-role",
     E,
     "A turn's `from` is not human or gpt (or system).",
-    "The InternVL2 role map is exactly {human, gpt}; any other role (user, assistant, Human) raises KeyError "
-    "and the sample is dropped.",
+    "The official InternVL2 role map is exactly {human, gpt}; any other role (user, assistant, Human) raises KeyError "
+    "and the sample is replaced by a random other one.",
     '{"from": "user", "value": "hi"}',
     'Use "human" for the user and "gpt" for the assistant.',
+    consequence=C.CRASH,  # ref §1.3, §3.2
 )
 rule(
     "IVL208",
     "system-role",
     W,
     "A turn has the role `system`.",
-    "Only the internvl2_5 template accepts a first-turn system message; the InternVL2 templates (Hermes-2, "
-    "internlm2-chat, phi3-chat) raise KeyError and drop the sample. An error with those templates or when "
-    "the system turn is not first; a warning when the template is unknown.",
+    "The official InternVL2 templates (Hermes-2, internlm2-chat, phi3-chat) map roles with {human, gpt} only: a system "
+    "turn raises KeyError and the sample is replaced by a random other one. Only internvl2_5 accepts it, as the "
+    "first turn (it replaces the system prompt).",
     '{"from": "system", "value": "You are ..."}',
     "Remove the system turn (the template's system prompt is always used), or train with internvl2_5 "
     "(pass --template internvl2_5).",
+    consequence=C.CRASH,  # ref §1.3, §4.7
+    override="without --template or --model ivl-data cannot tell which template trains, and internvl2_5 accepts a "
+    "first system turn",
+    cases=(
+        Case(
+            "the template is an InternVL2 one (--template or --model), or the system turn is not the first",
+            C.CRASH,
+            E,
+        ),
+    ),
 )
 rule(
     "IVL209",
     "roles-not-alternating",
     E,
     "Roles do not alternate human, gpt, human, gpt ...",
-    "The preprocessor asserts strict alternation; the sample is dropped.",
+    "The InternVL2 preprocessors assert strict alternation (after dropping a leading gpt turn): the assertion "
+    "fails and the sample is replaced by a random other one.",
     '[{"from": "human"}, {"from": "human"}, {"from": "gpt"}]',
     "Merge consecutive turns of the same role.",
+    consequence=C.CRASH,  # ref §1.3, §3.2
 )
 rule(
     "IVL210",
     "first-turn-not-human",
     W,
     "The conversation starts with a gpt turn.",
-    "The loader silently drops a leading non-human turn, so that text never trains.",
+    "The InternVL2 preprocessors drop a leading non-human turn: its text never trains and the rest trains as "
+    "usual. But the loader has already put the image placeholder ('<image>\\n' when missing) or the video "
+    "frames into that first turn: an image record that loses its placeholders with it fails the </img> count "
+    "assertion, and a video record keeps its frames without image tokens, which zeroes the micro-batch's loss.",
     '[{"from": "gpt"}, {"from": "human"}, {"from": "gpt"}]',
     "Remove the leading gpt turn or add a question.",
+    consequence=C.ALTERED,  # ref §1.3 (source = source[1:]), §1.5, §1.6, §1.7
+    cases=(
+        Case(
+            "the dropped turn takes the image placeholders with it (a single image without <image> in a later "
+            "turn, or an image list left with fewer placeholders than images)",
+            C.CRASH,
+            E,
+        ),
+        Case("it is a video record (the frames go into the dropped turn)", C.BROKEN, E),
+    ),
 )
 rule(
     "IVL211",
     "empty-value",
     E,
     "A turn's value is empty (a warning when it is only whitespace).",
-    "An empty message renders the role header without a separator and corrupts label masking; "
-    "internlm2-chat strips whitespace-only values to empty.",
+    "An empty message renders the role header without a separator: the official label arithmetic no longer "
+    "matches and the sample trains with no supervision ('tokenization mismatch'); internlm2-chat strips "
+    "whitespace-only values to empty.",
     '{"from": "gpt", "value": ""}',
     "Write the text or remove the turn pair.",
+    consequence=C.BROKEN,  # ref §1.3, §4.1, §4.3
+    cases=(
+        Case(
+            "the value is only whitespace and the template is not known to be internlm2-chat",
+            C.BROKEN,
+            W,
+            override="only internlm2-chat strips it to empty (then it is an error, as an empty value); Hermes-2, "
+            "phi3-chat and internvl2_5 train the whitespace as written, and without --template or --model "
+            "ivl-data cannot tell",
+        ),
+    ),
 )
 rule(
     "IVL212",
     "last-turn-not-gpt",
     E,
     "The last turn is not a gpt turn.",
-    "With Hermes-2/phi3-chat the whole sample gets no supervision; with internlm2-chat the trailing user "
-    "text is trained on as if it were an answer.",
+    "With Hermes-2/phi3-chat the official label arithmetic stops early and the whole sample gets no "
+    "supervision; with internlm2-chat the trailing user text is trained on as if it were an answer.",
     '[{"from": "human"}, {"from": "gpt"}, {"from": "human"}]',
     "End the conversation with a gpt answer.",
+    consequence=C.BROKEN,  # ref §1.3, §4.4, §4.5
 )
 rule(
     "IVL213",
     "control-token",
     E,
     "A value contains a special token (<img>, <IMG_CONTEXT>, <|im_end|> ...).",
-    "They tokenize as special ids and break image-token counts and label masking.",
+    "The official tokenizer reads them as the special ids themselves: a literal <img>/</img> upsets the </img> count check (the "
+    "sample is dropped), a literal <IMG_CONTEXT> upsets the image-token count (the micro-batch's loss is "
+    "zeroed), and template tokens such as <|im_end|> break the label masking.",
     '{"from": "gpt", "value": "done<|im_end|>"}',
     "Remove the token; only <image>/<video> placeholders and <ref>/<box> grounding tags belong in the text.",
+    consequence=C.BROKEN,  # ref §1.3, §5.5
 )
 rule(
     "IVL214",
     "image-placeholder-missing",
     W,
     "A single-image record has no <image> placeholder.",
-    "The loader prepends '<image>\\n' to the first turn, which may not be where you meant the image.",
+    "The official loader prepends '<image>\\n' to the first turn: the sample trains with the image there, "
+    "which may not be where you meant it.",
     '{"image": "a.jpg", "conversations": [{"from": "human", "value": "Describe it."}, ...]}',
     "Put <image> where the image belongs (usually '<image>\\n' at the start of the first turn).",
+    consequence=C.ALTERED,  # ref §1.5
 )
 rule(
     "IVL215",
     "image-placeholder-not-first-turn",
     W,
     "A single-image record has <image> only in a later turn.",
-    "The loader only looks at the first turn: it prepends another <image> there and leaves the later one as "
-    "plain text.",
+    "The official loader only looks at the first turn: it prepends another <image> there, the image goes to "
+    "that one, and the later placeholder stays plain text.",
     '[{"from": "human", "value": "Hi"}, {"from": "gpt"}, {"from": "human", "value": "<image>"}]',
     "Move the placeholder into the first turn.",
+    consequence=C.ALTERED,  # ref §1.5, §10.1 (warn)
 )
 rule(
     "IVL216",
     "image-placeholder-extra",
     W,
     "More <image> placeholders than images.",
-    "Only as many placeholders as images are replaced; the extra ones stay literal text.",
+    "The official loader replaces only as many placeholders as there are images; the extra ones stay literal "
+    "'<image>' text (no error).",
     '{"image": "a.jpg", ... "value": "<image>\\n<image>\\nCompare."}',
     "Remove the extra placeholders.",
+    consequence=C.ALTERED,  # ref §1.5, §1.6, §10.1 (warn)
 )
 rule(
     "IVL217",
     "image-placeholder-too-few",
     E,
     "A multi-image record has fewer <image> placeholders than images.",
-    "No placeholder is inserted for lists; the </img> count assertion fails and the sample is dropped.",
+    "No placeholder is inserted for image lists: the official </img> count assertion fails and the sample is "
+    "replaced by a random other one.",
     '{"image": ["a.jpg", "b.jpg"], ... "value": "<image>\\nCompare."}',
     "Add one placeholder per image, e.g. 'Image-1: <image>\\nImage-2: <image>\\n'.",
+    consequence=C.CRASH,  # ref §1.6, §3.8
 )
 rule(
     "IVL218",
     "video-placeholder-missing",
     W,
     "A video record has no <video> in its first turn.",
-    "The loader prepends '<video>\\n' to the first turn; a <video> in a later turn stays plain text.",
+    "The official loader prepends '<video>\\n' to the first turn, so the frames go there; a <video> in a later "
+    "turn stays plain text.",
     '{"video": "v.mp4", "conversations": [{"from": "human", "value": "What happens?"}, ...]}',
     "Start the first turn with '<video>\\n'.",
+    consequence=C.ALTERED,  # ref §1.7
 )
 rule(
     "IVL219",
     "video-placeholder-invalid",
     E,
     "<video> appears more than once or is not followed by a newline.",
-    "Only the exact '<video>\\n' in the first turn is expanded into frames; otherwise the sample has frames "
-    "but no image tokens and the loss of the whole micro-batch is zeroed.",
+    "Only the exact '<video>\\n' in the first turn is expanded into frames; without the newline the sample has "
+    "frames but no image tokens, and the official model zeroes the loss of the whole micro-batch.",
     '"value": "<video> What happens?"',
     "Use '<video>\\n' exactly once, in the first turn.",
+    consequence=C.BROKEN,  # ref §1.7, §5.5
+    cases=(
+        Case(
+            "<video> appears more than once but the first turn has the exact '<video>\\n', or no <video> (then the "
+            "loader prepends it): the frames go there and the other <video> stay literal text",
+            C.ALTERED,
+            W,
+        ),
+    ),
 )
 rule(
     "IVL220",
     "placeholder-without-media",
     W,
     "A placeholder without matching media (<image> in a text or video record, <video> without a video).",
-    "Without media the placeholder is plain text; in a video record a literal <image> steals a frame slot.",
+    "Without media the official loader leaves the placeholder as literal text; in a video record a literal "
+    "<image> before the frames takes a frame (frames fill the placeholders in string order).",
     '{"conversations": [{"from": "human", "value": "<image>\\nWhat is this?"}, ...]}',
     "Add the media file or remove the placeholder.",
+    consequence=C.ALTERED,  # ref §1.4, §1.7, §3.7
 )
 rule(
     "IVL221",
     "grounding-syntax",
     E,
     "<ref>/<box> tags are unbalanced or a box is not [[x1, y1, x2, y2], ...].",
-    "An error because the sample trains the model on a broken target: the model learns the grounding format from "
-    "the data, so malformed markup in an answer is what it learns to emit.",
+    "The official trainer trains the answer text as written, and the model learns the grounding format from the "
+    "data: malformed <ref>/<box> markup in an answer is what it learns to emit.",
     '"<ref>cat</ref><box>[10, 20, 30, 40]</box>"',
     "Write boxes as <box>[[x1, y1, x2, y2]]</box> with integers.",
+    consequence=C.BROKEN,  # ref §1.8
 )
 rule(
     "IVL222",
     "box-out-of-range",
-    W,
+    E,
     "A box coordinate is outside 0..1000 or x1 > x2 / y1 > y2.",
-    "InternVL boxes are normalized to integers in [0, 1000] (round(x / W * 1000)); pixel coordinates or "
-    "swapped corners teach wrong locations.",
+    "InternVL boxes are integers in [0, 1000] (round(x / W * 1000)), top-left corner first; the official trainer "
+    "trains the text as written, so pixel coordinates, fractions or swapped corners teach the model boxes that "
+    "point at the wrong place.",
     '"<box>[[120, 40, 1920, 1080]]</box>"',
     "Normalize: round(x1/W*1000), round(y1/H*1000), ... .",
+    consequence=C.BROKEN,  # ref §1.8
 )
 rule(
     "IVL223",
     "length-not-number",
     E,
     "The per-line `length` is not a non-negative number.",
-    "group_by_length sums and sorts these values; a string crashes the sampler at start-up.",
+    "Every InternVL2 fine-tune script sets group_by_length, whose sampler sums and sorts these values at "
+    "start-up: a string raises and the run stops.",
     '{"length": "512", ...}',
     'Write the token count as a number ("length": 512) or remove the key.',
+    consequence=C.CRASH,  # ref §2.3
 )
 rule(
     "IVL224",
     "duplicate-id",
     W,
     "The `id` was already used by an earlier record of the same file.",
-    "Ids are not read by the trainer, but duplicates usually mean records were concatenated twice.",
+    "The official trainer never reads `id`, but a repeated id usually means records were concatenated twice, "
+    "so those samples train twice.",
     '{"id": 7, ...} twice',
     "Give each record a unique id (or remove repeated records).",
+    consequence=C.NOTICE,  # ref §1.1 (id never read)
 )
 rule(
     "IVL225",
     "field-type",
     E,
     "A documented field has the wrong type (id, video, clip, width, height, width_list, height_list).",
-    "An error because the official loader crashes on it or builds a broken sample: tools that read these fields "
-    "(and the video loader for `video`/`clip`) expect the documented types, and a `clip` whose end is not after its "
-    "start gives a negative frame count, which raises.",
+    "A `video` that is not a string raises when the official loader joins it to `root`, and a malformed `clip` "
+    "raises in the video reader (a clip whose end is not after its start gives a negative frame count): the "
+    "sample is replaced by a random other one. The trainer never reads id, width, height, width_list or "
+    "height_list; tools that normalise boxes or count tiles do.",
     '{"width": "640", ...}',
     "Use the types of schemas/record.schema.json (integers for sizes, [start, end] seconds with start < end for clip).",
+    consequence=C.CRASH,  # ref §1.1, §1.7, §3.9
+    cases=(
+        Case(
+            "the field is id, width, height, width_list or height_list (never read by the official trainer)",
+            C.NOTICE,
+            E,
+            override="the record schema (schemas/record.schema.json) requires these types, and what the schema "
+            "rejects is an error, so that ivl-data and the schema give one verdict",
+        ),
+    ),
 )
 rule(
     "IVL226",
     "empty-image",
     W,
     "`image` is an empty string or an empty list.",
-    "The loader treats the record as pure text: no image is used.",
+    "The official loader treats an empty `image` as no image: the record trains as pure text.",
     '{"image": [], "conversations": [...]}',
     "Remove the key for text records or fill in the paths.",
+    consequence=C.ALTERED,  # ref §1.2
 )
 
 # ---------------------------------------------------------------------------------------------- fast path
@@ -436,7 +530,7 @@ def _findings(obj: dict[str, Any], ctx: Any) -> list[Finding]:
     out = _Out(ctx)
     _check_fields(obj, out)
     kind = _check_media_fields(obj, out)
-    turns = _check_turns(obj, out, getattr(ctx, "template", None))
+    turns = _check_turns(obj, out, getattr(ctx, "template", None), kind)
     if kind is not None and turns:  # placeholder counts only mean something when every turn is well-formed
         _check_placeholders(obj, kind, turns, out)
     return out
@@ -522,9 +616,11 @@ def _foreign(obj: dict[str, Any]) -> str:
     return hint(obj)
 
 
-def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[tuple[int, str, str]]:
+def _check_turns(
+    obj: dict[str, Any], out: _Out, template: str | None, kind: str | None = None
+) -> list[tuple[int, str, str]]:
     """Shape, roles, alternation, values. Returns the turns as (index, role, value); [] unless all are
-    well-formed."""
+    well-formed. ``kind``: the record kind (text, single, multi, video; None when ``image`` is unusable)."""
     conv = obj.get("conversations", _MISSING)
     if conv is _MISSING:
         out.add("IVL201", "`conversations` is missing" + _foreign(obj), "$.conversations")
@@ -550,21 +646,23 @@ def _check_turns(obj: dict[str, Any], out: _Out, template: str | None) -> list[t
             out.add("IVL202", f"turn {n} has {what}; it must be a string", f"{jp}.value")
         if type(role) is str and type(value) is str:
             turns.append((n, role, value))
-            _check_value(n, value, out)
+            _check_value(n, value, out, template)
     if len(turns) != len(conv):
         return []
-    _check_roles(turns, out, template)
+    _check_roles(turns, out, template, kind, len(obj["image"]) if kind == "multi" else 1)
     return turns
 
 
-def _check_value(n: int, value: str, out: _Out) -> None:
+def _check_value(n: int, value: str, out: _Out, template: str | None = None) -> None:
     jp = f"$.conversations[{n}].value"
     if not value or value.isspace():
+        stripped = template in TEMPLATES and TEMPLATES[template].strip_values  # internlm2-chat: empty after strip
         out.add(
             "IVL211",
-            f"turn {n} has an {'empty' if not value else 'whitespace-only'} value",
+            f"turn {n} has an {'empty' if not value else 'whitespace-only'} value"
+            + (f" ({template} strips it to empty)" if value and stripped else ""),
             jp,
-            severity=None if not value else W,
+            severity=None if not value or stripped else W,
         )
     if "<" not in value:
         return
@@ -576,7 +674,9 @@ def _check_value(n: int, value: str, out: _Out) -> None:
             out.add(code, f"turn {n}: {message}", jp)
 
 
-def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | None) -> None:
+def _check_roles(
+    turns: list[tuple[int, str, str]], out: _Out, template: str | None, kind: str | None = None, n_images: int = 1
+) -> None:
     roles = [r for _, r, _ in turns]
     unknown = [(n, r) for n, r, _ in turns if r not in ("human", "gpt", "system")]
     for n, r in unknown:
@@ -607,10 +707,12 @@ def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | N
     if (template in TEMPLATES and TEMPLATES[template].block_labels) or not body:
         return
     if body[0][1] == "gpt":
+        lost = _dropped_media(kind, body, n_images)
         out.add(
             "IVL210",
-            f"turn {body[0][0]} is a gpt turn before any question: the loader drops it",
+            f"turn {body[0][0]} is a gpt turn before any question: the loader drops it" + lost,
             f"$.conversations[{body[0][0]}].from",
+            severity=E if lost else None,
         )
         body = body[1:]
     for k, (n, r, _) in enumerate(body):
@@ -622,6 +724,26 @@ def _check_roles(turns: list[tuple[int, str, str]], out: _Out, template: str | N
                 f"$.conversations[{n}].from",
             )
             return
+
+
+def _dropped_media(kind: str | None, body: list[tuple[int, str, str]], n_images: int) -> str:
+    """What a record loses with its dropped leading gpt turn (IVL210), as a message tail ("" when nothing).
+
+    The loader puts the automatic ``"<image>\\n"`` (single image) and the video frames into conversations[0] before
+    the preprocessor drops that turn (docs/official-behaviour.md §1.5, §1.7, §4.3)."""
+    if body[0][0] != 0:  # a system turn comes first: left to IVL208
+        return ""
+    later = sum(v.count("<image>") for _, _, v in body[1:])
+    if kind == "video":
+        return ", and with it the video frames: the micro-batch's loss is zeroed"
+    if kind == "single" and later == 0:
+        return ", and with it the image placeholder: the sample fails the </img> count assertion and is dropped"
+    if kind == "multi" and later < n_images:
+        return (
+            f", leaving {later} <image> placeholder(s) for {n_images} images: the sample fails the </img> count "
+            "assertion and is dropped"
+        )
+    return ""
 
 
 def _check_placeholders(obj: dict[str, Any], kind: str, turns: list[tuple[int, str, str]], out: _Out) -> None:
@@ -658,7 +780,14 @@ def _check_placeholders(obj: dict[str, Any], kind: str, turns: list[tuple[int, s
             )
     elif kind == "video":
         if n_vid > 1:
-            out.add("IVL219", f"<video> appears {n_vid} times; it must appear exactly once", "$.conversations")
+            framed = "<video>\n" in first or "<video>" not in first  # the frames still go into the first turn
+            out.add(
+                "IVL219",
+                f"<video> appears {n_vid} times; it must appear exactly once"
+                + (" (the frames go into the first turn; the others stay literal text)" if framed else ""),
+                "$.conversations",
+                severity=W if framed else None,
+            )
         elif "<video>" not in first:
             where = "in a later turn (it stays plain text)" if n_vid else "anywhere"
             out.add("IVL218", f"no <video> in the first turn ({where}): the loader prepends '<video>\\n'", jp0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from internvl_data.checks import lines, media, meta, records, tokens
-from internvl_data.checks.catalogue import Rule, emit, registered, rule, selected
+from internvl_data.checks.catalogue import MEANING, SEVERITY_FOR, Rule, emit, registered, rule, selected, severity_text
 
 __all__ = ["FAMILIES", "Rule", "all_rules", "emit", "get", "registered", "rule", "rules_markdown", "selected"]
 
@@ -39,12 +39,20 @@ def rules_markdown() -> str:
         "Codes are stable: IVL0xx lines, IVL1xx meta file, IVL2xx records, IVL3xx media, IVL4xx token budgets.",
         "`ivl-data explain CODE` prints one entry.",
         "",
-        "| code | name | severity | finds |",
-        "|---|---|---|---|",
+        "Severity follows consequence: each rule declares what the official loader and trainer do with what it finds,",
+        "and that decides its default severity (an override says why when it does not):",
+        "",
+        "| consequence | severity | meaning |",
+        "|---|---|---|",
+        *(f"| {c.value} | {' or '.join(s.value for s in sev)} | {MEANING[c]} |" for c, sev in SEVERITY_FOR.items()),
+        "",
+        "| code | name | severity | consequence | finds |",
+        "|---|---|---|---|---|",
     ]
     rules = all_rules()
     out += [
-        f"| {r.code} | {r.name} | {r.severity.value} | {r.summary.replace('|', chr(92) + '|')} |"
+        f"| {r.code} | {r.name} | {r.severity.value} | {r.consequence.value}{' (override)' if r.override else ''} "
+        f"| {r.summary.replace('|', chr(92) + '|')} |"
         for r in rules.values()
     ]
     for r in rules.values():
@@ -55,6 +63,9 @@ def rules_markdown() -> str:
             r.summary,
             "",
             f"**Why:** {r.why}",
+            "",
+            "**" + severity_text(r)[0].replace(":", ":**", 1),
+            *(f"- {c}" for c in severity_text(r)[1:]),
             "",
             f"**Example:** `{r.example}`",
             "",

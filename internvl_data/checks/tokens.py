@@ -10,21 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from internvl_data.checks.catalogue import emit, rule
+from internvl_data.checks.catalogue import Consequence, emit, rule
 from internvl_data.checks.findings import Finding, Severity
 
 E, W = Severity.ERROR, Severity.WARNING
+C = Consequence
 
 rule(
     "IVL401",
     "over-max-seq-length",
     W,
     "The record is longer than --max-seq-length tokens (images included).",
-    "The trainer cuts the sequence at max_seq_length: the end of the last answers is not learned, and the "
-    "tokens before the cut still cost a full-length step.",
+    "The official trainer cuts the sequence at max_seq_length after the last </img>, so what trains is still a "
+    "valid sample: the end of the last answers is not learned, and the tokens before the cut still cost a "
+    "full-length step.",
     "a 3-turn record with one 1920x1080 image (9 tiles = 2,304 image tokens) and 2,500 text tokens, "
     "max_seq_length 4096",
     "Shorten or split the conversation, lower the dataset's max_dynamic_patch, or raise --max-seq-length.",
+    consequence=C.ALTERED,  # ref §3.11, §10.1 (warn)
 )
 rule(
     "IVL402",
@@ -35,15 +38,18 @@ rule(
     "is silently replaced by a random other one (ivl-train skips and counts it).",
     "a long system-free question before a 13-tile image: `</img>` lands at token 4,200 of 4,096",
     "Put the image first, shorten the text, lower max_dynamic_patch for the dataset, or raise --max-seq-length.",
+    consequence=C.CRASH,  # ref §3.11, §3.2
 )
 rule(
     "IVL403",
     "zero-supervised-tokens",
     E,
     "No token of the record would be trained.",
-    "Every answer is empty or cut off by truncation, so the record costs compute and teaches nothing.",
+    "Every answer is empty or cut off by truncation: the official trainer still trains the record, at full "
+    "cost, with nothing to learn.",
     '{"conversations": [{"from": "human", "value": "<4,096 tokens of text>"}, {"from": "gpt", "value": "Yes."}]}',
     "Shorten the prompt so that the answers fit, or drop the record.",
+    consequence=C.BROKEN,  # ref §3.11, §10.1 (rejects zero supervised tokens)
 )
 rule(
     "IVL404",
@@ -55,26 +61,33 @@ rule(
     "the Hermes-2 template with a tokenizer that adds a BOS token",
     "Use the template the checkpoint was trained with (config.json `template`), end with a gpt turn, or train "
     "with ivl-train, whose labels do not depend on this arithmetic.",
+    consequence=C.BROKEN,  # ref §4.3
 )
 rule(
     "IVL405",
     "video-frames-cannot-fit",
     E,
     "Even the fewest frames the trainer draws (min_num_frame) do not fit in --max-seq-length.",
-    "Each frame costs tokens_per_tile + 2 tokens plus its `Frame-k: ` line; video truncation has no check in "
-    "the official loader and zeroes the loss of the whole micro-batch.",
+    "Each frame costs tokens_per_tile + 2 tokens plus its `Frame-k: ` line; the official loader does not check "
+    "video truncation, so the cut frames leave the sample without its image tokens and the model zeroes the "
+    "loss of the whole micro-batch.",
     "a video record with 8 frames x 258 tokens + 2,200 text tokens at max_seq_length 4096",
     "Lower --min_num_frame/--max_num_frame, shorten the text, or raise --max-seq-length.",
+    consequence=C.BROKEN,  # ref §3.9, §3.11, §5.5
 )
 rule(
     "IVL406",
     "video-frames-may-overflow",
     W,
     "With the most frames the trainer draws (max_num_frame) the record is longer than --max-seq-length.",
-    "The frame count is drawn per step between min_num_frame and max_num_frame; draws above the reported "
-    "count overflow and zero the loss of their micro-batch.",
+    "The official loader draws the frame count per step between min_num_frame and max_num_frame; every draw "
+    "above the reported count cuts frame tokens and zeroes the loss of its micro-batch.",
     "a video record at max_num_frame 32: 32 x 258 = 8,256 tokens, max_seq_length 4096",
     "Lower --max_num_frame to the reported count or raise --max-seq-length.",
+    consequence=C.BROKEN,  # ref §3.9, §5.5, §10.1
+    override="ivl-data validate does not know the trainer's max_num_frame (it counts 32, the official default), "
+    "so it cannot tell whether any draw overflows; ivl-train's data gate, which knows it, makes this an error "
+    "when max_num_frame is 32 or more",
 )
 
 
@@ -83,11 +96,14 @@ rule(
     "record-over-budget",
     E,
     "The record's text is over the per-record budget (64 characters per --max-seq-length token, at least 1 MiB).",
-    "An error because such a record is almost certainly a data bug (an embedded file, concatenated records): the "
-    "trainer keeps only its first max_seq_length tokens, yet tokenizes all of it every epoch (one 50 MB line: "
-    "minutes and gigabytes). ivl-data reports it without tokenizing it, so one line cannot stall a run.",
+    "The official trainer keeps only the first max_seq_length tokens of such a record (as for IVL401), yet "
+    "tokenizes all of it every epoch (one 50 MB line: minutes and gigabytes). ivl-data reports it without "
+    "tokenizing it, so one line cannot stall a run.",
     '{"conversations": [{"from": "human", "value": "<50 MB of base64>"}, ...]}',
     "Remove the embedded data or split the record; raise --max-seq-length only if the text is real.",
+    consequence=C.ALTERED,  # ref §3.11
+    override="such a record is almost certainly a data bug (an embedded file, records glued together), not a long "
+    "conversation",
 )
 
 

@@ -103,7 +103,7 @@ def test_crlf_and_long_line_keep_the_record() -> None:
     assert obj == {"a": "x" * 50}
     assert found == [
         ("IVL007", 0, "warning", "line is 60 bytes long (threshold 20)"),
-        ("IVL004", 60, "warning", "line ends with CRLF"),
+        ("IVL004", 60, "info", "line ends with CRLF"),
     ]
 
 

@@ -106,7 +106,10 @@ CASES = [
         {"video": "v.mp4", "conversations": [H("<video>What?"), G("x")]},
         [("IVL219", "$.conversations[0].value", "error")],
     ),
-    ({"video": "v.mp4", "conversations": [H("<video>\n<video>\n"), G("x")]}, [("IVL219", "$.conversations", "error")]),
+    (
+        {"video": "v.mp4", "conversations": [H("<video>\n<video>\n"), G("x")]},
+        [("IVL219", "$.conversations", "warning")],
+    ),
     ({"conversations": [H("<image>\nHi"), G("x")]}, [("IVL220", "$.conversations", "warning")]),
     ({"image": "a", "conversations": [H("<image>\n<video>\n"), G("x")]}, [("IVL220", "$.conversations", "warning")]),
     (
@@ -115,7 +118,7 @@ CASES = [
     ),
     (
         {"conversations": [H("Hi"), G("<box>[[1, 2, 3, 1001]]</box>")]},
-        [("IVL222", "$.conversations[1].value", "warning")],
+        [("IVL222", "$.conversations[1].value", "error")],
     ),
     ({"length": "5", "conversations": [H("Hi"), G("x")]}, [("IVL223", "$.length", "error")]),
     ({"length": True, "conversations": [H("Hi"), G("x")]}, [("IVL223", "$.length", "error")]),
