@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from internvl_data.checks.catalogue import Rule
+from internvl_data.checks.catalogue import Rule, severity_text
 from internvl_data.checks.registry import all_rules
 
 HELP = {
@@ -39,14 +39,23 @@ def rule_json(r: Rule) -> dict:
         "why": r.why,
         "example": r.example,
         "fix": r.fix,
+        "consequence": r.consequence.value,
+        "override": r.override,
+        "cases": [
+            {"when": c.when, "consequence": c.consequence.value, "severity": c.severity.value, "override": c.override}
+            for c in r.cases
+        ],
     }
 
 
 def explain_text(r: Rule) -> str:
+    head, *cases = severity_text(r)
+    severity = "".join(f"{line}\n" for line in (head, *(f"  {c}" for c in cases)))
     return (
         f"{r.code} {r.name} ({r.severity.value})\n\n"
         f"What it does\n  {r.summary}\n\n"
         f"Why is this bad?\n  {r.why}\n\n"
+        f"{severity}\n"
         f"Example\n  {r.example}\n\n"
         f"How to fix\n  {r.fix}\n"
     )

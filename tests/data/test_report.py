@@ -130,7 +130,19 @@ def test_rules_and_explain(run_cli) -> None:
     code, out, _ = run_cli("rules", "--format", "json")
     rows = json.loads(out)
     assert code == 0 and [r["code"] for r in rows] == list(all_rules())
-    assert set(rows[0]) == {"code", "name", "severity", "summary", "why", "example", "fix"}
+    assert set(rows[0]) == {
+        "code",
+        "name",
+        "severity",
+        "summary",
+        "why",
+        "example",
+        "fix",
+        "consequence",
+        "override",
+        "cases",
+    }
+    assert (rows[0]["consequence"], rows[0]["override"], rows[0]["cases"]) == ("crash", "", [])
     code, out, _ = run_cli("rules")
     assert out.splitlines()[0].split() == ["code", "name", "severity", "summary"]
     assert out.splitlines()[1].split()[:3] == ["IVL001", "invalid-json", "error"]
@@ -139,6 +151,8 @@ def test_rules_and_explain(run_cli) -> None:
     assert [ln for ln in out.splitlines() if ln and not ln.startswith(" ")][1:] == [
         "What it does",
         "Why is this bad?",
+        "Severity: error by default, because the official loader or trainer raises on it: the sample is dropped and "
+        "replaced by a random other one, or the run stops.",
         "Example",
         "How to fix",
     ]
