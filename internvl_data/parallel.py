@@ -21,6 +21,34 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+PAUSE_ENV = "IVL_TEST_PAUSE_BEFORE_READ"  # tests: "DATASET@OFFSET:FLAG", see :func:`pause_before_reading`
+
+
+def pause_before_reading(dataset: str, offset: int) -> None:
+    """Tests only: with ``$IVL_TEST_PAUSE_BEFORE_READ`` set to ``DATASET@OFFSET:FLAG``, the worker about to read the
+    piece of ``dataset``'s annotation file that starts at byte ``offset`` (validate's block, a stats or lengths
+    chunk) creates the file FLAG and waits until the test writes something into it (or removes it; at most 120 s),
+    so that a test can change the file at that moment. Only the first reader pauses: FLAG exists afterwards."""
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    where, _, flag = spec.partition(":")
+    if where != f"{dataset}@{offset}":
+        return
+    import time
+
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        return
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if os.path.getsize(flag):
+                return
+        except OSError:
+            return
+        time.sleep(0.02)
 
 
 def show_progress(requested: bool | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from internvl_data import fsio
     from internvl_data.formats.lines import ends_mid_line
-    from internvl_data.stats.lengths import EditError, set_dataset_keys, write_lengths, write_replacing
+    from internvl_data.stats.lengths import EditError, Inputs, set_dataset_keys, write_lengths, write_replacing
 
     if bool(args.in_place) == bool(args.output_dir):
         raise UsageError("pass either --in-place (replace the files, keeping .bak copies) or --output-dir DIR")
@@ -45,6 +46,10 @@ def _run(args: argparse.Namespace) -> int:
         if out_dir.resolve() == Path(args.meta).resolve().parent:
             raise UsageError(f"--output-dir {out_dir} is the meta file's own folder; use --in-place for that")
     loaded = load(args, model_required=True)
+    inputs = Inputs()  # what the run reads, as it is now: a file that vanishes or changes stops it before any write
+    inputs.add(args.meta)
+    meta_path = Path(args.meta)
+    raw_meta_bytes = meta_path.read_bytes()  # the meta file as loaded (checked unchanged before anything is written)
     datasets = [d for d, _r in loaded.datasets]
     backup = not args.no_backup
     folders = {out_dir} if out_dir is not None else {Path(d.annotation).parent for d in datasets}
@@ -54,19 +59,21 @@ def _run(args: argparse.Namespace) -> int:
         if folder != Path(args.meta).resolve().parent or out_dir is None:
             fsio.check_writable(folder / "x", folder=False)
     try:
-        outcome = write_lengths(args.meta, datasets, loaded.settings, loaded.jobs, loaded.progress, out_dir, backup)
-        meta_path = Path(args.meta)
+        outcome = write_lengths(
+            args.meta, datasets, loaded.settings, loaded.jobs, loaded.progress, out_dir, backup, inputs
+        )
         updates = {name: {"length": str(n).encode()} for name, n in outcome.meta_lengths.items()}
         if out_dir is not None:
-            raw_meta = orjson.loads(meta_path.read_bytes())
+            raw_meta = orjson.loads(raw_meta_bytes)
             for d in datasets:
                 updates[d.name]["annotation"] = orjson.dumps(Path(d.annotation).name)
                 root = raw_meta[d.name].get("root", "")
                 if isinstance(root, str) and not os.path.isabs(root) and not root.startswith("s3://"):
                     updates[d.name]["root"] = orjson.dumps(os.path.abspath(d.root))
-        new_meta = set_dataset_keys(meta_path.read_bytes(), updates)
+        new_meta = set_dataset_keys(raw_meta_bytes, updates)
         target = out_dir / meta_path.name if out_dir else meta_path
-        if not write_replacing(target, lambda fh: fh.write(new_meta), backup and out_dir is None):
+        check = functools.partial(inputs.check, args.meta)
+        if not write_replacing(target, lambda fh: fh.write(new_meta), backup and out_dir is None, check):
             outcome.old_backups.append(target.with_name(target.name + ".bak"))
     except (EditError, OSError) as exc:
         raise UsageError(f"{exc}", code=2) from None

@@ -192,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
         args.meta, loaded.datasets, loaded.settings, loaded.jobs, loaded.progress, args.global_batch_size
     )
     result.meta = getattr(args, "meta_shown", result.meta)  # `-`, not the temporary copy of standard input
-    for line in stats_output.not_counted(result):  # named on stderr whatever the format (stdout is the report)
+    gone = stats_output.left_out(result)  # a file that vanished mid-run: the others are counted, exit 1
+    for line in gone + stats_output.not_counted(result):  # on stderr whatever the format (stdout is the report)
         print(line, file=sys.stderr)
     pngs = stats_output.plot_pngs(result) if (args.plots or args.html) else None
     if args.plots:
@@ -211,9 +212,9 @@ def _run(args: argparse.Namespace) -> int:
         text = buf.getvalue()
     else:
         stats_output.print_tables(result)
-        return 0
+        return 1 if gone else 0
     if args.output:
         write_atomic(args.output, text)
     else:
         sys.stdout.write(text)
-    return 0
+    return 1 if gone else 0

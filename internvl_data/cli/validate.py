@@ -198,7 +198,7 @@ def execute(
             if STDIN in paths and not jsonl:
                 opts = replace(opts, write_manifest=False)
             reports = [validate_jsonl(paths, opts)] if jsonl else [validate(path, opts) for path in real]
-    except OSError as exc:  # an annotation file unreadable mid-run, a manifest folder not writable...
+    except OSError as exc:  # a manifest folder not writable (a file that vanishes mid-run is a finding: driver)
         return access_error("validate", exc)
     joined = join(reports)
     stdin_copies = {r: p for p, r in zip(paths, real) if r != p}

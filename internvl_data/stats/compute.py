@@ -4,6 +4,9 @@
 processes (:mod:`.worker`), merges the per-chunk :class:`Tally` objects and scales them by the repeat factor.
 :class:`StatsResult` turns the tallies into pandas DataFrames: ``summary()`` (one row per dataset plus the
 mixture, distributions flattened as ``<metric>_<stat>``) and ``distributions()`` (long form).
+
+A dataset whose annotation file vanishes or becomes unreadable while it is counted is left out of every number
+(a part of it would be wrong numbers) and named in :attr:`StatsResult.unreadable`; the others are counted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from internvl_data.media import sizes as stats_media
 from internvl_data.parallel import run_pool
 from internvl_data.stats.hist import STAT_NAMES, Tally
-from internvl_data.stats.plan import chunk_size, plan_file, repeat_factor
+from internvl_data.stats.plan import FilePlan, chunk_size, plan_file, repeat_factor
 from internvl_data.stats.worker import Chunk, Dataset, Settings, init_worker, run_chunk
 
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class StatsResult:
     settings: Settings
     datasets: list[DatasetStats]
     global_batch_size: int | None = None
+    unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # (dataset, annotation, why): left out
 
     @property
     def with_model(self) -> bool:
@@ -171,14 +175,15 @@ def compute(
     global_batch_size: int | None = None,
 ) -> StatsResult:
     """Scan every dataset's used lines in ``jobs`` processes and return the merged, repeat-scaled result."""
-    sizes = [Path(d.annotation).stat().st_size for d, _ in datasets]
+    gone: dict[int, str] = {}  # dataset index -> why its annotation file could not be read (it vanished mid-run)
+    sizes = [_size(d.annotation, i, gone) for i, (d, _) in enumerate(datasets)]
     cb = chunk_size(sum(sizes), jobs)
-    plans = [plan_file(i, d.annotation, r, cb) for i, (d, r) in enumerate(datasets)]
+    plans = [_plan(i, d.annotation, r, cb, gone) for i, (d, r) in enumerate(datasets)]
     chunks = [c for p in plans for c in p.chunks]
     tallies = [Tally() for _ in datasets]
     new: dict[str, list[int]] = {}
     names = [d for d, _ in datasets]
-    for _chunk, (index, tally, fresh) in run_pool(
+    for _chunk, (index, tally, fresh, unreadable) in run_pool(
         run_chunk,
         chunks,
         init_worker,
@@ -189,19 +194,40 @@ def compute(
         label="stats",
         weight=Chunk.size,
     ):
+        if unreadable is not None:
+            gone.setdefault(index, unreadable)
+            continue
         tallies[index].merge(tally)
         new.update(fresh)
     stats_media.save(Path(settings.cache_dir) if settings.cache_dir else None, new)
-    result = [
-        DatasetStats(
-            d.name,
-            d.annotation,
-            r,
-            t.lines if p.lines < 0 else p.lines,
-            t.lines if p.used_lines < 0 else p.used_lines,
-            t.scaled(repeat_factor(r)),
-            _located(d.annotation, t.problems),
-        )
-        for (d, r), p, t in zip(datasets, plans, tallies)
-    ]
-    return StatsResult(meta_path, settings, result, global_batch_size)
+    result = []
+    for i, ((d, r), p, t) in enumerate(zip(datasets, plans, tallies)):
+        if i in gone:
+            continue
+        try:
+            problems = _located(d.annotation, t.problems)
+        except OSError:  # gone after it was counted (the numbers stand): its lines are counted, not named
+            problems = []
+        lines, used = t.lines if p.lines < 0 else p.lines, t.lines if p.used_lines < 0 else p.used_lines
+        result.append(DatasetStats(d.name, d.annotation, r, lines, used, t.scaled(repeat_factor(r)), problems))
+    left_out = [(datasets[i][0].name, datasets[i][0].annotation, why) for i, why in sorted(gone.items())]
+    return StatsResult(meta_path, settings, result, global_batch_size, left_out)
+
+
+def _size(path: str, index: int, gone: dict[int, str]) -> int:
+    """The file's size; 0 and ``gone[index]`` when it vanished since the meta file was checked."""
+    try:
+        return Path(path).stat().st_size
+    except OSError as exc:
+        gone[index] = exc.strerror or str(exc)
+        return 0
+
+
+def _plan(index: int, path: str, repeat_time: float, chunk_bytes: int, gone: dict[int, str]) -> FilePlan:
+    """:func:`plan_file`; no chunks (and ``gone[index]``) for a file that cannot be read."""
+    if index not in gone:
+        try:
+            return plan_file(index, path, repeat_time, chunk_bytes)
+        except OSError as exc:
+            gone[index] = exc.strerror or str(exc)
+    return FilePlan(0, 0, 0, [])

@@ -4,12 +4,18 @@ A JSONL line gets its top-level ``length`` set (value replaced where the key exi
 otherwise, in the line's own separator style); a meta file gets ``<dataset>.length`` set the same way. Key
 order, spacing, escapes, number formats, other keys and line endings are untouched. Files are replaced
 atomically (:func:`write_replacing`), with an optional ``.bak`` of the original (never overwritten).
+
+An input that vanishes, becomes unreadable or changes while the run reads it (:class:`Inputs`) stops the run
+before anything is written (:class:`InputChanged`, exit 2): a file is never rebuilt from content that is no
+longer there, and a user's newer file is never replaced by the old content with lengths.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +33,62 @@ PAUSE_ENV = "IVL_LENGTHS_PAUSE_BEFORE_RENAME"  # tests: seconds to sleep between
 
 class EditError(IvlDataError, ValueError):
     """The text is not the JSON object the edit expects."""
+
+
+class InputChanged(IvlDataError):
+    """An input file vanished, became unreadable or changed while ``lengths`` ran (exit 2): it is left as it is,
+    and so is every other file unless ``written`` names some (only when the change fell between two renames)."""
+
+    def __init__(self, path: str, unreadable: str | None = None, written: list[Path] | None = None) -> None:
+        what = "changed" if unreadable is None else "vanished or became unreadable"
+        what += " while lengths ran" + (f" ({unreadable})" if unreadable is not None else "")
+        done = (
+            f"already rewritten: {', '.join(map(str, written))}; the others were left as they are"
+            if written
+            else "nothing was written"
+        )
+        super().__init__(f"{path} {what}; {done}; run again")
+
+
+def _signature(path: str) -> tuple[int, int, int, int] | str:
+    """(device, inode, size, mtime) of ``path``, or why it can no longer be read."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISREG(st.st_mode):
+        return "Is a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+class Inputs:
+    """The files a run reads, as they were when it started: :meth:`check` raises :class:`InputChanged` for the
+    first that vanished, became unreadable or changed since (replaced, rewritten, truncated)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, tuple[int, int, int, int]] = {}
+        self.written: list[Path] = []  # files already replaced by this run (named should a later check fail)
+
+    def add(self, path: str) -> int:
+        """Remember ``path`` as it is now; returns its size."""
+        sig = _signature(path)
+        if isinstance(sig, str):
+            raise InputChanged(path, sig)
+        self.seen[path] = sig
+        return sig[2]
+
+    def check(self, *paths: str) -> None:
+        """``paths`` (default: every file added) are as they were when added."""
+        for path in paths or tuple(self.seen):
+            now = _signature(path)
+            if now != self.seen[path]:
+                raise InputChanged(path, now if isinstance(now, str) else None, self.written)
+
+    def gone(self, exc: OSError) -> InputChanged | None:
+        """The :class:`InputChanged` for an ``OSError`` raised while reading one of the inputs, else None."""
+        if exc.filename is None or os.fspath(exc.filename) not in self.seen:
+            return None
+        return InputChanged(os.fspath(exc.filename), exc.strerror or str(exc))
 
 
 def _skip_ws(b: bytes, i: int) -> int:
@@ -156,9 +218,12 @@ def set_dataset_keys(raw: bytes, updates: dict[str, dict[str, bytes]]) -> bytes:
     return raw
 
 
-def write_replacing(path: Path, write: Callable[[BinaryIO], object], backup: bool) -> bool:
+def write_replacing(
+    path: Path, write: Callable[[BinaryIO], object], backup: bool, check: Callable[[], object] | None = None
+) -> bool:
     """Write ``path`` atomically (:func:`internvl_data.fsio.atomic_file`, keeping the replaced file's mode); with
-    ``backup`` the file being replaced is first kept as ``path.bak`` (:func:`keep_backup`).
+    ``backup`` the file being replaced is first kept as ``path.bak`` (:func:`keep_backup`). ``check`` runs just
+    before the backup and the rename; what it raises leaves ``path`` untouched (:meth:`Inputs.check`).
 
     Returns False when ``path.bak`` already existed: it is left untouched (it holds the original of an earlier run,
     which a second run must not overwrite with the first run's output), so this run keeps no new backup.
@@ -169,6 +234,8 @@ def write_replacing(path: Path, write: Callable[[BinaryIO], object], backup: boo
         pause = os.environ.get(PAUSE_ENV)
         if pause:
             time.sleep(float(pause))
+        if check is not None:
+            check()
         if backup and path.exists():
             kept[0] = keep_backup(path)
 
@@ -202,11 +269,13 @@ def run_chunk(chunk: Any) -> tuple[str, int, list[tuple[int, str]]]:
 
     Returns (part path, lines in the chunk, [(0-based line within the chunk, problem)]).
     """
+    from internvl_data.parallel import pause_before_reading
     from internvl_data.stats.hist import Tally
     from internvl_data.stats.worker import _STATE, BATCH, Record, scan_record
 
     ds = _STATE["datasets"][chunk.index]
     counter = _STATE["tokens"]
+    pause_before_reading(ds.name, chunk.start)
     with open(ds.annotation, "rb") as f:
         f.seek(chunk.start)
         data = f.read(chunk.end - chunk.start)
@@ -266,18 +335,32 @@ class Outcome:
 
 
 def write_lengths(
-    meta_path: str, datasets: list, settings: Any, jobs: int, progress: bool, out_dir: Path | None, backup: bool
+    meta_path: str,
+    datasets: list,
+    settings: Any,
+    jobs: int,
+    progress: bool,
+    out_dir: Path | None,
+    backup: bool,
+    inputs: Inputs | None = None,
 ) -> Outcome:
-    """Compute every line's token length and write the files (in place, or into ``out_dir``)."""
+    """Compute every line's token length and write the files (in place, or into ``out_dir``).
+
+    ``inputs``: files read before (the meta file), checked with the annotation files before anything is written
+    (:class:`InputChanged`)."""
     from internvl_data.parallel import run_pool
     from internvl_data.stats.plan import chunk_size, plan_file
     from internvl_data.stats.worker import Chunk
 
+    inputs = inputs if inputs is not None else Inputs()
     files: dict[str, int] = {}  # annotation path -> index of the first dataset that uses it
     for i, d in enumerate(datasets):
         files.setdefault(os.path.realpath(d.annotation), i)
-    cb = chunk_size(sum(os.path.getsize(p) for p in files), jobs)
-    plans = {i: plan_file(i, datasets[i].annotation, 1, cb) for i in files.values()}
+    cb = chunk_size(sum(inputs.add(datasets[i].annotation) for i in files.values()), jobs)
+    try:
+        plans = {i: plan_file(i, datasets[i].annotation, 1, cb) for i in files.values()}
+    except OSError as exc:
+        raise inputs.gone(exc) or exc from None
     targets = {
         i: (out_dir / Path(datasets[i].annotation).name if out_dir else Path(datasets[i].annotation))
         for i in files.values()
@@ -308,7 +391,7 @@ def write_lengths(
         except OSError as exc:  # a worker's part file (a full disk): name the user's folder, not our scratch file
             if exc.filename is None or str(work_dir) in str(exc.filename):  # a failed write() has no filename
                 raise fsio.output_error("write in", scratch_in, exc) from exc
-            raise
+            raise inputs.gone(exc) or exc from None  # an annotation file vanished while the workers read it
         problems: list[tuple[str, int, str]] = []
         file_lines: dict[int, int] = {}  # dataset index of the file -> its lines (edits keep the line count)
         for i, done in parts.items():
@@ -317,7 +400,8 @@ def write_lengths(
                 problems += [(datasets[i].annotation, first + k, msg) for k, msg in probs]
                 first += n_lines
             file_lines[i] = first - 1
-        written, old_bak = [], []
+        inputs.check()  # every file still as the workers read it (and the meta file) before any is replaced
+        written, old_bak = inputs.written, []
         for i, target in targets.items():
 
             def concatenate(out: BinaryIO, i: int = i) -> None:
@@ -325,9 +409,10 @@ def write_lengths(
                     with open(part, "rb") as src:
                         shutil.copyfileobj(src, out, 1 << 20)
 
-            if not write_replacing(target, concatenate, backup and out_dir is None):
+            unchanged = functools.partial(inputs.check, datasets[i].annotation)
+            if not write_replacing(target, concatenate, backup and out_dir is None, unchanged):
                 old_bak.append(target.with_name(target.name + ".bak"))
             written.append(target)
     meta_lengths = {d.name: file_lines[files[os.path.realpath(d.annotation)]] for d in datasets}
     problems_text = [f"{path}:{line}: {msg}" for path, line, msg in sorted(problems)]
-    return Outcome(written, problems_text, meta_lengths, old_bak)
+    return Outcome(list(written), problems_text, meta_lengths, old_bak)

@@ -115,6 +115,16 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def left_out(result: StatsResult) -> list[str]:
+    """One line per dataset left out of every number: its annotation file vanished or became unreadable while
+    stats read it (the command then exits 1)."""
+    return [
+        f"{path}: vanished or became unreadable while stats read it ({why}); dataset {name!r} is left out of every "
+        "number"
+        for name, path, why in result.unreadable
+    ]
+
+
 def not_counted(result: StatsResult) -> list[str]:
     """``path:line: why; not counted`` for the first lines of each dataset that stats could not count (not JSON,
     not a record, a record the sample builder refuses such as IVL407), and one line for the rest."""

@@ -46,9 +46,11 @@ def init_worker(datasets: list[Dataset], settings: Settings, record_new: bool = 
 NOT_A_RECORD = "not a JSON object with a `conversations` list"
 
 
-def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
-    """Scan one chunk; returns (dataset index, tally, new media cache entries)."""
+def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]], str | None]:
+    """Scan one chunk; returns (dataset index, tally, new media cache entries, None), or (dataset index, empty
+    tally, {}, why) when the annotation file can no longer be read (it vanished after the run started)."""
     from internvl_data.formats import lines
+    from internvl_data.parallel import pause_before_reading
 
     ds: Dataset = _STATE["datasets"][chunk.index]
     settings: Settings = _STATE["settings"]
@@ -56,22 +58,28 @@ def run_chunk(chunk: Chunk) -> tuple[int, Tally, dict[str, list[int]]]:
     counter = _STATE["tokens"]
     tally = Tally()
     batch: list[Record] = []
-    for _lineno, offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
-        tally.lines += 1
-        rec = scan_line(raw, ds, settings, sizes, tally)
-        if rec is None:
-            tally.problem(offset, NOT_A_RECORD)
-            continue
-        if counter is None or 0 in rec.tiles:  # no tokens without every image's size
-            continue
-        rec.offset = offset
-        batch.append(rec)
-        if len(batch) >= BATCH:
-            counter.add_batch(batch, tally)
-            batch = []
+    pause_before_reading(ds.name, chunk.start)
+    try:
+        for _lineno, offset, raw in lines.iter_lines(ds.annotation, chunk.start, chunk.end, chunk.first_lineno):
+            tally.lines += 1
+            rec = scan_line(raw, ds, settings, sizes, tally)
+            if rec is None:
+                tally.problem(offset, NOT_A_RECORD)
+                continue
+            if counter is None or 0 in rec.tiles:  # no tokens without every image's size
+                continue
+            rec.offset = offset
+            batch.append(rec)
+            if len(batch) >= BATCH:
+                counter.add_batch(batch, tally)
+                batch = []
+    except OSError as exc:  # the annotation file (media errors are counts): compute leaves the dataset out
+        if exc.filename not in (None, ds.annotation):
+            raise
+        return chunk.index, Tally(), {}, exc.strerror or str(exc)
     if batch:
         counter.add_batch(batch, tally)
-    return chunk.index, tally, sizes.take_new()
+    return chunk.index, tally, sizes.take_new(), None
 
 
 def scan_line(raw: bytes, ds: Dataset, settings: Settings, sizes: MediaSizes, tally: Tally) -> Record | None:

@@ -4,6 +4,11 @@ Work unit: one 4 MiB block of one annotation file, checked by :func:`scan.scan_b
 This side plans the blocks, consults the cache, re-bases line numbers, finds duplicate ids across blocks,
 applies --max-per-rule over the run, and writes the manifest. Memory is bounded by the block size times the
 number of workers plus 16 bytes per record for duplicate-id detection.
+
+An annotation file that vanishes or becomes unreadable after the run started (deleted, replaced by a folder, its
+permissions taken away) is one IVL107 finding at its dataset's ``annotation`` line of the meta file; the
+findings of the other files and of the lines of that file checked before are kept (exit 1, no manifest, nothing
+cached for it). Exit 2 is only for a run that could check nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from internvl_data.checks import registry as rules
 from internvl_data.checks.catalogue import emit
 from internvl_data.checks.findings import Finding, Report, Severity
 from internvl_data.checks.meta import check_declared_length
+from internvl_data.errors import OutputError
 from internvl_data.formats.meta import MetaEntry, MetaResult, load_meta
 from internvl_data.parallel import run_pool, show_progress
 from internvl_data.validator import cache, manifest
@@ -43,18 +49,24 @@ class FileResult:
     findings: list[Finding] = field(default_factory=list)
     suppressed: dict[tuple[str, str], int] = field(default_factory=dict)  # (code, severity) -> left out
     media_paths: list[str] = field(default_factory=list)  # media looked at (a fresh result only: the cache keeps stats)
+    unreadable: str | None = None  # why the file could not be read to its end (it vanished mid-run); never cached
 
 
 # --------------------------------------------------------------------------------------------- parent side
 
 
-def _plan(entries: list[MetaEntry], todo: list[int]) -> list[list[tuple[int, int, int]]]:
-    """Per file to check, its jobs ``(dataset index, block index, file size)``."""
-    plan = []
+def _plan(entries: list[MetaEntry], todo: list[int]) -> tuple[list[list[tuple[int, int, int]]], dict[int, str]]:
+    """Per file to check, its jobs ``(dataset index, block index, file size)``; and ``{dataset index: why}`` for
+    the files that can no longer be stat-ed (no jobs)."""
+    plan, gone = [], {}
     for ds in todo:
-        size = os.path.getsize(entries[ds].annotation_path)
-        plan.append([(ds, i, size) for i in range(max(1, -(-size // cache.BLOCK)))])
-    return plan
+        try:
+            size = os.path.getsize(entries[ds].annotation_path)
+        except OSError as exc:
+            gone[ds] = exc.strerror or str(exc)
+            size = -1
+        plan.append([(ds, i, size) for i in range(max(1, -(-size // cache.BLOCK)))] if size >= 0 else [])
+    return plan, gone
 
 
 def _run_blocks(
@@ -82,7 +94,11 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
     base = records = 0
     keys, where = [], []
     media: set[str] = set()
-    for b in blocks:
+    unreadable = None
+    for n, b in enumerate(blocks):
+        if b.unreadable is not None:  # the lines after this block cannot be numbered: the file ends here for us
+            unreadable, blocks = b.unreadable, blocks[:n]
+            break
         keep.add(_shift(b.findings, base))
         keep.count(b.suppressed)
         keys.append(b.id_keys)
@@ -90,13 +106,13 @@ def _merge_file(me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions)
         media |= b.media_paths
         base += b.lines
         records += b.records
-    if keep.wants("IVL224"):
+    if keep.wants("IVL224") and keys:
         found, more = _duplicate_ids(me, keys, where, opts.max_per_rule, [b.lines for b in blocks])
         keep.add(found)
         keep.count({("IVL224", rules.get("IVL224").severity.value): more} if more else {})
     keep.kept.sort(key=lambda f: (f.line, f.col, f.code))
     return FileResult(
-        cache.combine([b.digest for b in blocks]), base, records, keep.kept, keep.suppressed, sorted(media)
+        cache.combine([b.digest for b in blocks]), base, records, keep.kept, keep.suppressed, sorted(media), unreadable
     )
 
 
@@ -248,9 +264,16 @@ def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = Non
     meta = load_meta(os.fspath(meta_path))
     report, done = _check(meta, opts)
     report.seconds = time.perf_counter() - t0
+    written = False
     if opts.write_manifest and done and report.ok:
-        manifest.write(meta_path, opts, done)
-    elif opts.write_manifest:  # a manifest from an earlier clean run must not vouch for this data any more
+        try:
+            manifest.write(meta_path, opts, done)
+            written = True
+        except OutputError:
+            raise
+        except OSError as exc:  # the meta or an annotation file vanished after it was checked (the manifest hashes it)
+            report.findings.append(_vanished_after(os.fspath(meta_path), done, exc))
+    if opts.write_manifest and not written:  # an earlier clean run's manifest must not vouch for this data any more
         manifest.remove(meta_path, opts)
     return report
 
@@ -278,19 +301,24 @@ def _options(options: ValidateOptions | None, kwargs: dict[str, Any]) -> Validat
 
 
 def _check(meta: MetaResult, opts: ValidateOptions) -> tuple[Report, list[tuple[MetaEntry, FileResult]]]:
-    """Check every readable annotation file of ``meta`` (cache first); the report and (entry, result) pairs."""
+    """Check every readable annotation file of ``meta`` (cache first); the report and (entry, result) pairs of the
+    files checked to their end."""
     store = _open_cache(opts.cache_dir)
     todo = [i for i, me in enumerate(meta.entries) if me.annotation_path and os.path.isfile(me.annotation_path)]
     results: dict[int, FileResult] = {}
     hashes: dict[int, str] = {}
     if store is not None:
         for ds in todo:
-            hashes[ds] = store.file_hash(meta.entries[ds].annotation_path)
+            try:
+                hashes[ds] = store.file_hash(meta.entries[ds].annotation_path)
+            except OSError:  # gone since the isfile above: the scan reports it
+                continue
             hit = store.load(_cache_key(meta.entries[ds], hashes[ds], opts))
             if hit is not None and (result := _from_payload(hit)) is not None:
                 results[ds] = result
     results.update(_scan(meta, [ds for ds in todo if ds not in results], opts, store, hashes))
-    return _report(meta, todo, results, opts), [(meta.entries[ds], results[ds]) for ds in todo]
+    done = [(meta.entries[ds], results[ds]) for ds in todo if results[ds].unreadable is None]
+    return _report(meta, todo, results, opts), done
 
 
 def _open_cache(folder: str | None) -> cache.Cache | None:
@@ -308,13 +336,14 @@ def _scan(
     meta: MetaResult, todo: list[int], opts: ValidateOptions, store: cache.Cache | None, hashes: dict[int, str]
 ) -> dict[int, FileResult]:
     """Check the files ``todo`` (dataset indexes); block results are joined per file as they arrive."""
-    plan = _plan(meta.entries, todo)
+    plan, gone = _plan(meta.entries, todo)
+    out: dict[int, FileResult] = {ds: FileResult("", 0, 0, unreadable=why) for ds, why in gone.items()}
     results = _run_blocks(meta.entries, opts, [job for jobs in plan for job in jobs])
-    out: dict[int, FileResult] = {}
     try:
         for ds, jobs in zip(todo, plan):
-            blocks = [next(results)[1] for _ in jobs]
-            out[ds] = _finish(meta.entries[ds], blocks, opts, store, hashes.get(ds))
+            if jobs:
+                blocks = [next(results)[1] for _ in jobs]
+                out[ds] = _finish(meta.entries[ds], blocks, opts, store, hashes.get(ds))
     finally:
         results.close()
     return out
@@ -324,14 +353,24 @@ def _finish(
     me: MetaEntry, blocks: list[BlockResult], opts: ValidateOptions, store: cache.Cache | None, known_hash: str | None
 ) -> FileResult:
     r = _merge_file(me, blocks, opts)
-    if store is not None and (known_hash is None or known_hash == r.content_hash):
+    if store is not None and r.unreadable is None and (known_hash is None or known_hash == r.content_hash):
         store.store(_cache_key(me, r.content_hash, opts), _to_payload(r, opts.media != "off"))
     return r
 
 
 def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], opts: ValidateOptions) -> Report:
     keep = Keeper(opts)
-    declared = [f for ds in todo for f in check_declared_length(meta.entries[ds], results[ds].lines)]
+    declared = [
+        f
+        for ds in todo
+        for f in (
+            check_declared_length(meta.entries[ds], results[ds].lines)
+            if results[ds].unreadable is None
+            else [
+                _vanished(meta.entries[ds], results[ds].unreadable, "while being checked", _checked(results[ds].lines))
+            ]
+        )
+    ]
     keep.add(sorted(meta.findings + declared, key=Finding.sort_key))
     for ds in todo:
         keep.add(results[ds].findings)
@@ -343,6 +382,47 @@ def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], o
     report.datasets = [me.name for me in meta.entries]
     report.unreadable = any(f.code == "IVL101" and f.line == 0 for f in meta.findings)  # kept or not
     return report
+
+
+def _checked(lines: int) -> str:
+    """What of a file that vanished mid-run was checked: its first ``lines`` lines (their findings are kept)."""
+    if not lines:
+        return "none of its lines were checked"
+    return f"only its first {lines:,} line{'s were' if lines > 1 else ' was'} checked"
+
+
+def _vanished(me: MetaEntry, why: str | None, when: str, checked: str = "") -> Finding:
+    """IVL107 for an annotation file that could not be read although it was there when the run started (``when``;
+    ``checked``: what of it was checked): at its dataset's ``annotation`` line of the meta file (the file itself
+    for ``--jsonl``)."""
+    what = f"vanished or became unreadable {when} ({me.annotation_path}: {why})" + (f"; {checked}" if checked else "")
+    if not me.meta_path:
+        return emit("IVL107", me.annotation_path, 0, f"annotation file {what}")
+    return emit(
+        "IVL107",
+        me.meta_path,
+        me.line_of("annotation"),
+        f"dataset {me.name!r}: annotation file {me.raw.get('annotation')!r} {what}",
+        json_path=f"$.{me.name}.annotation",
+        dataset=me.name,
+    )
+
+
+def _vanished_after(meta_path: str, done: list[tuple[MetaEntry, FileResult]], exc: OSError) -> Finding:
+    """The finding for a file the manifest could not read (hash, size) after a clean check: the data did not pass."""
+    why = exc.strerror or str(exc)
+    gone = os.path.abspath(exc.filename) if exc.filename is not None else ""
+    for me, _ in done:
+        if os.path.abspath(me.annotation_path) == gone:
+            return _vanished(me, why, "after it was checked, before the manifest was written")
+    if gone != os.path.abspath(meta_path):
+        raise exc
+    return emit(
+        "IVL101",
+        meta_path,
+        0,
+        f"the meta file vanished or became unreadable after it was checked, before the manifest was written ({why})",
+    )
 
 
 def meta_unusable(report: Report) -> bool:

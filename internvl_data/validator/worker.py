@@ -3,6 +3,8 @@
 A block owns the lines that start in it; it hashes exactly its bytes (:func:`cache.block_digest`), checks its
 lines with numbers counted from 1 (the parent re-bases them) and returns findings, counts, id keys and the
 media paths it looked at, after --select/--ignore and a per-block --max-per-rule (:class:`validate.Keeper`).
+A block that cannot be read (the file was deleted or made unreadable after the run started) comes back empty
+with the reason in ``unreadable``: one lost file must not cost the findings of the others.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from internvl_data.checks.media import MediaChecker, clear_cache
 from internvl_data.checks.records import check_record
 from internvl_data.formats.lines import read_block as read_block_lines
 from internvl_data.formats.meta import MetaEntry
+from internvl_data.parallel import pause_before_reading
 from internvl_data.validator import cache
 from internvl_data.validator.keeper import Keeper
 from internvl_data.validator.options import ValidateOptions
@@ -57,6 +60,7 @@ class BlockResult:
     id_keys: array
     id_lines: array
     media_paths: set[str]
+    unreadable: str | None = None  # why the block could not be read (the file vanished or became unreadable)
 
 
 _STATE: dict[str, Any] = {}
@@ -82,7 +86,11 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
     entries: list[MetaEntry] = _STATE["entries"]
     opts: ValidateOptions = _STATE["opts"]
     me = entries[ds]
-    digest, lines = read_block(me.annotation_path, index, size)
+    pause_before_reading(me.name, index * cache.BLOCK)
+    try:
+        digest, lines = read_block(me.annotation_path, index, size)
+    except OSError as exc:  # checked at the start, gone now: the driver reports the file, keeps the other findings
+        return BlockResult(b"", 0, 0, [], {}, array("Q"), array("Q"), set(), exc.strerror or str(exc))
     ctx = LineCtx(path=me.annotation_path, dataset=me.name, template=opts.template, long_line=opts.long_line)
     media = None
     if opts.media != "off" and me.root_path:

@@ -281,16 +281,33 @@ def test_python_api_options(make_meta) -> None:
         validate(meta, medium="off")
 
 
-def test_unreadable_annotation_exits_2(make_meta, run_cli, tmp_path: Path, monkeypatch) -> None:
-    meta = make_meta(d=[clean(1)])
+def test_an_annotation_unreadable_mid_run_is_one_finding(make_meta, run_cli, tmp_path: Path, monkeypatch) -> None:
+    """Issue 13 item 8 (the real deletions are tests/faults/test_vanished.py): a file there at the start that cannot
+    be read is one IVL107 finding, exit 1, the other files' findings kept; with --jsonl it is located at the file."""
+    meta = make_meta(d=[clean(1)], e=[{"id": 2}])
+    real = scan.read_block
 
     def denied(path, *args):  # type: ignore[no-untyped-def]
-        raise PermissionError(13, "Permission denied", path)
+        if path.endswith("d.jsonl"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *args)
 
     monkeypatch.setattr(scan, "read_block", denied)
     code, out, err = run_cli("validate", meta, "--media", "off")
-    assert (code, out) == (2, "")
-    assert err == f"ivl-data validate: cannot access {tmp_path / 'd.jsonl'}: Permission denied\n"
+    assert (code, err) == (1, "")
+    assert out.splitlines()[:2] == [
+        f"{meta}:4:1: IVL107 dataset 'd': annotation file 'd.jsonl' vanished or became unreadable while being checked "
+        f"({tmp_path / 'd.jsonl'}: Permission denied); none of its lines were checked",
+        f"{tmp_path / 'e.jsonl'}:1:1: IVL201 `conversations` is missing",
+    ]
+    assert not manifest.default_path(meta).exists()
+    code, out, err = run_cli("validate", "--jsonl", tmp_path / "d.jsonl", tmp_path / "e.jsonl")
+    assert (code, err) == (1, "")
+    assert out.splitlines()[:2] == [
+        f"{tmp_path / 'd.jsonl'}:1:1: IVL107 annotation file vanished or became unreadable while being checked "
+        f"({tmp_path / 'd.jsonl'}: Permission denied); none of its lines were checked",
+        f"{tmp_path / 'e.jsonl'}:1:1: IVL201 `conversations` is missing",
+    ]
 
 
 def test_format_from_the_environment(make_meta, run_cli, monkeypatch) -> None:
