@@ -386,9 +386,37 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_signal(signum: int, frame: object) -> None:
+    if _deferred:
+        _deferred.append(signum)  # acted on when the deferring block ends
+        return
+    _raise_for(signum)
+
+
+def _raise_for(signum: int) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Terminated(signum)
+
+
+_deferred: list[int] = []  # [0, signals received...] while a signals_deferred() block runs
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM/SIGHUP (with :func:`install_signal_handlers`' handlers) until the block ends, then
+    raise for the first one received. For native code that cannot take an exception raised inside it (torch's C++
+    import path aborts the process). Nests; a no-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread() or _deferred:
+        yield
+        return
+    _deferred.append(0)
+    try:
+        yield
+    finally:
+        received = _deferred[1:]
+        _deferred.clear()
+    if received:
+        _raise_for(received[0])
 
 
 def _on_unraisable(args: sys.UnraisableHookArgs) -> None:
@@ -404,7 +432,19 @@ def _on_unraisable(args: sys.UnraisableHookArgs) -> None:
     else:
         _previous_unraisablehook(args)
         return
-    threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+    timer.daemon = True  # never holds the exit up
+    _resends.append(timer)
+    timer.start()
+
+
+def cancel_resends() -> None:
+    """The command is stopping already: a signal still to be re-sent (:func:`_on_unraisable`) is not needed."""
+    while _resends:
+        _resends.pop().cancel()
+
+
+_resends: list[threading.Timer] = []
 
 
 _previous_unraisablehook = sys.unraisablehook

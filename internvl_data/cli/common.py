@@ -77,6 +77,7 @@ def run_command(prog: str, command: str | None, body: Callable[[argparse.Namespa
         if isinstance(exc, SystemExit):
             raise
         if isinstance(exc, KeyboardInterrupt):
+            fsio.cancel_resends()
             _ignore_further_interrupts()
         fsio.cleanup()
         if os.environ.get("IVL_DEBUG") and not isinstance(exc, KeyboardInterrupt):

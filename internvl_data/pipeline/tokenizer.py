@@ -46,8 +46,18 @@ def _is_internlm2(cfg: dict[str, Any]) -> bool:
 def load_tokenizer(
     model_dir: str | os.PathLike[str], *, trust_remote_code: bool = False, use_fast: bool | None = None
 ) -> Any:
-    """Load the tokenizer of a checkpoint directory and make sure the 9 InternVL tokens are single ids."""
-    model_dir = Path(model_dir)
+    """Load the tokenizer of a checkpoint directory and make sure the 9 InternVL tokens are single ids.
+
+    Ctrl-C or SIGTERM while it loads is acted on once it is loaded (:func:`internvl_data.fsio.signals_deferred`):
+    importing transformers imports torch, whose C++ import code aborts the process ("terminate called after throwing
+    an instance of 'pybind11::error_already_set'") when a KeyboardInterrupt is raised inside it."""
+    from internvl_data.fsio import signals_deferred
+
+    with signals_deferred():
+        return _load(Path(model_dir), trust_remote_code, use_fast)
+
+
+def _load(model_dir: Path, trust_remote_code: bool, use_fast: bool | None) -> Any:
     if not model_dir.is_dir():
         raise TokenizerLoadError(f"{model_dir}: not a directory; --model must be a checkpoint directory")
     cfg = _read_json(model_dir / "tokenizer_config.json")

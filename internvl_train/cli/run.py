@@ -25,8 +25,11 @@ def run(args: argparse.Namespace) -> int:
     resolved, code = launch.begin(args, args.config, args.overrides)  # preset < env < file < key=value
     if code is not None:  # a dry run, or the processes torchrun / srun ran: no torch / transformers import
         return code
-    from internvl_train.plan.summary import announce
-    from internvl_train.recipe.train import run as train
+    from internvl_data.fsio import signals_deferred
+
+    with signals_deferred():  # torch's C++ import aborts on a KeyboardInterrupt raised inside it: act on it after
+        from internvl_train.plan.summary import announce
+        from internvl_train.recipe.train import run as train
 
     announce(resolved.config)  # the plan's one line (rank 0), a warning when it will not fit
     return train(resolved.config, resume=args.resume)

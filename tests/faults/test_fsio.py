@@ -260,3 +260,30 @@ def test_cleanup_removes_registered_temporaries(tmp_path: Path) -> None:
         fsio.cleanup()  # what a SIGTERM does before the process exits
         assert not tmp_name.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signals_deferred_holds_a_signal_until_the_block_ends(sig: str) -> None:
+    """Native code that calls back into Python (torch's import) aborts on an exception raised inside it, so the
+    tokenizer loads with signals deferred: the signal is acted on right after the block, never inside it."""
+    import signal
+    import time
+
+    signum = getattr(signal, sig)
+    expected = KeyboardInterrupt if sig == "SIGINT" else fsio.Terminated
+    old = fsio.install_signal_handlers()
+    try:
+        reached_end = False
+        with pytest.raises(expected) as caught:
+            with fsio.signals_deferred():
+                os.kill(os.getpid(), signum)
+                time.sleep(0.05)  # the handler runs here: held
+                with fsio.signals_deferred():  # nested: still held
+                    time.sleep(0.01)
+                reached_end = True
+        assert reached_end
+        assert getattr(caught.value, "signum", signal.SIGINT) == signum
+        with fsio.signals_deferred():  # nothing received: nothing raised
+            pass
+    finally:
+        fsio.restore_signal_handlers(old)

@@ -155,6 +155,12 @@ def test_a_second_run_never_overwrites_the_first_backup(data: Path, model: Path)
 @pytest.mark.parametrize("command", ["stats", "validate"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_stats_and_validate_stop_cleanly(data: Path, model: Path, command: str, sig) -> None:
+    if command == "validate":  # one block in-process, ~4.5 s of CPU for N_LINES: make the end far from the signal
+        text = (data / "d.jsonl").read_text()
+        (data / "d.jsonl").write_text(text * 4)
+        meta = json.loads((data / "meta.json").read_text())
+        meta["d"]["length"] = 4 * N_LINES
+        (data / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     before = snapshot(data)
     extra = ["--no-manifest", "--media", "off"] if command == "validate" else ["--no-cache"]
     proc = spawn("internvl_data", [command, data / "meta.json", "--model", model, "--jobs", "2", *extra])
