@@ -107,6 +107,19 @@ rule(
     "Keep one of the keys.",
     consequence=C.ALTERED,  # ref §1.1 (orjson or json keep the last value)
 )
+rule(
+    "IVL009",
+    "slow-record",
+    W,
+    "Checking the record took longer than the --slow-record budget (seconds).",
+    "The official loader pays a record's cost (reading and decoding its media, tokenizing its text) for every "
+    "sample of every epoch; one that takes seconds here (a huge video or image, pathological text) stalls the "
+    "dataloader, and a training job at scale times out waiting for it. Training itself is not changed.",
+    '{"video": "a-two-hour-4k-video.mp4", "conversations": [...]}',
+    "Look at the record's media and text (cut the video, shrink the image, split the text), or raise "
+    "--slow-record (0 turns the check off).",
+    consequence=C.NOTICE,  # a cost, not a change to what trains
+)
 
 
 @dataclass(slots=True)
@@ -210,6 +223,11 @@ def _parses(raw: bytes) -> bool:
 
 def _json_type(obj: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
+
+
+def slow_record(ctx: LineCtx, seconds: float, budget: float) -> Finding:
+    """IVL009: checking the record at ``ctx`` took ``seconds``, over the ``budget`` (--slow-record)."""
+    return _f("IVL009", ctx, f"checking the record took {seconds:.3g} s, over the --slow-record budget of {budget:g} s")
 
 
 def _f(code: str, ctx: LineCtx, message: str, col: int = 0, json_path: str = "") -> Finding:

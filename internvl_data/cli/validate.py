@@ -109,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="report longer lines (default %(default)s)",
     )
     parser.add_argument(
+        "--slow-record",
+        type=float,
+        default=ValidateOptions.slow_record,
+        metavar="SECONDS",
+        help="report records whose checks (media, tokens) take longer (default %(default)s; 0: off)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -146,7 +153,7 @@ def checked_options(command: str, args: argparse.Namespace) -> ValidateOptions |
         return options_from_args(args)
     except OptionError as exc:  # the bounds live in options.LIMITS
         print(
-            f"ivl-data {command}: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.value}",
+            f"ivl-data {command}: --{exc.name.replace('_', '-')} must be >= {exc.bound}, not {exc.shown}",
             file=sys.stderr,
         )
         return None
@@ -171,6 +178,7 @@ def options_from_args(args: argparse.Namespace) -> ValidateOptions:
         template=args.template,
         model_dir=args.model,
         long_line=args.long_line,
+        slow_record=args.slow_record,
         max_seq_length=args.max_seq_length,
         trust_remote_code=args.trust_remote_code,
         progress=args.progress,

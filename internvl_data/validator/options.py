@@ -14,7 +14,15 @@ FORMATS = ("text", "json", "github", "sarif")
 
 # Lower bound of each numeric option (``None`` is allowed where the default is None). The CLI flag of an option is
 # its name with dashes: --max-per-rule.
-LIMITS = {"max_pixels": 0, "min_frames": 0, "max_per_rule": 0, "jobs": 0, "max_seq_length": 1, "long_line": 0}
+LIMITS = {
+    "max_pixels": 0,
+    "min_frames": 0,
+    "max_per_rule": 0,
+    "jobs": 0,
+    "max_seq_length": 1,
+    "long_line": 0,
+    "slow_record": 0,
+}
 
 # Fields that cannot change what the checks find; every other field is part of the cache key.
 _NOT_IN_KEY = frozenset({"strict", "jobs", "cache_dir", "manifest", "write_manifest", "format", "output", "progress"})
@@ -24,8 +32,9 @@ class OptionError(UsageError, ValueError):
     """An option below its bound in :data:`LIMITS`; ``name``, ``bound`` and ``value`` say which."""
 
     def __init__(self, name: str, bound: int, value: object) -> None:
-        super().__init__(f"{name} must be >= {bound}, not {value!r}")
-        self.name, self.bound, self.value = name, bound, value
+        shown = int(value) if isinstance(value, float) and value.is_integer() else value  # --slow-record -1: not -1.0
+        super().__init__(f"{name} must be >= {bound}, not {shown!r}")
+        self.name, self.bound, self.value, self.shown = name, bound, value, shown
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class ValidateOptions:
     max_seq_length: int = 4096  # with model_dir: the trainer's --max_seq_length (4096 in the official scripts)
     trust_remote_code: bool = False  # with model_dir: allow the checkpoint's own tokenizer code
     long_line: int = 1 << 20  # bytes; longer lines are reported (IVL0xx)
+    slow_record: float = 10.0  # seconds; records whose checks take longer are reported (IVL009); 0: off
     progress: bool | None = None  # None: a bar only on a terminal outside CI
 
     def __post_init__(self) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 from array import array
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from internvl_data.checks.findings import Finding
-from internvl_data.checks.lines import LineCtx, check_line
+from internvl_data.checks.lines import LineCtx, check_line, slow_record
 from internvl_data.checks.media import MediaChecker, clear_cache
 from internvl_data.checks.records import check_record
 from internvl_data.formats.lines import read_block as read_block_lines
@@ -107,8 +108,10 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
     add_key, add_line = id_keys.append, id_lines.append
     records = 0
     lineno = 0
+    slow = opts.slow_record
     for lineno, raw in enumerate(lines, 1):
         ctx.line = lineno
+        started = perf_counter()
         obj, found = check_line(raw, ctx)
         if found:
             keep.add(found)
@@ -126,6 +129,8 @@ def scan_block(job: tuple[int, int, int]) -> BlockResult:
             found = tokens.check(obj, ctx)
             if found:
                 keep.add(found)
+        if slow and (took := perf_counter() - started) > slow:
+            keep.add([slow_record(ctx, took, slow)])
         key = id_key(obj.get("id"))
         if key is not None:
             add_key(key)

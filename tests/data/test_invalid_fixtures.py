@@ -27,12 +27,19 @@ def run_cli(meta: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_invalid_fixture(case: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exactly the declared findings, each at its declared severity (the rule's default or one of its declared
+    cases: see internvl_data.checks.catalogue), and the declared exit code."""
+    from internvl_data.checks.registry import all_rules
+
+    rules = all_rules()
     expected = json.loads((case / "expected.json").read_text())
-    want = {(f["code"], f["file"], f["line"]) for f in expected["findings"]}
+    want = {(f["code"], f["file"], f["line"], f["severity"]) for f in expected["findings"]}
     assert want, "a case must declare at least one finding"
+    for code, _file, _line, severity in want:
+        assert severity in {s.value for s in rules[code].severities}, (code, severity)
     meta = case / "meta.json"
     findings, code = run_cli(meta, expected["args"], capsys)
-    got = {(f["code"], os.path.relpath(f["filename"], case), f["location"]["row"]) for f in findings}
+    got = {(f["code"], os.path.relpath(f["filename"], case), f["location"]["row"], f["severity"]) for f in findings}
     assert got == want
     assert code == expected["exit"]
 

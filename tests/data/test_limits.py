@@ -12,7 +12,7 @@ from tests.helpers.records import clean
 
 
 def test_every_numeric_option_has_a_bound() -> None:
-    numeric = {f.name for f in fields(ValidateOptions) if f.type in ("int", "int | None")}
+    numeric = {f.name for f in fields(ValidateOptions) if f.type in ("int", "int | None", "float")}
     assert numeric == set(LIMITS)
 
 
