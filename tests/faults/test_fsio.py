@@ -160,37 +160,30 @@ def test_an_older_versions_temporaries_are_reported_never_removed(tmp_path: Path
     ]
 
 
-def test_the_command_prints_the_notes_once_at_the_end(tmp_path: Path) -> None:
-    """`stats -o out.json` after a killed one: one line, prefixed with the command, on stderr; exit 0."""
+def _one_dataset(folder: Path, lines: str) -> Path:
+    """``folder/meta.json`` listing ``folder/d.jsonl`` (holding ``lines``)."""
     import json
 
-    dead = _dead_pid()
-    left = tmp_path / f".out.json.{dead}-0123abcd.ivl-tmp"
-    left.write_bytes(b"partial")
-    (tmp_path / "d.jsonl").write_text(
-        json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}) + "\n"
-    )
+    folder.mkdir(exist_ok=True)
+    (folder / "d.jsonl").write_text(lines)
     meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1}}
-    (tmp_path / "meta.json").write_text(json.dumps(meta))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "internvl_data",
-            "stats",
-            str(tmp_path / "meta.json"),
-            "--no-cache",
-            "--format",
-            "json",
-            "-o",
-            str(tmp_path / "out.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines() == [f"ivl-data stats: removed {left}, left by an interrupted run"]
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder / "meta.json"
+
+
+RECORD = '{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}\n'
+
+
+def test_the_command_prints_the_notes_once_at_the_end(tmp_path: Path) -> None:
+    """`stats -o out.json` after a killed one: one line, prefixed with the command, on stderr; exit 0."""
+    from tests.faults.conftest import run
+
+    left = tmp_path / f".out.json.{_dead_pid()}-0123abcd.ivl-tmp"
+    left.write_bytes(b"partial")
+    meta = _one_dataset(tmp_path, RECORD)
+    code, _, err = run("internvl_data", ["stats", meta, "--no-cache", "--format", "json", "-o", tmp_path / "out.json"])
+    assert code == 0, err
+    assert err.splitlines() == [f"ivl-data stats: removed {left}, left by an interrupted run"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "meta.json", "out.json"]
 
 
@@ -214,42 +207,20 @@ def test_ends_mid_line(tmp_path: Path) -> None:
 def test_lengths_says_when_a_kept_bak_looks_cut_short(tmp_path: Path) -> None:
     """An older ivl-kit copied FILE.bak with a plain copy; killed half-way, it left a truncated .bak that looks like a
     real backup. lengths never overwrites a .bak, and now says when the one it keeps ends in the middle of a line."""
-    import json
-
+    from tests.faults.conftest import run
     from tests.helpers.tokenizers import write_model_dir
 
     model = write_model_dir(tmp_path / "m", "Hermes-2", "qwen2")
     data = tmp_path / "data"
-    data.mkdir()
-    rec = json.dumps({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}) + "\n"
-    (data / "d.jsonl").write_text(rec * 3)
-    (data / "d.jsonl.bak").write_text(rec + rec[:10])
-    meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1}}
-    (data / "meta.json").write_text(json.dumps(meta))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "internvl_data",
-            "lengths",
-            str(data / "meta.json"),
-            "--model",
-            str(model),
-            "--in-place",
-            "--no-cache",
-            "--jobs",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[-1] == (
+    meta = _one_dataset(data, RECORD * 3)
+    (data / "d.jsonl.bak").write_text(RECORD + RECORD[:10])
+    code, _, err = run("internvl_data", ["lengths", meta, "--model", model, "--in-place", "--no-cache", "--jobs", "1"])
+    assert code == 0, err
+    assert err.splitlines()[-1] == (
         f"ivl-data lengths: {data / 'd.jsonl.bak'} ends in the middle of a line: it looks like the partial copy of a "
         "killed run of an older ivl-kit, not a full original; check it before you restore from it"
     )
-    assert (data / "d.jsonl.bak").read_text() == rec + rec[:10]
+    assert (data / "d.jsonl.bak").read_text() == RECORD + RECORD[:10]
 
 
 def test_cleanup_removes_registered_temporaries(tmp_path: Path) -> None:
