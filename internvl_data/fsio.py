@@ -283,34 +283,35 @@ def _names(folder: str | os.PathLike, dest_name: str | None) -> list[str]:
     return names
 
 
+def _scan(folder: str | os.PathLike, dest_name: str | None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """One listing of ``folder``: (our temporaries whose process no longer runs, [(an older version's temporary,
+    what it is)]), only those for the destination ``dest_name`` when given."""
+    ours: list[Path] = []
+    legacy: list[tuple[Path, str]] = []
+    for name in _names(folder, dest_name):
+        m = _LEFTOVER.match(name)
+        if m:
+            if not _alive(int(m.group(1))):
+                ours.append(Path(folder) / name)
+        elif (what := next((w for w, pattern in LEGACY.items() if pattern.match(name)), None)) is not None:
+            legacy.append((Path(folder) / name, what))
+    return sorted(ours), sorted(legacy)
+
+
 def leftovers(folder: str | os.PathLike, dest_name: str | None = None) -> list[Path]:
     """Temporary files and folders in ``folder`` left by an ivl-kit process that is no longer running (only those
     for the destination ``dest_name`` when given)."""
-    out: list[Path] = []
-    for name in _names(folder, dest_name):
-        m = _LEFTOVER.match(name)
-        if m and not _alive(int(m.group(1))):
-            out.append(Path(folder) / name)
-    return sorted(out)
-
-
-def legacy_leftovers(folder: str | os.PathLike, dest_name: str | None = None) -> list[tuple[Path, str]]:
-    """``(path, what it is)`` for each temporary of an older ivl-kit version in ``folder`` (:data:`LEGACY`)."""
-    out = []
-    for name in _names(folder, dest_name):
-        if not _LEFTOVER.match(name):
-            what = next((what for what, pattern in LEGACY.items() if pattern.match(name)), None)
-            if what is not None:
-                out.append((Path(folder) / name, what))
-    return sorted(out)
+    return _scan(folder, dest_name)[0]
 
 
 def sweep(folder: str | os.PathLike, dest_name: str | None = None) -> list[Path]:
     """Remove :func:`leftovers` in ``folder`` (a killed run's debris; only those for ``dest_name`` when given) and
-    note each (``removed PATH, left by an interrupted run``); note :func:`legacy_leftovers` without removing them.
-    Returns what was removed. A leftover that cannot be removed (read-only folder) is left and not noted."""
+    note each (``removed PATH, left by an interrupted run``); note an older version's temporaries (:data:`LEGACY`)
+    without removing them. Returns what was removed. A leftover that cannot be removed (read-only folder) is left
+    and not noted."""
+    ours, legacy = _scan(folder, dest_name)
     removed = []
-    for p in leftovers(folder, dest_name):
+    for p in ours:
         try:
             if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
@@ -320,7 +321,7 @@ def sweep(folder: str | os.PathLike, dest_name: str | None = None) -> list[Path]
             continue
         removed.append(p)
         note(f"removed {p}, left by an interrupted run")
-    for p, what in legacy_leftovers(folder, dest_name):
+    for p, what in legacy:
         note(
             f"found {p}, {what} left by an interrupted run of an older ivl-kit; it names no process, so it is not "
             "removed: check it and delete it once no older ivl-kit runs on this folder"
@@ -386,8 +387,8 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    if _deferred:
-        _deferred.append(signum)  # acted on when the deferring block ends
+    if _holding:
+        _held.append(signum)  # acted on when the signals_deferred() block ends
         return
     _raise_for(signum)
 
@@ -398,7 +399,8 @@ def _raise_for(signum: int) -> None:
     raise Terminated(signum)
 
 
-_deferred: list[int] = []  # [0, signals received...] while a signals_deferred() block runs
+_holding = False  # a signals_deferred() block runs
+_held: list[int] = []  # the signals it received
 
 
 @contextmanager
@@ -406,15 +408,17 @@ def signals_deferred() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM/SIGHUP (with :func:`install_signal_handlers`' handlers) until the block ends, then
     raise for the first one received. For native code that cannot take an exception raised inside it (torch's C++
     import path aborts the process). Nests; a no-op outside the main thread."""
-    if threading.current_thread() is not threading.main_thread() or _deferred:
+    global _holding
+    if threading.current_thread() is not threading.main_thread() or _holding:
         yield
         return
-    _deferred.append(0)
+    _holding = True
     try:
         yield
     finally:
-        received = _deferred[1:]
-        _deferred.clear()
+        _holding = False
+        received = _held[:1]
+        _held.clear()
     if received:
         _raise_for(received[0])
 
