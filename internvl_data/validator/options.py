@@ -32,9 +32,14 @@ class OptionError(UsageError, ValueError):
     """An option below its bound in :data:`LIMITS`; ``name``, ``bound`` and ``value`` say which."""
 
     def __init__(self, name: str, bound: int, value: object) -> None:
-        shown = int(value) if isinstance(value, float) and value.is_integer() else value  # --slow-record -1: not -1.0
-        super().__init__(f"{name} must be >= {bound}, not {shown!r}")
-        self.name, self.bound, self.value, self.shown = name, bound, value, shown
+        self.name, self.bound, self.value = name, bound, value
+        super().__init__(f"{name} must be >= {bound}, not {self.shown!r}")
+
+    @property
+    def shown(self) -> object:
+        """The value as the user typed it: ``--slow-record -1`` is -1, not -1.0."""
+        value = self.value
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 @dataclass(frozen=True)
