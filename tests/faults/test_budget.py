@@ -52,3 +52,24 @@ def test_validate_and_stats_report_the_line(tmp_path: Path, model: Path, capsys)
         f"{tmp_path / 'd.jsonl'}:2: IVL407: the record has 1,100,002 characters of text, over the per-record budget "
         "of 1,048,576 (64 per --max-seq-length token, at least 1,048,576); it was not tokenized; not counted"
     ]
+
+
+def test_the_time_budget_times_records_only_when_media_or_token_checks_run(tmp_path: Path, model: Path, capsys) -> None:
+    """IVL009 (--slow-record): with --media off and no --model nothing is timed (the fast path reads no clock);
+    with media checks or a model every record over the budget is reported, as a warning (exit 0)."""
+    from internvl_data.cli.dispatch import main
+
+    rec = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}
+    (tmp_path / "d.jsonl").write_text(json.dumps(rec) + "\n" + json.dumps(rec) + "\n")
+    meta = {"d": {"root": ".", "annotation": "d.jsonl", "data_augment": False, "repeat_time": 1, "length": 2}}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    base = ["validate", str(tmp_path / "meta.json"), "--no-manifest", "--slow-record", "1e-9", "--select", "IVL009"]
+    assert main([*base, "--media", "off"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("Found 0 problems")
+    for extra in (["--media", "exists"], ["--media", "off", "--model", str(model)]):
+        assert main([*base, *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(" took ")[0] for line in lines[:2]] == [
+            f"{tmp_path / 'd.jsonl'}:{n}:1: IVL009 checking the record" for n in (1, 2)
+        ]
+        assert lines[-1].startswith("Found 2 problems (0 errors, 2 warnings, 0 info)")
