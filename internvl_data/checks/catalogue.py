@@ -20,13 +20,9 @@ consequence; docs/decisions.md ("Severity follows consequence") lists the table,
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
-from internvl_data.checks.findings import DEFAULT_SEVERITY, Severity
-
-if TYPE_CHECKING:
-    from internvl_data.checks.findings import Finding
+from internvl_data.checks.findings import DEFAULT_SEVERITY, Finding, Severity
 
 
 class Consequence(str, enum.Enum):
@@ -80,11 +76,12 @@ class Rule:
     consequence: Consequence  # what the official stack does with it (decides `severity`)
     override: str = ""  # why `severity` is not the one SEVERITY_FOR gives `consequence` ("" when it is)
     cases: tuple[Case, ...] = ()  # narrower situations whose findings have another severity
+    # Every severity this rule's findings may have (the default and each case's): derived, but built once here
+    # because emit() checks it for every finding.
+    severities: frozenset[Severity] = field(init=False, repr=False, compare=False)
 
-    @property
-    def severities(self) -> frozenset[Severity]:
-        """Every severity this rule's findings may have (the default and each case's)."""
-        return frozenset((self.severity, *(c.severity for c in self.cases)))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severities", frozenset((self.severity, *(c.severity for c in self.cases))))
 
 
 _RULES: dict[str, Rule] = {}
@@ -182,8 +179,6 @@ def emit(
 ) -> Finding:
     """Build a Finding for a registered rule (its default severity unless ``severity`` is given, which must be
     the default or one of the rule's cases: a check cannot invent a severity its rule does not declare)."""
-    from internvl_data.checks.findings import Finding
-
     r = _RULES[code]
     if severity is not None and severity not in r.severities:
         raise RuntimeError(f"{code}: a {severity.value} finding, but the rule declares no case with that severity")
