@@ -56,6 +56,7 @@ def rules_markdown() -> str:
         for r in rules.values()
     ]
     for r in rules.values():
+        head, *cases = severity_text(r)
         out += [
             "",
             f"## {r.code} {r.name} ({r.severity.value})",
@@ -64,8 +65,8 @@ def rules_markdown() -> str:
             "",
             f"**Why:** {r.why}",
             "",
-            "**" + severity_text(r)[0].replace(":", ":**", 1),
-            *(f"- {c}" for c in severity_text(r)[1:]),
+            "**" + head.replace(":", ":**", 1),
+            *(f"- {c}" for c in cases),
             "",
             f"**Example:** `{r.example}`",
             "",

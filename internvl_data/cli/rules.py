@@ -49,13 +49,12 @@ def rule_json(r: Rule) -> dict:
 
 
 def explain_text(r: Rule) -> str:
-    head, *cases = severity_text(r)
-    severity = "".join(f"{line}\n" for line in (head, *(f"  {c}" for c in cases)))
+    severity = "\n  ".join(severity_text(r))  # the Severity line, then each case indented
     return (
         f"{r.code} {r.name} ({r.severity.value})\n\n"
         f"What it does\n  {r.summary}\n\n"
         f"Why is this bad?\n  {r.why}\n\n"
-        f"{severity}\n"
+        f"{severity}\n\n"
         f"Example\n  {r.example}\n\n"
         f"How to fix\n  {r.fix}\n"
     )
