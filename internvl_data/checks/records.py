@@ -616,9 +616,7 @@ def _foreign(obj: dict[str, Any]) -> str:
     return hint(obj)
 
 
-def _check_turns(
-    obj: dict[str, Any], out: _Out, template: str | None, kind: str | None = None
-) -> list[tuple[int, str, str]]:
+def _check_turns(obj: dict[str, Any], out: _Out, template: str | None, kind: str | None) -> list[tuple[int, str, str]]:
     """Shape, roles, alternation, values. Returns the turns as (index, role, value); [] unless all are
     well-formed. ``kind``: the record kind (text, single, multi, video; None when ``image`` is unusable)."""
     conv = obj.get("conversations", _MISSING)
@@ -653,7 +651,7 @@ def _check_turns(
     return turns
 
 
-def _check_value(n: int, value: str, out: _Out, template: str | None = None) -> None:
+def _check_value(n: int, value: str, out: _Out, template: str | None) -> None:
     jp = f"$.conversations[{n}].value"
     if not value or value.isspace():
         stripped = template in TEMPLATES and TEMPLATES[template].strip_values  # internlm2-chat: empty after strip
@@ -675,7 +673,7 @@ def _check_value(n: int, value: str, out: _Out, template: str | None = None) -> 
 
 
 def _check_roles(
-    turns: list[tuple[int, str, str]], out: _Out, template: str | None, kind: str | None = None, n_images: int = 1
+    turns: list[tuple[int, str, str]], out: _Out, template: str | None, kind: str | None, n_images: int
 ) -> None:
     roles = [r for _, r, _ in turns]
     unknown = [(n, r) for n, r, _ in turns if r not in ("human", "gpt", "system")]
