@@ -12,9 +12,10 @@ Severity follows consequence: every rule declares what the official stack does w
 (:class:`Consequence`), and its default severity must be the one :data:`SEVERITY_FOR` gives that consequence.
 :func:`rule` refuses anything else at import time, unless the registration writes down why (``override``). A
 narrower situation whose findings get another severity is a :class:`Case` with its own consequence, checked the
-same way; :func:`emit` refuses a severity the rule does not declare. Each registration cites, as ``# ref §x.y``,
-the section of the InternVL2 reference specification (numbered as docs/official-behaviour.md) that shows the
-consequence; docs/decisions.md ("Severity follows consequence") lists the table, the overrides and the review.
+same way; :func:`emit` refuses a severity the rule does not declare. A registration whose consequence the official
+code shows cites, as ``# ref §x.y``, the section of the InternVL2 reference specification (numbered as
+docs/official-behaviour.md); one with no loader consequence says so in that comment instead.
+docs/decisions.md ("Severity follows consequence") lists the table, the overrides and the review.
 """
 
 from __future__ import annotations
