@@ -46,14 +46,14 @@ def test_consequence_to_severity_table_is_as_documented() -> None:
         assert row in decisions and row in rules_md, row
 
 
-def test_every_rule_declares_a_consequence_its_severity_follows() -> None:
+def test_every_rule_declares_a_consequence_and_no_idle_case() -> None:
+    """That each severity follows from its consequence is rule()'s import-time refusal (tested below); here: every
+    rule has a consequence, and no case repeats the rule's default (same severity, consequence and no override)."""
     rules = all_rules()
     assert len(rules) == 74
     for code, r in rules.items():
         assert isinstance(r.consequence, Consequence), code
-        assert (r.severity in SEVERITY_FOR[r.consequence]) == (not r.override), code
         for case in r.cases:
-            assert (case.severity in SEVERITY_FOR[case.consequence]) == (not case.override), (code, case)
             assert case.severity is not r.severity or case.override or case.consequence is not r.consequence
 
 
@@ -65,6 +65,10 @@ def test_overrides_are_few_and_known() -> None:
         ("IVL211", 0),
         ("IVL225", 0),
     }
+    decisions = (ROOT / "docs" / "decisions.md").read_text()
+    listed = decisions.split("**Severity follows consequence**", 1)[1].split("Overrides:", 1)[1].split("\n- ", 1)[0]
+    for code in ("IVL103", "IVL208", "IVL302", "IVL406", "IVL407", "IVL211", "IVL225"):
+        assert code in listed, code
 
 
 def test_every_why_says_what_the_official_code_does() -> None:
@@ -186,7 +190,6 @@ def test_rules_json_carries_the_consequence(run_cli) -> None:
         ("error", "crash"),
         ("error", "broken"),
     ]
-    assert all(r["consequence"] in {c.value for c in Consequence} for r in rows.values())
 
 
 def test_docs_rules_md_shows_the_severity_line() -> None:
