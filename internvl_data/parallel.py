@@ -22,18 +22,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 PAUSE_ENV = "IVL_TEST_PAUSE_BEFORE_READ"  # tests: "DATASET@OFFSET:FLAG", see :func:`pause_before_reading`
+_PAUSE_AT = os.environ.get(PAUSE_ENV, "").partition(":")  # read once: a block or chunk costs one comparison
 
 
 def pause_before_reading(dataset: str, offset: int) -> None:
     """Tests only: with ``$IVL_TEST_PAUSE_BEFORE_READ`` set to ``DATASET@OFFSET:FLAG``, the worker about to read the
     piece of ``dataset``'s annotation file that starts at byte ``offset`` (validate's block, a stats or lengths
     chunk) creates the file FLAG and waits until the test writes something into it (or removes it; at most 120 s),
-    so that a test can change the file at that moment. Only the first reader pauses: FLAG exists afterwards."""
-    spec = os.environ.get(PAUSE_ENV)
-    if not spec:
-        return
-    where, _, flag = spec.partition(":")
-    if where != f"{dataset}@{offset}":
+    so that a test can change the file at that moment. Only the first reader pauses: FLAG exists afterwards.
+    The variable is read when this module is imported (the process's environment, which the workers inherit)."""
+    where, _, flag = _PAUSE_AT
+    if not where or where != f"{dataset}@{offset}":
         return
     import time
 
