@@ -58,14 +58,16 @@ class FileResult:
 def _plan(entries: list[MetaEntry], todo: list[int]) -> tuple[list[list[tuple[int, int, int]]], dict[int, str]]:
     """Per file to check, its jobs ``(dataset index, block index, file size)``; and ``{dataset index: why}`` for
     the files that can no longer be stat-ed (no jobs)."""
-    plan, gone = [], {}
+    plan: list[list[tuple[int, int, int]]] = []
+    gone: dict[int, str] = {}
     for ds in todo:
         try:
             size = os.path.getsize(entries[ds].annotation_path)
         except OSError as exc:
             gone[ds] = exc.strerror or str(exc)
-            size = -1
-        plan.append([(ds, i, size) for i in range(max(1, -(-size // cache.BLOCK)))] if size >= 0 else [])
+            plan.append([])
+            continue
+        plan.append([(ds, i, size) for i in range(max(1, -(-size // cache.BLOCK)))])
     return plan, gone
 
 
@@ -360,17 +362,13 @@ def _finish(
 
 def _report(meta: MetaResult, todo: list[int], results: dict[int, FileResult], opts: ValidateOptions) -> Report:
     keep = Keeper(opts)
-    declared = [
-        f
-        for ds in todo
-        for f in (
-            check_declared_length(meta.entries[ds], results[ds].lines)
-            if results[ds].unreadable is None
-            else [
-                _vanished(meta.entries[ds], results[ds].unreadable, "while being checked", _checked(results[ds].lines))
-            ]
-        )
-    ]
+    declared = []  # per file: its meta `length` against its lines, or why it could not be read to its end
+    for ds in todo:
+        me, r = meta.entries[ds], results[ds]
+        if r.unreadable is None:
+            declared += check_declared_length(me, r.lines)
+        else:
+            declared.append(_vanished(me, r.unreadable, "while being checked", _checked(r.lines)))
     keep.add(sorted(meta.findings + declared, key=Finding.sort_key))
     for ds in todo:
         keep.add(results[ds].findings)
@@ -391,7 +389,7 @@ def _checked(lines: int) -> str:
     return f"only its first {lines:,} line{'s were' if lines > 1 else ' was'} checked"
 
 
-def _vanished(me: MetaEntry, why: str | None, when: str, checked: str = "") -> Finding:
+def _vanished(me: MetaEntry, why: str, when: str, checked: str = "") -> Finding:
     """IVL107 for an annotation file that could not be read although it was there when the run started (``when``;
     ``checked``: what of it was checked): at its dataset's ``annotation`` line of the meta file (the file itself
     for ``--jsonl``)."""
