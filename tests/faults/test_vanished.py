@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,18 +53,20 @@ HOWS = [
 ]
 
 
-def paused_run(command: str, args: list, at: str, flag: Path):
-    """Start ``ivl-data COMMAND ARGS`` paused before it reads ``at`` (``DATASET@OFFSET``); returns the process once
-    it waits there."""
-    proc = spawn("internvl_data", [command, *args], IVL_TEST_PAUSE_BEFORE_READ=f"{at}:{flag}")
+def paused_run(folder: Path, args: list, at: str) -> Callable[[], tuple[int, str, str]]:
+    """Start ``ivl-data ARGS`` paused before it reads ``at`` (``DATASET@OFFSET``) and wait until it is there;
+    returns ``go_on()``: let it finish, ``(exit code, stdout, stderr)``. The flag file lies beside ``folder``, not in
+    it: the lengths tests compare snapshots of ``folder``."""
+    flag = folder.with_name(folder.name + ".flag")
+    proc = spawn("internvl_data", args, IVL_TEST_PAUSE_BEFORE_READ=f"{at}:{flag}")
     wait_for(flag.exists, proc)
-    return proc
 
+    def go_on() -> tuple[int, str, str]:
+        flag.write_text("go")
+        out, err = proc.communicate(timeout=120)
+        return proc.returncode, out, err
 
-def go_on(proc, flag: Path) -> tuple[int, str, str]:
-    flag.write_text("go")
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, out, err
+    return go_on
 
 
 def summary(out: str) -> str:
@@ -75,10 +78,10 @@ def summary(out: str) -> str:
 def test_validate_keeps_every_finding_when_an_annotation_vanishes(tmp_path: Path, how: str) -> None:
     meta = two_datasets(tmp_path)
     (tmp_path / "meta.ivl-manifest.json").write_text("{}")  # an earlier run's: must not vouch for this data
-    flag = tmp_path / "flag"
-    proc = paused_run("validate", [meta, "--media", "off", "--jobs", "1", "--cache", tmp_path / "c"], "b@0", flag)
+    args = ["validate", meta, "--media", "off", "--jobs", "1", "--cache", tmp_path / "c"]
+    go_on = paused_run(tmp_path, args, "b@0")
     why = vanish(tmp_path / "b.jsonl", how)
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert (code, err) == (1, ""), err
     assert out.splitlines()[:-1] == [
         f"{meta}:11:1: IVL107 dataset 'b': annotation file 'b.jsonl' vanished or became unreadable while being "
@@ -114,10 +117,9 @@ def test_validate_keeps_the_lines_checked_before_the_file_vanished(tmp_path: Pat
     deleted before its second block is read. Its first block's findings are kept, and all of b's."""
     meta = two_datasets(tmp_path)
     checked = big_dataset(tmp_path, "a", (5 if jobs == "1" else 9) << 20)
-    flag = tmp_path / "flag"
-    proc = paused_run("validate", [meta, "--media", "off", "--jobs", jobs, "--no-manifest"], f"a@{BLOCK}", flag)
+    go_on = paused_run(tmp_path, ["validate", meta, "--media", "off", "--jobs", jobs, "--no-manifest"], f"a@{BLOCK}")
     (tmp_path / "a.jsonl").unlink()
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert (code, err) == (1, ""), err
     assert out.splitlines()[:-1] == [
         f"{meta}:4:1: IVL107 dataset 'a': annotation file 'a.jsonl' vanished or became unreadable while being "
@@ -136,11 +138,10 @@ def test_validate_a_file_gone_before_the_manifest_is_written(tmp_path: Path, gon
     meta = two_datasets(tmp_path)
     for name in ("a", "b"):
         (tmp_path / f"{name}.jsonl").write_text(json.dumps({"id": 1, "conversations": CONV}) + "\n")
-        meta.write_text(meta.read_text().replace('"length": 2', '"length": 1'))
-    flag = tmp_path / "flag"
-    proc = paused_run("validate", [meta, "--media", "off", "--jobs", "1"], "b@0", flag)
+    meta.write_text(meta.read_text().replace('"length": 2', '"length": 1'))
+    go_on = paused_run(tmp_path, ["validate", meta, "--media", "off", "--jobs", "1"], "b@0")
     (tmp_path / gone).unlink()
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert (code, err) == (1, ""), err
     first = (
         f"{meta}:1:1: IVL101 the meta file vanished or became unreadable after it was checked, before the manifest "
@@ -163,10 +164,9 @@ def test_validate_a_media_file_that_vanishes_is_a_finding(tmp_path: Path) -> Non
     row = {"id": 1, "image": "img.png", "conversations": [{"from": "human", "value": "<image>\nhi"}, CONV[1]]}
     (tmp_path / "b.jsonl").write_text(json.dumps(row) + "\n")
     meta.write_text(meta.read_text().replace('"length": 2\n  }\n}', '"length": 1\n  }\n}'))
-    flag = tmp_path / "flag"
-    proc = paused_run("validate", [meta, "--jobs", "1"], "b@0", flag)
+    go_on = paused_run(tmp_path, ["validate", meta, "--jobs", "1"], "b@0")
     (tmp_path / "img.png").unlink()
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert (code, err) == (1, ""), err
     assert out.splitlines()[:-1] == [
         f"{tmp_path / 'a.jsonl'}:2:1: IVL201 `conversations` is missing",
@@ -192,11 +192,9 @@ def clean_datasets(folder: Path) -> Path:
 @pytest.mark.parametrize("how", HOWS)
 def test_stats_counts_the_others_when_an_annotation_vanishes(tmp_path: Path, how: str, jobs: str) -> None:
     meta = clean_datasets(tmp_path)
-    flag = tmp_path / "flag"
-    args = [meta, "--format", "json", "--no-cache", "--jobs", jobs]
-    proc = paused_run("stats", args, "b@0", flag)
+    go_on = paused_run(tmp_path, ["stats", meta, "--format", "json", "--no-cache", "--jobs", jobs], "b@0")
     why = vanish(tmp_path / "b.jsonl", how)
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert code == 1, err
     assert err == (
         f"{tmp_path / 'b.jsonl'}: vanished or became unreadable while stats read it ({why}); dataset 'b' is left out "
@@ -226,20 +224,16 @@ def lengths_args(meta: Path, model: Path, jobs: str = "1") -> list:
 @pytest.mark.parametrize("how", HOWS)
 def test_lengths_writes_nothing_when_an_annotation_vanishes(tmp_path: Path, model: Path, how: str, jobs: str) -> None:
     meta = clean_datasets(tmp_path)
-    flag = tmp_path / "flag"
-    proc = paused_run("lengths", lengths_args(meta, model, jobs)[1:], "b@0", flag)
+    go_on = paused_run(tmp_path, lengths_args(meta, model, jobs), "b@0")
     why = vanish(tmp_path / "b.jsonl", how)
     before = snapshot(tmp_path)
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert (code, out) == (2, ""), err
     assert err == (
         f"ivl-data lengths: error: {tmp_path / 'b.jsonl'} vanished or became unreadable while lengths ran ({why}); "
         "nothing was written; run again\n"
     )
-    before.pop("flag")
-    after = snapshot(tmp_path)
-    after.pop("flag")
-    assert after == before and temporaries(tmp_path) == [] and not list(tmp_path.glob("*.bak"))
+    assert snapshot(tmp_path) == before and temporaries(tmp_path) == [] and not list(tmp_path.glob("*.bak"))
 
 
 @pytest.mark.parametrize("changed", ["a.jsonl", "meta.json"])
@@ -249,20 +243,16 @@ def test_lengths_never_replaces_a_file_that_changed_after_it_was_read(
     """a.jsonl (read already) or the meta file is rewritten by the user while b is read: writing a.jsonl from what
     was read would throw the user's edit away. Nothing is written."""
     meta = clean_datasets(tmp_path)
-    flag = tmp_path / "flag"
-    proc = paused_run("lengths", lengths_args(meta, model)[1:], "b@0", flag)
+    go_on = paused_run(tmp_path, lengths_args(meta, model), "b@0")
     with open(tmp_path / changed, "a") as fh:
         fh.write("\n" if changed == "meta.json" else json.dumps({"id": 3, "conversations": CONV}) + "\n")
     before = snapshot(tmp_path)
-    code, out, err = go_on(proc, flag)
+    code, out, err = go_on()
     assert (code, out) == (2, ""), err
     assert err == (
         f"ivl-data lengths: error: {tmp_path / changed} changed while lengths ran; nothing was written; run again\n"
     )
-    before.pop("flag")
-    after = snapshot(tmp_path)
-    after.pop("flag")
-    assert after == before and temporaries(tmp_path) == [] and not list(tmp_path.glob("*.bak"))
+    assert snapshot(tmp_path) == before and temporaries(tmp_path) == [] and not list(tmp_path.glob("*.bak"))
 
 
 def test_lengths_a_change_between_two_renames_is_named(tmp_path: Path, model: Path) -> None:
