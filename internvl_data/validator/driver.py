@@ -266,16 +266,15 @@ def validate(meta_path: str | os.PathLike, options: ValidateOptions | None = Non
     meta = load_meta(os.fspath(meta_path))
     report, done = _check(meta, opts)
     report.seconds = time.perf_counter() - t0
-    written = False
     if opts.write_manifest and done and report.ok:
         try:
             manifest.write(meta_path, opts, done)
-            written = True
+            return report
         except OutputError:
             raise
         except OSError as exc:  # the meta or an annotation file vanished after it was checked (the manifest hashes it)
             report.findings.append(_vanished_after(os.fspath(meta_path), done, exc))
-    if opts.write_manifest and not written:  # an earlier clean run's manifest must not vouch for this data any more
+    if opts.write_manifest:  # an earlier clean run's manifest must not vouch for this data any more
         manifest.remove(meta_path, opts)
     return report
 
