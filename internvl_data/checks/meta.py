@@ -330,18 +330,22 @@ def check_paths(
     return out
 
 
+def at_key(code: str, entry: Any, key: str, message: str) -> Finding:
+    """A finding at ``key``'s line of dataset ``entry`` (a meta.MetaEntry) in its meta file, prefixed with the
+    dataset's name."""
+    return emit(
+        code,
+        entry.meta_path,
+        entry.line_of(key),
+        f"dataset {entry.name!r}: {message}",
+        json_path=f"$.{entry.name}.{key}",
+        dataset=entry.name,
+    )
+
+
 def check_declared_length(entry: Any, line_count: int) -> list[Finding]:
     """IVL111: the meta ``length`` of ``entry`` (a meta.MetaEntry) against the real line count."""
     declared = entry.raw.get("length")
     if type(declared) is not int or declared == line_count:
         return []
-    return [
-        emit(
-            "IVL111",
-            entry.meta_path,
-            entry.line_of("length"),
-            f"dataset {entry.name!r}: 'length' is {declared} but the annotation file has {line_count} lines",
-            json_path=f"$.{entry.name}.length",
-            dataset=entry.name,
-        )
-    ]
+    return [at_key("IVL111", entry, "length", f"'length' is {declared} but the annotation file has {line_count} lines")]

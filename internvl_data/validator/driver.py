@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from internvl_data.checks import registry as rules
 from internvl_data.checks.catalogue import emit
 from internvl_data.checks.findings import Finding, Report, Severity
-from internvl_data.checks.meta import check_declared_length
+from internvl_data.checks.meta import at_key, check_declared_length
 from internvl_data.errors import OutputError
 from internvl_data.formats.meta import MetaEntry, MetaResult, load_meta
 from internvl_data.parallel import run_pool, show_progress
@@ -395,14 +395,7 @@ def _vanished(me: MetaEntry, why: str, when: str, checked: str = "") -> Finding:
     what = f"vanished or became unreadable {when} ({me.annotation_path}: {why})" + (f"; {checked}" if checked else "")
     if not me.meta_path:
         return emit("IVL107", me.annotation_path, 0, f"annotation file {what}")
-    return emit(
-        "IVL107",
-        me.meta_path,
-        me.line_of("annotation"),
-        f"dataset {me.name!r}: annotation file {me.raw.get('annotation')!r} {what}",
-        json_path=f"$.{me.name}.annotation",
-        dataset=me.name,
-    )
+    return at_key("IVL107", me, "annotation", f"annotation file {me.raw.get('annotation')!r} {what}")
 
 
 def _vanished_after(meta_path: str, done: list[tuple[MetaEntry, FileResult]], exc: OSError) -> Finding:
